@@ -1,0 +1,1 @@
+"""The ``samsvae-plus`` command line: one module per subcommand, joined in :mod:`.main`."""

@@ -1,0 +1,17 @@
+"""The package's error types.
+
+Every problem a user can fix (a malformed AnnData, an unknown perturbation, a checkpoint
+from another version) raises :class:`InputError` with a one-line message naming the
+problem and the fix. The CLI turns it into exit code 2 without a traceback, so nothing
+else may subclass it for internal failures.
+"""
+
+from __future__ import annotations
+
+
+class InputError(ValueError):
+    """Bad input that the user can fix; the message says what is wrong and how to fix it."""
+
+
+class DivergenceError(RuntimeError):
+    """Training produced a non-finite loss or gradient; the last good state was kept."""

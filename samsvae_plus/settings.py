@@ -1,0 +1,53 @@
+"""Global settings: one seed switch and the default device.
+
+>>> import samsvae_plus as sp
+>>> sp.settings.seed = 0          # seeds random, numpy, torch and pyro together
+>>> sp.settings.device = "auto"   # CUDA when present, else CPU
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """Turn ``"auto"``/``None`` into CUDA when available, else CPU; pass others through."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's, torch's and Pyro's generators from one integer."""
+    import pyro  # imported here so that `data/` can use settings without importing pyro
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    pyro.set_rng_seed(seed)
+
+
+class Settings:
+    """Package-wide settings; assigning ``seed`` reseeds every generator at once."""
+
+    def __init__(self) -> None:
+        self._seed: int | None = None
+        self.device: str = "auto"
+
+    @property
+    def seed(self) -> int | None:
+        return self._seed
+
+    @seed.setter
+    def seed(self, value: int) -> None:
+        seed_everything(int(value))
+        self._seed = int(value)
+
+    def __repr__(self) -> str:
+        return f"Settings(seed={self._seed}, device={self.device!r})"
+
+
+settings = Settings()
