@@ -1,0 +1,1 @@
+"""Torch networks shared by the models and guides."""

@@ -1,0 +1,103 @@
+"""``samsvae-plus train``: register an h5ad, fit SAMS-VAE and save it with its history."""
+
+from __future__ import annotations
+
+import argparse
+
+import matplotlib
+
+from samsvae_plus.atomic import atomic_directory
+from samsvae_plus.cli.common import add_output_args, check_output_dir, finish, read_h5ad, write_json
+from samsvae_plus.data.registry import setup_anndata
+from samsvae_plus.model import SAMSVAE
+
+
+def add_model_args(parser: argparse.ArgumentParser) -> None:
+    """Model and training options shared by ``train`` and ``demo``."""
+    model = parser.add_argument_group("model")
+    model.add_argument("--latent-dim", type=int, default=20)
+    model.add_argument("--guide", default="mean_field", choices=list(SAMSVAE.GUIDES))
+    model.add_argument(
+        "--basal-sees-shift",
+        action="store_true",
+        help="let the z_basal encoder read the cell's sampled latent shift",
+    )
+    model.add_argument("--mask-prior", type=float, default=0.01, help="prior mask probability alpha")
+    training = parser.add_argument_group("training")
+    training.add_argument("--max-epochs", type=int, default=400)
+    training.add_argument("--batch-size", type=int, default=512)
+    training.add_argument("--n-particles", type=int, default=5)
+    training.add_argument("--lr", type=float, default=3e-4)
+    training.add_argument("--seed", type=int, default=0)
+    training.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda'")
+    training.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="fit SAMS-VAE to an h5ad file",
+        description="Register an AnnData of raw counts, fit SAMS-VAE by SVI and save the model "
+        "(load it with samsvae_plus.SAMSVAE.load(OUT)).",
+    )
+    parser.add_argument("--data", required=True, help="h5ad file with raw counts")
+    parser.add_argument("--perturbation-key", required=True, help="obs column of condition labels")
+    parser.add_argument("--control-label", required=True, help="label of control cells")
+    parser.add_argument("--context-key", default=None, help="obs column of cell type / line")
+    parser.add_argument("--layer", default=None, help="layer with raw counts (default: X)")
+    parser.add_argument("--library-size-key", default=None, help="obs column of library sizes")
+    parser.add_argument("--combination-delimiter", default="+")
+    add_output_args(parser)
+    add_model_args(parser)
+    parser.set_defaults(run=run)
+
+
+def build_and_train(adata, args: argparse.Namespace) -> SAMSVAE:
+    model = SAMSVAE(
+        adata,
+        latent_dim=args.latent_dim,
+        guide=args.guide,
+        mask_prior=args.mask_prior,
+        basal_sees_shift=args.basal_sees_shift,
+    )
+    model.train(
+        max_epochs=args.max_epochs,
+        batch_size=args.batch_size,
+        n_particles=args.n_particles,
+        lr=args.lr,
+        device=args.device,
+        seed=args.seed,
+        progress=not args.no_progress,
+    )
+    return model
+
+
+def run(args: argparse.Namespace) -> int:
+    matplotlib.use("Agg")
+    from samsvae_plus import plotting
+
+    out = check_output_dir(args.out, args.overwrite)
+    adata = read_h5ad(args.data)
+    setup_anndata(
+        adata,
+        args.perturbation_key,
+        args.control_label,
+        context_key=args.context_key,
+        layer=args.layer,
+        combination_delimiter=args.combination_delimiter,
+        library_size_key=args.library_size_key,
+    )
+    model = build_and_train(adata, args)
+    history = model.history
+    best = history.validation_elbo[history.best_epoch] if history.validation_elbo else history.train_elbo[-1]
+    with atomic_directory(out) as tmp:
+        model.save_into(tmp)
+        write_json(tmp / "history.json", history.to_dict())
+        write_json(tmp / "split.json", model.split.to_dict())
+        (tmp / "figures").mkdir()
+        plotting.training_curves(history, return_fig=True).savefig(tmp / "figures" / "training.png", dpi=120)
+    return finish(
+        "train",
+        f"{adata.n_obs} cells, {len(history.train_elbo)} epochs, best validation ELBO "
+        f"{best:.2f} nats/cell at epoch {history.best_epoch} -> {out}",
+    )

@@ -1,0 +1,159 @@
+"""Registry + AnnData -> the arrays the models consume.
+
+:func:`encode` checks an AnnData against a :class:`~samsvae_plus.data.registry.Registry`
+(same genes in the same order, known perturbation genes, known contexts, valid counts)
+and returns :class:`EncodedData`: CSR counts, a sparse dosage matrix over the single-gene
+vocabulary, context ids and library sizes. The loaders turn row blocks of it into tensors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from samsvae_plus.data import validate
+from samsvae_plus.data.registry import Registry, counts_matrix, library_sizes
+from samsvae_plus.errors import InputError
+
+
+@dataclass
+class EncodedData:
+    """Cells of one AnnData, encoded against a registry.
+
+    Attributes
+    ----------
+    counts
+        ``float32`` CSR matrix, cells x genes.
+    dosage
+        ``float32`` CSR matrix, cells x single-gene perturbations (a combination has
+        several ones; a control row is empty).
+    context
+        ``int64`` context id per cell (index into ``Registry.contexts``).
+    library_size
+        ``float32`` library size per cell.
+    conditions
+        The condition label of each cell, as given.
+    """
+
+    counts: sp.csr_matrix
+    dosage: sp.csr_matrix
+    context: np.ndarray
+    library_size: np.ndarray
+    conditions: np.ndarray
+
+    @property
+    def n_cells(self) -> int:
+        return self.counts.shape[0]
+
+    def subset(self, index: np.ndarray) -> EncodedData:
+        """The cells at ``index``, in that order."""
+        index = np.asarray(index)
+        return EncodedData(
+            counts=self.counts[index],
+            dosage=self.dosage[index],
+            context=self.context[index],
+            library_size=self.library_size[index],
+            conditions=self.conditions[index],
+        )
+
+
+def check_genes(adata: ad.AnnData, registry: Registry) -> None:
+    """Require the registry's genes, in the registry's order."""
+    genes = pd.Index(registry.genes)
+    if adata.n_vars == len(genes) and (adata.var_names == genes).all():
+        return
+    missing = genes.difference(adata.var_names)
+    if len(missing):
+        raise InputError(
+            f"{len(missing)} of the model's {len(genes)} genes are missing from adata "
+            f"(e.g. {missing[0]!r}); the data must measure the genes the model was trained on"
+        )
+    raise InputError(
+        "adata has the model's genes in another order or with extra genes; "
+        "reorder with adata = adata[:, model.registry.genes]"
+    )
+
+
+def dosage_matrix(conditions: Sequence[str], registry: Registry) -> sp.csr_matrix:
+    """Sparse cells x perturbations dosage rows for condition labels.
+
+    Raises
+    ------
+    InputError
+        If a label names a gene outside the registry's perturbation vocabulary.
+    """
+    column = {gene: j for j, gene in enumerate(registry.perturbations)}
+    unique, inverse = np.unique(np.asarray(conditions, dtype=str), return_inverse=True)
+    rows, cols = [], []
+    for u, label in enumerate(unique):
+        for gene in registry.split_condition(label):
+            if gene not in column:
+                raise InputError(
+                    f"condition {label!r} names gene {gene!r}, which the model never saw perturbed; "
+                    "predict only combinations of the registry's perturbations "
+                    "(model.registry.perturbations)"
+                )
+            rows.append(u)
+            cols.append(column[gene])
+    per_label = sp.csr_matrix(
+        (np.ones(len(rows), dtype=np.float32), (rows, cols)),
+        shape=(len(unique), registry.n_perturbations),
+    )
+    return per_label[inverse.ravel()]
+
+
+def context_ids(labels: Sequence[str], registry: Registry) -> np.ndarray:
+    """Context ids of labels, with a clear error for contexts the model does not know."""
+    lookup = {c: i for i, c in enumerate(registry.contexts)}
+    labels = np.asarray(labels, dtype=str)
+    unknown = sorted(set(np.unique(labels)) - set(lookup))
+    if unknown:
+        raise InputError(
+            f"context(s) {unknown[:5]} were not seen in training (known: "
+            f"{list(registry.contexts)[:8]}); the MLP encoder cannot place them"
+        )
+    return np.fromiter((lookup[c] for c in labels), dtype=np.int64, count=len(labels))
+
+
+def encode(adata: ad.AnnData, registry: Registry, *, conditions: Sequence[str] | None = None) -> EncodedData:
+    """Validate ``adata`` against ``registry`` and encode it.
+
+    Parameters
+    ----------
+    adata
+        Cells with the registry's genes (same order) and raw counts where the registry
+        says they are.
+    registry
+        The registry of the model (or of ``setup_anndata`` on the training data).
+    conditions
+        Condition labels to use instead of ``obs[registry.perturbation_key]``; this is how
+        counterfactual predictions assign perturbations to control cells.
+    """
+    check_genes(adata, registry)
+    counts = counts_matrix(adata, registry.layer)
+    validate.check_counts(counts, registry.counts_location())
+    if conditions is None:
+        conditions = validate.check_obs_column(
+            adata.obs, registry.perturbation_key, "perturbation", allow_unused=True
+        )
+    conditions = np.asarray(conditions, dtype=str)
+    if registry.context_key is None:
+        context = np.zeros(adata.n_obs, dtype=np.int64)
+    else:
+        labels = validate.check_obs_column(
+            adata.obs, registry.context_key, "context", allow_unused=True
+        )
+        context = context_ids(labels, registry)
+    library = library_sizes(adata, counts, registry.library_size_key)
+    return EncodedData(
+        counts=sp.csr_matrix(counts, dtype=np.float32),
+        dosage=dosage_matrix(conditions, registry),
+        context=context,
+        library_size=library.astype(np.float32),
+        conditions=conditions,
+    )

@@ -1,0 +1,263 @@
+"""Registration: validate an AnnData once and record how to read it.
+
+:func:`setup_anndata` checks the counts, labels and keys up front and stores a
+:class:`Registry` in ``adata.uns["samsvae_plus"]``. The model keeps that registry, saves it
+next to its weights and replays it when it meets new data, so that genes, perturbations
+and contexts always line up with what the model was trained on.
+
+Perturbations are recorded at the level of single genes: a combination ``"A+B"`` is a
+dosage row with ones for ``A`` and ``B``. A combination never seen in training is
+therefore still predictable when each of its genes was seen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import anndata as ad
+import numpy as np
+
+from samsvae_plus._version import __version__
+from samsvae_plus.data import validate
+from samsvae_plus.errors import InputError
+
+UNS_KEY = "samsvae_plus"
+
+
+@dataclass(frozen=True)
+class Registry:
+    """How to read counts, perturbations and contexts from an AnnData.
+
+    Attributes
+    ----------
+    perturbation_key
+        ``obs`` column with condition labels (``"control"``, ``"A"``, ``"A+B"``).
+    control_label
+        The label of unperturbed cells.
+    combination_delimiter
+        Separator of genes in a combination label.
+    context_key
+        Optional ``obs`` column with the cell type or line; ``None`` means one context.
+    layer
+        Where the raw counts are: ``None`` for ``X``, else a key of ``layers``.
+    library_size_key
+        Optional ``obs`` column with each cell's library size; ``None`` means the sum of
+        counts over the modelled genes.
+    genes
+        Gene names in model order.
+    perturbations
+        The single-gene perturbation vocabulary (columns of the dosage matrix), sorted.
+    conditions
+        Condition labels present at registration, control included.
+    contexts
+        Context labels in model order.
+    version
+        The package version that wrote the registry.
+    """
+
+    perturbation_key: str
+    control_label: str
+    combination_delimiter: str = "+"
+    context_key: str | None = None
+    layer: str | None = None
+    library_size_key: str | None = None
+    genes: tuple[str, ...] = field(default=(), repr=False)
+    perturbations: tuple[str, ...] = field(default=(), repr=False)
+    conditions: tuple[str, ...] = field(default=(), repr=False)
+    contexts: tuple[str, ...] = ("all",)
+    version: str = __version__
+
+    @property
+    def n_genes(self) -> int:
+        return len(self.genes)
+
+    @property
+    def n_perturbations(self) -> int:
+        return len(self.perturbations)
+
+    @property
+    def n_contexts(self) -> int:
+        return len(self.contexts)
+
+    def counts_location(self) -> str:
+        """How a user would write the counts' location, for messages."""
+        return "adata.X" if self.layer is None else f"adata.layers[{self.layer!r}]"
+
+    def split_condition(self, label: str) -> tuple[str, ...]:
+        """The genes of a condition label; the control label gives an empty tuple."""
+        return split_condition(label, self.combination_delimiter, self.control_label)
+
+    def to_dict(self) -> dict:
+        """A JSON- and h5ad-friendly dict: lists for tuples, unset (``None``) fields left out."""
+        return {
+            k: (list(v) if isinstance(v, tuple) else v)
+            for k, v in dataclasses.asdict(self).items()
+            if v is not None
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Registry:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise InputError(
+                f"registry has unknown fields {sorted(unknown)}; it was written by a newer "
+                "samsvae_plus, so upgrade the package"
+            )
+        values = {}
+        for key, value in data.items():
+            if isinstance(value, (list, np.ndarray)):
+                value = tuple(str(v) for v in value)
+            elif isinstance(value, np.generic):
+                value = value.item()
+            values[key] = value
+        return cls(**values)
+
+
+def split_condition(label: str, delimiter: str, control_label: str) -> tuple[str, ...]:
+    """Genes named by a condition label.
+
+    A control token inside a combination (``"control+A"``, as some data sets write single
+    perturbations) is dropped, so it means the same as ``"A"``.
+    """
+    if label == control_label:
+        return ()
+    parts = [p.strip() for p in str(label).split(delimiter)]
+    if any(p == "" for p in parts):
+        raise InputError(
+            f"condition {label!r} has an empty gene name around {delimiter!r}; "
+            "fix the label or pass the right combination_delimiter"
+        )
+    genes = tuple(p for p in parts if p != control_label)
+    if len(set(genes)) != len(genes):
+        raise InputError(f"condition {label!r} names the same gene twice; fix the label")
+    return genes
+
+
+def counts_matrix(adata: ad.AnnData, layer: str | None):
+    """The raw-count matrix of ``adata`` (``X`` or a layer), with a clear error if absent."""
+    if layer is None:
+        if adata.X is None:
+            raise InputError("adata.X is empty; pass layer= naming the layer with raw counts")
+        return adata.X
+    if layer not in adata.layers:
+        shown = ", ".join(map(repr, adata.layers.keys())) or "none"
+        raise InputError(f"layer {layer!r} is not in adata.layers (layers: {shown}); pass layer=")
+    return adata.layers[layer]
+
+
+def library_sizes(adata: ad.AnnData, counts, library_size_key: str | None) -> np.ndarray:
+    """Per-cell library sizes: an ``obs`` column, or the sum over the modelled genes."""
+    if library_size_key is None:
+        totals = validate.row_sums(counts)
+        validate.check_no_empty_cells(totals, adata.obs_names)
+        return totals
+    if library_size_key not in adata.obs.columns:
+        raise InputError(
+            f"library size key {library_size_key!r} is not a column of adata.obs; "
+            "pass library_size_key=None to use the sum of counts"
+        )
+    values = np.asarray(adata.obs[library_size_key], dtype=np.float64)
+    validate.check_positive_finite(values, f"adata.obs[{library_size_key!r}]")
+    validate.check_no_empty_cells(validate.row_sums(counts), adata.obs_names)
+    return values
+
+
+def setup_anndata(
+    adata: ad.AnnData,
+    perturbation_key: str,
+    control_label: str,
+    *,
+    context_key: str | None = None,
+    layer: str | None = None,
+    combination_delimiter: str = "+",
+    library_size_key: str | None = None,
+) -> None:
+    """Validate ``adata`` and record how the models read it.
+
+    Stores a :class:`Registry` in ``adata.uns["samsvae_plus"]``; nothing else is changed.
+
+    Parameters
+    ----------
+    adata
+        Cells x genes, with raw integer UMI counts in ``X`` or in ``layers[layer]``.
+    perturbation_key
+        ``obs`` column of condition labels; combinations join genes with
+        ``combination_delimiter`` (``"KLF1+MAP2K6"``).
+    control_label
+        The label of unperturbed (non-targeting) cells; at least one cell must carry it.
+    context_key
+        Optional ``obs`` column of cell type or cell line.
+    layer
+        Layer with raw counts; ``None`` reads ``X``.
+    combination_delimiter
+        Separator of genes in combination labels.
+    library_size_key
+        Optional ``obs`` column of library sizes; by default the sum of counts over the
+        genes of ``adata``.
+
+    Raises
+    ------
+    InputError
+        For non-integer, negative, NaN or infinite counts; a missing key or layer; a missing
+        control; empty labels or unused categories; duplicate gene names; and cells with
+        zero counts. The message names the problem and the fix.
+    """
+    if not isinstance(adata, ad.AnnData):
+        raise InputError(f"expected an AnnData, got {type(adata).__name__}; load one with anndata")
+    if adata.n_obs == 0 or adata.n_vars == 0:
+        raise InputError(f"adata is empty ({adata.n_obs} cells x {adata.n_vars} genes)")
+    if not combination_delimiter:
+        raise InputError("combination_delimiter must be a non-empty string such as '+'")
+
+    validate.check_unique_names(adata.var_names, "gene")
+    validate.check_unique_names(adata.obs_names, "cell")
+    labels = validate.check_obs_column(adata.obs, perturbation_key, "perturbation")
+    contexts: tuple[str, ...] = ("all",)
+    if context_key is not None:
+        contexts = tuple(sorted(validate.check_obs_column(adata.obs, context_key, "context").unique()))
+    if not (labels == control_label).any():
+        shown = ", ".join(map(repr, sorted(labels.unique())[:6]))
+        raise InputError(
+            f"no cell has the control label {control_label!r} in adata.obs[{perturbation_key!r}] "
+            f"(labels include {shown}); pass control_label= with the label of unperturbed cells"
+        )
+
+    counts = counts_matrix(adata, layer)
+    where = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
+    validate.check_counts(counts, where)
+    library_sizes(adata, counts, library_size_key)
+
+    conditions = tuple(sorted(labels.unique()))
+    genes_per_condition = [split_condition(c, combination_delimiter, control_label) for c in conditions]
+    perturbations = tuple(sorted({g for genes in genes_per_condition for g in genes}))
+    if not perturbations:
+        raise InputError(
+            f"every cell is a control in adata.obs[{perturbation_key!r}]; "
+            "the model needs perturbed cells to learn effects"
+        )
+
+    registry = Registry(
+        perturbation_key=perturbation_key,
+        control_label=str(control_label),
+        combination_delimiter=combination_delimiter,
+        context_key=context_key,
+        layer=layer,
+        library_size_key=library_size_key,
+        genes=tuple(map(str, adata.var_names)),
+        perturbations=perturbations,
+        conditions=conditions,
+        contexts=contexts,
+    )
+    adata.uns[UNS_KEY] = registry.to_dict()
+
+
+def get_registry(adata: ad.AnnData) -> Registry:
+    """The registry stored by :func:`setup_anndata`, or a clear error if there is none."""
+    if UNS_KEY not in adata.uns:
+        raise InputError(
+            "adata has not been registered; call samsvae_plus.setup_anndata(adata, "
+            "perturbation_key=..., control_label=...) first"
+        )
+    return Registry.from_dict(dict(adata.uns[UNS_KEY]))

@@ -1,0 +1,555 @@
+"""The user-facing model classes: they own the AnnData and join data, models and inference.
+
+:class:`PerturbationModel` holds everything the family shares: registration, training
+through the one SVI loop, posterior-predictive sampling, treatment effects, saving and
+loading. A subclass only says how to build its Pyro model and guide.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, ClassVar
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from samsvae_plus.data.encode import EncodedData, check_genes, context_ids, dosage_matrix, encode
+from samsvae_plus.data.loaders import Batch, InMemoryLoader, make_batch
+from samsvae_plus.data.registry import Registry, get_registry
+from samsvae_plus.data.splits import Split, random_split
+from samsvae_plus.data.transforms import ATE_TARGET_SUM, encoder_input_statistics
+from samsvae_plus.errors import InputError
+from samsvae_plus.inference import posterior
+from samsvae_plus.inference.checkpoints import load_model_dir, save_model_dir, write_model_files
+from samsvae_plus.inference.svi import TrainingHistory, train_svi
+from samsvae_plus.models.guides import MeanFieldGuide
+from samsvae_plus.models.sams_vae import SAMSVAEModel
+from samsvae_plus.nn.encoders import ExpressionStandardizer, MLPBasalEncoder
+from samsvae_plus.settings import resolve_device, seed_everything
+
+# Parameters are initialised from this seed, so that train(seed=...) alone fixes a run.
+INIT_SEED = 0
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Run a block on a forked torch generator seeded with ``seed``; the global stream is kept."""
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+def _choice(name: str, value: str, allowed: Sequence[str]) -> str:
+    if value not in allowed:
+        raise InputError(f"{name}={value!r} is not available; choose one of {list(allowed)}")
+    return value
+
+
+class PerturbationModel:
+    """Shared base of SAMS-VAE and its relatives.
+
+    Subclasses set ``model_name`` and implement :meth:`_build`, which returns an
+    ``nn.ModuleDict`` with a Pyro ``"model"`` and ``"guide"`` of one signature
+    ``(batch, n_cells)``.
+    """
+
+    model_name: ClassVar[str] = "base"
+    _classes: ClassVar[dict[str, type[PerturbationModel]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        PerturbationModel._classes[cls.__name__] = cls
+
+    def __init__(self, adata: ad.AnnData, **config: Any) -> None:
+        self._setup(get_registry(adata), config, adata)
+
+    def _setup(self, registry: Registry, config: dict, adata: ad.AnnData | None) -> None:
+        self.registry = registry
+        self.adata = adata
+        self.config = dict(config)
+        with seeded(INIT_SEED):
+            self.module: nn.ModuleDict = self._build(registry, self.config)
+        self.history: TrainingHistory | None = None
+        self.split: Split | None = None
+        self.library_stats: dict[str, list[float]] | None = None
+        self.device = torch.device("cpu")
+
+    def _build(self, registry: Registry, config: dict) -> nn.ModuleDict:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        state = "trained" if self.is_trained else "untrained"
+        return (
+            f"{type(self).__name__}({state}; {self.registry.n_genes} genes, "
+            f"{self.registry.n_perturbations} perturbations, {self.registry.n_contexts} contexts, "
+            f"config={self.config})"
+        )
+
+    @property
+    def is_trained(self) -> bool:
+        return self.library_stats is not None
+
+    def _require_trained(self) -> None:
+        if not self.is_trained:
+            raise InputError(f"the {type(self).__name__} is not trained yet; call model.train() first")
+
+    def _require_adata(self) -> ad.AnnData:
+        if self.adata is None:
+            raise InputError("this model was loaded without data; pass adata= to load() to train it")
+        return self.adata
+
+    # ------------------------------------------------------------------ training
+    def train(
+        self,
+        max_epochs: int = 400,
+        batch_size: int = 512,
+        n_particles: int = 5,
+        lr: float = 3e-4,
+        device: str | torch.device = "auto",
+        seed: int = 0,
+        *,
+        split: Split | None = None,
+        split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+        early_stopping_patience: int | None = 20,
+        grad_clip: float | None = None,
+        kl_warmup_epochs: int = 0,
+        progress: bool = True,
+    ) -> TrainingHistory:
+        """Fit the model by SVI on the registered AnnData.
+
+        Parameters
+        ----------
+        max_epochs
+            Upper bound on passes over the training cells.
+        batch_size
+            Cells per step.
+        n_particles
+            Vectorized ELBO particles per step.
+        lr
+            Adam learning rate.
+        device
+            ``"auto"`` picks CUDA when present.
+        seed
+            Seeds the split, the minibatch order and every sample; with the same seed, on
+            the same machine and versions, the result is the same.
+        split
+            Which cells to train and validate on; by default a random ``split_fractions``
+            split of all cells, seeded by ``seed``. Saved with the model.
+        early_stopping_patience
+            Epochs without a better validation ELBO before stopping; ``None`` never stops.
+        grad_clip
+            Optional bound on the gradient norm.
+        progress
+            Show a progress bar with the ELBO.
+
+        Returns
+        -------
+        TrainingHistory
+            Also kept as ``model.history``.
+        """
+        adata = self._require_adata()
+        seed_everything(seed)
+        data = encode(adata, self.registry)
+        self.split = split if split is not None else random_split(data.n_cells, split_fractions, seed=seed)
+        self._fit_data_statistics(data, self.split.train)
+        self.device = resolve_device(device)
+        self.module.to(self.device)
+        train_loader = InMemoryLoader(data, self.split.train, batch_size=batch_size, seed=seed, device=self.device)
+        validation_loader = InMemoryLoader(
+            data, self.split.validation, batch_size=batch_size, shuffle=False, device=self.device
+        )
+        self.history = train_svi(
+            self.module,
+            train_loader,
+            validation_loader,
+            max_epochs=max_epochs,
+            lr=lr,
+            n_particles=n_particles,
+            early_stopping_patience=early_stopping_patience,
+            grad_clip=grad_clip,
+            kl_warmup_epochs=kl_warmup_epochs,
+            progress=progress,
+        )
+        return self.history
+
+    def _fit_data_statistics(self, data: EncodedData, train_rows: np.ndarray) -> None:
+        """Encoder standardisation and library-size statistics, from training cells only."""
+        mean, std = encoder_input_statistics(data.counts[train_rows], data.library_size[train_rows])
+        for module in self.module.modules():
+            if isinstance(module, ExpressionStandardizer):
+                module.set_statistics(mean, std)
+        log_library = np.log(data.library_size[train_rows])
+        contexts = data.context[train_rows]
+        overall = (float(log_library.mean()), float(log_library.std()))
+        stats = [
+            (float(log_library[contexts == c].mean()), float(log_library[contexts == c].std()))
+            if (contexts == c).any()
+            else overall
+            for c in range(self.registry.n_contexts)
+        ]
+        self.library_stats = {"log_mean": [s[0] for s in stats], "log_sd": [s[1] for s in stats]}
+
+    # ------------------------------------------------------------------ posterior
+    def mask_probabilities(self) -> pd.DataFrame:
+        """Posterior probabilities ``q(m_tk = 1)``: perturbations x latent dimensions."""
+        guide = self.module["guide"]
+        if not hasattr(guide, "mask_probabilities"):
+            raise InputError(f"{type(self).__name__} has no sparse masks")
+        with torch.no_grad():
+            probs = guide.mask_probabilities().cpu().numpy()
+        columns = [f"z{k}" for k in range(probs.shape[1])]
+        return pd.DataFrame(probs, index=pd.Index(self.registry.perturbations, name="perturbation"), columns=columns)
+
+    def _conditions(self, perturbations: Sequence[str] | None) -> list[str]:
+        if perturbations is None:
+            return [c for c in self.registry.conditions if c != self.registry.control_label]
+        if isinstance(perturbations, str):
+            perturbations = [perturbations]
+        perturbations = [str(p) for p in perturbations]
+        if not perturbations:
+            raise InputError("perturbations is empty; name at least one condition")
+        dosage_matrix(perturbations, self.registry)  # raises for genes the model never saw
+        return perturbations
+
+    def _dosage_tensor(self, conditions: Sequence[str]) -> torch.Tensor:
+        return torch.from_numpy(dosage_matrix(conditions, self.registry).toarray())
+
+    def _output_adata(self, blocks: list[np.ndarray], obs: pd.DataFrame) -> ad.AnnData:
+        obs.index = pd.Index([f"cell{i}" for i in range(len(obs))])
+        for key in obs.columns:
+            if obs[key].dtype == object:
+                obs[key] = pd.Categorical(obs[key])
+        return ad.AnnData(
+            X=sp.csr_matrix(np.concatenate(blocks).astype(np.float32)),
+            obs=obs,
+            var=pd.DataFrame(index=pd.Index(self.registry.genes)),
+        )
+
+    @torch.no_grad()
+    def predict(
+        self,
+        adata_controls: ad.AnnData,
+        perturbations: Sequence[str] | None = None,
+        *,
+        n_draws: int = 1,
+        seed: int = 0,
+        batch_size: int = 1024,
+    ) -> ad.AnnData:
+        """Counterfactual transcriptomes: the given cells, as if each perturbation had been applied.
+
+        Each cell's basal state is inferred by the guide from its real counts (with its own
+        dosage, if ``adata_controls`` carries perturbation labels; otherwise as a control),
+        the dosage is replaced by the target's, and counts are sampled with the cell's
+        library size.
+
+        Parameters
+        ----------
+        adata_controls
+            Cells with the model's genes, usually control cells.
+        perturbations
+            Condition labels to apply (``"A"``, ``"A+B"``; combinations of seen genes are
+            allowed); by default every non-control condition seen in training.
+        n_draws
+            Posterior draws of the global latents; each gives one copy of every cell.
+        seed
+            Seed of the sampling.
+
+        Returns
+        -------
+        AnnData
+            Sampled counts in ``X``; ``obs`` has the perturbation label (under the
+            registry's perturbation key), the context, ``control_cell`` (the source cell)
+            and ``draw``.
+        """
+        self._require_trained()
+        conditions = self._conditions(perturbations)
+        key = self.registry.perturbation_key
+        source_labels = None if key in adata_controls.obs else [self.registry.control_label] * adata_controls.n_obs
+        data = encode(adata_controls, self.registry, conditions=source_labels)
+        targets = self._dosage_tensor(conditions).to(self.device)
+        model, guide = self.module["model"], self.module["guide"]
+        blocks: dict[tuple[int, int], list[np.ndarray]] = {}
+        with seeded(seed):
+            for d in range(n_draws):
+                globals_trace = posterior.global_draw(guide)
+                for start in range(0, data.n_cells, batch_size):
+                    rows = np.arange(start, min(start + batch_size, data.n_cells))
+                    batch = make_batch(data, rows, rows - start).to(self.device)
+                    latents = posterior.encode_basal(guide, globals_trace, batch)
+                    for j, target in enumerate(targets):
+                        dosage = target.expand_as(batch.dosage)
+                        counts = posterior.sample_counts(model, latents, replace(batch, dosage=dosage))
+                        blocks.setdefault((d, j), []).append(counts.cpu().numpy())
+        n = data.n_cells
+        obs = pd.DataFrame(
+            {
+                key: np.repeat(np.tile(conditions, n_draws), n),
+                "control_cell": np.tile(np.asarray(adata_controls.obs_names), n_draws * len(conditions)),
+                "draw": np.repeat(np.arange(n_draws), n * len(conditions)),
+            }
+        )
+        if self.registry.context_key is not None:
+            obs[self.registry.context_key] = np.tile(
+                np.asarray(self.registry.contexts)[data.context], n_draws * len(conditions)
+            )
+        ordered = [np.concatenate(blocks[(d, j)]) for d in range(n_draws) for j in range(len(conditions))]
+        return self._output_adata(ordered, obs)
+
+    def _context_ids(self, context: str | None) -> list[int]:
+        if context is None:
+            return list(range(self.registry.n_contexts))
+        return [int(context_ids([context], self.registry)[0])]
+
+    @torch.no_grad()
+    def sample(
+        self,
+        perturbations: Sequence[str] | None = None,
+        n_cells: int = 100,
+        context: str | None = None,
+        *,
+        library_size: float | None = None,
+        n_draws: int = 1,
+        seed: int = 0,
+    ) -> ad.AnnData:
+        """Cells drawn from the generative model: basal states from the prior, then perturbed.
+
+        Parameters
+        ----------
+        perturbations
+            Condition labels (the control label gives unperturbed cells); by default every
+            non-control condition seen in training.
+        n_cells
+            Cells per condition and draw.
+        context
+            Context (cell type) of the basal states; by default cells are spread evenly
+            over the training contexts.
+        library_size
+            Fixed library size; by default drawn from a log-normal fitted to the training
+            cells of the context.
+        n_draws
+            Posterior draws of the global latents.
+        seed
+            Seed of the sampling.
+        """
+        self._require_trained()
+        if n_cells < 1:
+            raise InputError(f"n_cells must be at least 1, got {n_cells}")
+        conditions = self._conditions(perturbations)
+        contexts = np.asarray(self._context_ids(context))[np.arange(n_cells) % len(self._context_ids(context))]
+        targets = self._dosage_tensor(conditions).to(self.device)
+        model, guide = self.module["model"], self.module["guide"]
+        blocks = []
+        with seeded(seed):
+            for _ in range(n_draws):
+                globals_trace = posterior.global_draw(guide)
+                for target in targets:
+                    if library_size is None:
+                        mu = torch.tensor(self.library_stats["log_mean"])[contexts]
+                        sd = torch.tensor(self.library_stats["log_sd"])[contexts]
+                        library = torch.exp(mu + sd * torch.randn(n_cells))
+                    else:
+                        library = torch.full((n_cells,), float(library_size))
+                    batch = Batch(
+                        counts=None,
+                        dosage=target.expand(n_cells, -1),
+                        library_size=library.float(),
+                        context=torch.from_numpy(contexts),
+                        index=torch.arange(n_cells),
+                    ).to(self.device)
+                    trace = posterior.trace_prior(model, globals_trace, batch)
+                    blocks.append(trace.nodes["x"]["value"].cpu().numpy())
+        obs = pd.DataFrame(
+            {
+                self.registry.perturbation_key: np.repeat(np.tile(conditions, n_draws), n_cells),
+                "draw": np.repeat(np.arange(n_draws), n_cells * len(conditions)),
+            }
+        )
+        if self.registry.context_key is not None:
+            obs[self.registry.context_key] = np.tile(
+                np.asarray(self.registry.contexts)[contexts], n_draws * len(conditions)
+            )
+        return self._output_adata(blocks, obs)
+
+    def average_treatment_effect(
+        self,
+        perturbations: Sequence[str] | None = None,
+        *,
+        context: str | None = None,
+        n_draws: int = 10,
+        n_cells: int = 200,
+        seed: int = 0,
+        return_draws: bool = False,
+    ) -> pd.DataFrame | tuple[pd.DataFrame, np.ndarray]:
+        """Model ATE on the ``log2(1e4 x / sum x + 1)`` scale: conditions x genes.
+
+        Basal states come from the prior, library sizes are ``1e4``, and each condition
+        shares basal states and count noise with the control (common random numbers).
+        Contexts are weighted equally unless ``context`` names one.
+
+        Returns
+        -------
+        DataFrame, or (DataFrame, ndarray)
+            The posterior mean ATE; with ``return_draws`` also the draws
+            (draws x conditions x genes) for credible intervals.
+        """
+        self._require_trained()
+        conditions = self._conditions(perturbations)
+        draws = posterior.ate_draws(
+            self.module,
+            self._dosage_tensor(conditions),
+            self._context_ids(context),
+            n_draws=n_draws,
+            n_cells=n_cells,
+            target_sum=ATE_TARGET_SUM,
+            seed=seed,
+        ).numpy()
+        mean = pd.DataFrame(draws.mean(axis=0), index=pd.Index(conditions, name="condition"), columns=list(self.registry.genes))
+        return (mean, draws) if return_draws else mean
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike, *, overwrite: bool = True) -> Path:
+        """Write the model to directory ``path`` atomically (weights, config, registry, split)."""
+        return save_model_dir(path, self.module.state_dict(), self._metadata(), overwrite=overwrite)
+
+    def save_into(self, directory: str | os.PathLike) -> None:
+        """Write the model files into an existing directory, for callers that make the
+        directory atomic themselves (the CLI writes a model next to its reports)."""
+        write_model_files(directory, self.module.state_dict(), self._metadata())
+
+    def _metadata(self) -> dict:
+        return {
+            "class": type(self).__name__,
+            "config": self.config,
+            "registry": self.registry.to_dict(),
+            "library_stats": self.library_stats,
+            "history": None if self.history is None else self.history.to_dict(),
+            "split": None if self.split is None else self.split.to_dict(),
+        }
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, adata: ad.AnnData | None = None, *, device: str = "cpu") -> PerturbationModel:
+        """Restore a model saved by :meth:`save`.
+
+        The saved registry is replayed: ``adata``, if given, must have the model's genes in
+        the model's order; the package version must match in major.minor.
+        """
+        state, metadata = load_model_dir(path)
+        saved_class = PerturbationModel._classes.get(metadata.get("class", ""))
+        if saved_class is None or not issubclass(saved_class, cls):
+            raise InputError(f"{path} holds a {metadata.get('class')!r}, not a {cls.__name__}; load it with that class")
+        registry = Registry.from_dict(metadata["registry"])
+        if adata is not None:
+            check_genes(adata, registry)
+        model = saved_class.__new__(saved_class)
+        model._setup(registry, metadata["config"], adata)
+        try:
+            model.module.load_state_dict(state)
+        except RuntimeError as err:
+            raise InputError(f"{path} does not match the {saved_class.__name__} it describes: {str(err).splitlines()[0]}") from None
+        model.library_stats = metadata.get("library_stats")
+        if metadata.get("history"):
+            model.history = TrainingHistory.from_dict(metadata["history"])
+        if metadata.get("split"):
+            model.split = Split.from_dict(metadata["split"])
+        model.device = resolve_device(device)
+        model.module.to(model.device)
+        return model
+
+
+class SAMSVAE(PerturbationModel):
+    """Sparse additive mechanism shift VAE.
+
+    ``z_i = z_basal_i + sum_t d_it (m_t * e_t)`` with Bernoulli(``mask_prior``) masks and
+    Normal(0, ``embedding_prior_scale``) embeddings; counts are negative binomial with the
+    cell's library size.
+
+    Parameters
+    ----------
+    adata
+        An AnnData registered with :func:`samsvae_plus.setup_anndata`.
+    latent_dim
+        Dimension of the latent space.
+    guide
+        Variational family: ``"mean_field"``.
+    basal_encoder
+        Encoder of q(z_basal): ``"mlp"``.
+    mask_prior
+        Prior probability ``alpha`` of a mask entry.
+    embedding_prior_scale
+        Prior standard deviation ``beta`` of the embeddings.
+    n_hidden, n_layers
+        Width and depth of the encoder and decoder MLPs.
+    temperature
+        Relaxation temperature of the straight-through mask samples.
+    basal_sees_shift
+        Whether the z_basal encoder also reads the cell's sampled latent shift.
+    """
+
+    GUIDES: ClassVar[tuple[str, ...]] = ("mean_field",)
+    BASAL_ENCODERS: ClassVar[tuple[str, ...]] = ("mlp",)
+
+    def __init__(
+        self,
+        adata: ad.AnnData,
+        latent_dim: int = 20,
+        guide: str = "mean_field",
+        basal_encoder: str = "mlp",
+        *,
+        mask_prior: float = 0.01,
+        embedding_prior_scale: float = 1.0,
+        n_hidden: int = 128,
+        n_layers: int = 2,
+        temperature: float = 0.5,
+        basal_sees_shift: bool = False,
+    ) -> None:
+        _choice("guide", guide, self.GUIDES)
+        _choice("basal_encoder", basal_encoder, self.BASAL_ENCODERS)
+        if latent_dim < 1:
+            raise InputError(f"latent_dim must be at least 1, got {latent_dim}")
+        if not 0 < mask_prior < 1:
+            raise InputError(f"mask_prior must lie strictly between 0 and 1, got {mask_prior}")
+        super().__init__(
+            adata,
+            latent_dim=latent_dim,
+            guide=guide,
+            basal_encoder=basal_encoder,
+            mask_prior=mask_prior,
+            embedding_prior_scale=embedding_prior_scale,
+            n_hidden=n_hidden,
+            n_layers=n_layers,
+            temperature=temperature,
+            basal_sees_shift=basal_sees_shift,
+        )
+
+    def _build(self, registry: Registry, config: dict) -> nn.ModuleDict:
+        hidden = (config["n_hidden"],) * config["n_layers"]
+        k = config["latent_dim"]
+        model = SAMSVAEModel(
+            registry.n_genes,
+            registry.n_perturbations,
+            registry.n_contexts,
+            k,
+            mask_prior=config["mask_prior"],
+            embedding_prior_scale=config["embedding_prior_scale"],
+            hidden=hidden,
+        )
+        encoder = MLPBasalEncoder(
+            registry.n_genes, k, extra_features=k if config["basal_sees_shift"] else 0, hidden=hidden
+        )
+        guide = MeanFieldGuide(
+            registry.n_perturbations,
+            k,
+            encoder,
+            temperature=config["temperature"],
+            basal_sees_shift=config["basal_sees_shift"],
+        )
+        return nn.ModuleDict({"model": model, "guide": guide})

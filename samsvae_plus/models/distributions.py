@@ -1,0 +1,109 @@
+"""Distributions the models need that Pyro does not ship in the right parameterisation."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from pyro.distributions import RelaxedBernoulliStraightThrough, TorchDistribution
+from torch.distributions import constraints
+from torch.distributions.utils import broadcast_all
+
+
+class NegativeBinomial(TorchDistribution):
+    """Negative binomial with a log mean and an inverse dispersion.
+
+    ``Var[x] = mu + mu**2 / theta``. The log-probability is written in terms of
+    ``log_mean`` with softplus, so it stays finite for means far below one and for large
+    ``theta`` (the Poisson limit), where the textbook form loses precision:
+
+    ``log p(x) = lgamma(x + theta) - lgamma(theta) - lgamma(x + 1)
+    - theta * softplus(log mu - log theta) - x * softplus(log theta - log mu)``.
+
+    Parameters
+    ----------
+    log_mean
+        ``log mu``; with a library size ``l`` and expression ``rho`` this is
+        ``log l + log rho``.
+    inverse_dispersion
+        ``theta > 0``; the variance approaches the Poisson one as ``theta`` grows.
+    """
+
+    arg_constraints = {"log_mean": constraints.real, "inverse_dispersion": constraints.positive}
+    support = constraints.nonnegative_integer
+    has_rsample = False
+
+    def __init__(self, log_mean, inverse_dispersion, validate_args=None):
+        self.log_mean = torch.as_tensor(log_mean)
+        self.inverse_dispersion = torch.as_tensor(inverse_dispersion, dtype=self.log_mean.dtype)
+        batch_shape = torch.broadcast_shapes(self.log_mean.shape, self.inverse_dispersion.shape)
+        super().__init__(batch_shape, validate_args=validate_args)
+
+    def expand(self, batch_shape, _instance=None):
+        # Parameters keep their own shapes (theta is per gene) and broadcast only inside
+        # log_prob. Pyro's plates expand every distribution to particles x cells; expanding
+        # theta with them would make the lgamma terms, the dearest part of the ELBO,
+        # particles times more expensive.
+        new = self._get_checked_instance(NegativeBinomial, _instance)
+        batch_shape = torch.Size(batch_shape)
+        if torch.broadcast_shapes(batch_shape, self.batch_shape) != batch_shape:
+            raise ValueError(f"cannot expand batch shape {tuple(self.batch_shape)} to {tuple(batch_shape)}")
+        new.log_mean = self.log_mean
+        new.inverse_dispersion = self.inverse_dispersion
+        super(NegativeBinomial, new).__init__(batch_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return self.log_mean.exp().expand(self.batch_shape)
+
+    @property
+    def variance(self) -> torch.Tensor:
+        mean = self.mean
+        return mean + mean.square() / self.inverse_dispersion
+
+    def sample(self, sample_shape=torch.Size()) -> torch.Tensor:
+        shape = self._extended_shape(sample_shape)
+        with torch.no_grad():
+            theta = self.inverse_dispersion.expand(shape)
+            rate = torch.distributions.Gamma(theta, theta * torch.exp(-self.log_mean.expand(shape))).sample()
+            return torch.poisson(rate)
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        if self._validate_args:
+            self._validate_sample(value)
+        theta = self.inverse_dispersion
+        log_theta = theta.log()
+        log_prob = (
+            torch.lgamma(value + theta)
+            - torch.lgamma(theta)
+            - torch.lgamma(value + 1)
+            - theta * F.softplus(self.log_mean - log_theta)
+            - value * F.softplus(log_theta - self.log_mean)
+        )
+        return log_prob.expand(torch.broadcast_shapes(log_prob.shape, self.batch_shape))
+
+
+class StraightThroughBernoulli(RelaxedBernoulliStraightThrough):
+    """Hard 0/1 samples with relaxed (Gumbel-sigmoid) gradients, scored by the Bernoulli pmf.
+
+    Pyro's :class:`~pyro.distributions.RelaxedBernoulliStraightThrough` scores its hard
+    samples with the relaxed density. The mask posterior is a discrete Bernoulli, so the
+    ELBO must use the discrete pmf ``m log sigma(l) + (1 - m) log sigma(-l)``; the sample
+    still carries the straight-through gradient.
+
+    Parameters
+    ----------
+    temperature
+        Temperature of the relaxation used for gradients.
+    logits
+        Bernoulli logits.
+    """
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        logits, value = broadcast_all(self.logits, value)
+        return -F.binary_cross_entropy_with_logits(logits, value, reduction="none")
+
+    def expand(self, batch_shape, _instance=None):
+        new = self._get_checked_instance(StraightThroughBernoulli, _instance)
+        return super().expand(batch_shape, _instance=new)

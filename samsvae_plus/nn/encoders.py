@@ -1,0 +1,82 @@
+"""Amortized Gaussian encoders of the basal state, q(z_basal | x, ...)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from samsvae_plus.data.transforms import ENCODER_TARGET_SUM
+from samsvae_plus.nn.mlp import MLP
+
+# Added to the standard deviation so a gene constant in training maps to 0, not NaN.
+STANDARDIZE_EPS = 1e-3
+MIN_SCALE = 1e-4
+
+
+class ExpressionStandardizer(nn.Module):
+    """``(log1p(1e4 x / l) - mean_g) / (std_g + eps)`` with statistics of the training cells.
+
+    The statistics are buffers: they are saved with the model and move with it between
+    devices, and they are set once from the training split by :meth:`set_statistics`.
+    """
+
+    def __init__(self, n_genes: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(n_genes))
+        self.register_buffer("std", torch.ones(n_genes))
+
+    def set_statistics(self, mean: np.ndarray, std: np.ndarray) -> None:
+        self.mean.copy_(torch.as_tensor(mean, dtype=self.mean.dtype))
+        self.std.copy_(torch.as_tensor(std, dtype=self.std.dtype))
+
+    def forward(self, counts: torch.Tensor, library_size: torch.Tensor) -> torch.Tensor:
+        log_expression = torch.log1p(counts * (ENCODER_TARGET_SUM / library_size.unsqueeze(-1)))
+        return (log_expression - self.mean) / (self.std + STANDARDIZE_EPS)
+
+
+class MLPBasalEncoder(nn.Module):
+    """Normal parameters of q(z_basal) from standardised log expression, by an MLP.
+
+    Parameters
+    ----------
+    n_genes
+        Number of genes in the input.
+    latent_dim
+        Dimension of z_basal.
+    extra_features
+        Width of the latent shift concatenated to the expression, for guides in which the
+        basal state depends on the sampled shift; 0 for none. The shift is subtracted from
+        the output location (see :meth:`forward`).
+    hidden
+        Hidden layer widths.
+    """
+
+    def __init__(
+        self, n_genes: int, latent_dim: int, *, extra_features: int = 0, hidden: Sequence[int] = (128, 128)
+    ) -> None:
+        super().__init__()
+        self.standardize = ExpressionStandardizer(n_genes)
+        self.extra_features = extra_features
+        self.net = MLP(n_genes + extra_features, 2 * latent_dim, hidden)
+
+    def forward(
+        self, counts: torch.Tensor, library_size: torch.Tensor, extra: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(loc, scale)`` of q(z_basal); ``extra`` may carry leading particle dims."""
+        h = self.standardize(counts, library_size)
+        if self.extra_features:
+            if extra is None:
+                raise ValueError("this encoder expects an extra input (the latent shift)")
+            h = torch.cat([h.expand(*extra.shape[:-1], h.shape[-1]), extra], dim=-1)
+        loc, raw_scale = self.net(h).chunk(2, dim=-1)
+        if self.extra_features:
+            # The network predicts the total latent state z and the basal state is z minus
+            # the shift. Without this skip, the encoder would have to learn to subtract its
+            # own input, and until it did, every shift the globals explain would be counted
+            # twice, so the embeddings shrink and the encoder absorbs the effects instead.
+            loc = loc - extra
+        return loc, F.softplus(raw_scale) + MIN_SCALE
