@@ -63,7 +63,8 @@ def prepare_prediction(
         Label of the control cells.
     controls
         Optional AnnData whose control cells are appended, for predictions made without
-        controls (e.g. the real data's control cells).
+        controls (e.g. the real data's control cells). Its labels are read from
+        ``perturbation_key`` if it has that column, else from ``target_gene``.
 
     Returns
     -------
@@ -85,7 +86,10 @@ def prepare_prediction(
         parts.append((controls, "controls", control_label))
     matrices, labels = [], []
     for adata, name, keep in parts:
-        cell_labels = read_labels(adata, perturbation_key, name)
+        key = perturbation_key
+        if keep is not None and key not in adata.obs.columns:
+            key = SCORER_KEY  # controls usually come from a file already in scorer layout
+        cell_labels = read_labels(adata, key, name)
         X = _in_gene_order(adata, genes, name)
         if keep is not None:
             rows = np.flatnonzero(cell_labels == keep)
