@@ -111,6 +111,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=RESULT)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    load_before = os.getloadavg()  # other work on the machine skews timings
     if args.worker:
         score_worker(args.data)
         return 0
@@ -151,6 +152,7 @@ def main() -> int:
         "figures": {**figures, "process_wall_s": wall},
         "limit_peak_rss_gib": 8.0,
         "versions": {"python": platform.python_version(), "numpy": np.__version__},
+        "load_average_before_run": load_before,
         "device": {
             "machine": platform.machine(),
             "processor": platform.processor() or platform.machine(),

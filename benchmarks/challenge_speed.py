@@ -133,6 +133,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=RESULT)
     parser.add_argument("--worker", choices=["ours", "cell-eval"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    load_before = os.getloadavg()  # other work on the machine skews timings
     if args.worker:
         print(json.dumps(worker(args.worker, args.data)))
         return 0
@@ -177,6 +178,7 @@ def main() -> int:
             "cell-eval": _version(args.cell_eval_python, "cell-eval"),
             "pdex": _version(args.cell_eval_python, "pdex"),
         },
+        "load_average_before_run": load_before,
         "device": {"machine": platform.machine(), "cpus_visible": os.cpu_count()},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -163,10 +163,27 @@ class RankSums:
 def rank_sums(runs: ValueRuns, control: ControlIndex, n_genes: int) -> RankSums:
     """U statistic of the group and the tie term of the pooled sample, per gene."""
     n1, n2 = runs.n_cells, control.n_cells
-    a = runs.counts
+    genes, a = runs.genes, runs.counts
+    single = bool((a == 1.0).all())  # typical for continuous values: cheaper sums below
     position = np.searchsorted(control.keys, runs.keys)
-    equal = np.where(control.keys[position] == runs.keys, control.counts[position], 0.0)
-    nonzero1 = np.bincount(runs.genes, weights=a, minlength=n_genes)
+    # Only runs whose value also occurs in the control, or that repeat within the group,
+    # add to the tie term; they are few, so they are summed apart.
+    tied = np.flatnonzero(control.keys[position] == runs.keys)
+    equal = control.counts[position[tied]]
+    if single:
+        nonzero1 = np.bincount(genes, minlength=n_genes).astype(np.float64)
+        below = np.bincount(genes, weights=control.cum[position], minlength=n_genes)
+        a_tied = np.ones(tied.size)
+        repeats = np.zeros(n_genes)
+    else:
+        nonzero1 = np.bincount(genes, weights=a, minlength=n_genes)
+        below = np.bincount(genes, weights=a * control.cum[position], minlength=n_genes)
+        a_tied = a[tied]
+        multi = np.flatnonzero(a > 1.0)
+        a_multi = a[multi]
+        repeats = np.bincount(
+            genes[multi], weights=a_multi * a_multi * a_multi - a_multi, minlength=n_genes
+        )
     zeros1 = n1 - nonzero1
     zeros2 = n2 - control.nonzero
     # Per run, control cells below it = cum[position] - cum at the gene's start; the
@@ -174,16 +191,16 @@ def rank_sums(runs: ValueRuns, control: ControlIndex, n_genes: int) -> RankSums:
     u1 = (
         zeros1 * zeros2 * 0.5
         + (zeros2 - control.cum_gene_start) * nonzero1
-        + np.bincount(
-            runs.genes, weights=a * (control.cum[position] + 0.5 * equal), minlength=n_genes
-        )
+        + below
+        + np.bincount(genes[tied], weights=0.5 * a_tied * equal, minlength=n_genes)
     )
     zeros = zeros1 + zeros2
-    pooled = a * a * a - a + 3.0 * a * equal * (a + equal)
+    shared = 3.0 * a_tied * equal * (a_tied + equal)
     tie = (
         (zeros * zeros * zeros - zeros)
         + control.tie
-        + np.bincount(runs.genes, weights=pooled, minlength=n_genes)
+        + repeats
+        + np.bincount(genes[tied], weights=shared, minlength=n_genes)
     )
     return RankSums(u1=u1, tie=tie, nonzero=nonzero1 + control.nonzero, n1=n1, n2=n2)
 

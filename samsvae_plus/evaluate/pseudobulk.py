@@ -20,6 +20,9 @@ import scipy.sparse as sp
 
 from samsvae_plus.evaluate.challenge_inputs import ScorerInput
 
+# Stored values summed per step when computing cell totals.
+_TOTALS_CHUNK = 1 << 22
+
 
 @dataclass(frozen=True)
 class CellGroups:
@@ -82,13 +85,19 @@ class Normalised:
         """Per-cell divisor total/median in the output dtype, with 1 for empty cells."""
         X = self.X
         if sp.issparse(X):
-            starts = X.indptr[:-1]
-            nonempty = np.diff(X.indptr) > 0
             totals64 = np.zeros(X.shape[0])
-            if X.nnz:
-                # reduceat cannot express an empty row; those keep their zero total.
-                sums = np.add.reduceat(X.data, starts[nonempty], dtype=np.float64)
-                totals64[nonempty] = sums
+            # Rows in slices of about _TOTALS_CHUNK values: the float64 sums then never
+            # need a float64 copy of the whole data array.
+            row_bounds = np.searchsorted(X.indptr, np.arange(0, X.nnz, _TOTALS_CHUNK))
+            row_bounds = np.unique(np.append(row_bounds, X.shape[0]))
+            for lo, hi in zip(row_bounds[:-1], row_bounds[1:], strict=True):
+                rows = np.arange(lo, hi)
+                rows = rows[np.diff(X.indptr[lo : hi + 1]) > 0]
+                if rows.size:
+                    # reduceat cannot express an empty row; those keep their zero total.
+                    data = X.data[X.indptr[lo] : X.indptr[hi]]
+                    starts = X.indptr[rows] - X.indptr[lo]
+                    totals64[rows] = np.add.reduceat(data, starts, dtype=np.float64)
             totals = totals64.astype(self.dtype)
             target = np.median(totals)
         else:
