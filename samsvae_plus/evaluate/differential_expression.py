@@ -6,7 +6,7 @@ use_continuity=True)`` for every gene. It never ranks the zeros one by one: all 
 gene, in both groups, form one tie block whose size is known from the non-zero count.
 
 Only the non-zero values are sorted. Each gene's values become integer keys
-``gene * width + code(value)``, where the code keeps order and equality, so that one
+``gene << shift | code(value)``, where the code keeps order and equality, so that one
 ``np.sort`` orders every gene at once. A group is then reduced to *runs*: (gene, value,
 how many cells have it). The control's runs are indexed once; for each run of a group, a
 binary search gives how many control cells of that gene have a smaller and an equal value.
@@ -76,7 +76,7 @@ class ValueRuns:
     Attributes
     ----------
     keys
-        ``gene * width + code``, ascending and unique.
+        ``gene << shift | code``, ascending and unique.
     genes
         Gene of each run.
     counts
@@ -129,7 +129,7 @@ class ControlIndex:
     n_genes
         Number of genes.
     width
-        The key width of the codes.
+        ``1 << shift`` of the codes: the key of a gene's first possible value.
     """
 
     def __init__(self, runs: ValueRuns, n_genes: int, width: int) -> None:
