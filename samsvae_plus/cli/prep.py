@@ -1,0 +1,92 @@
+"""``samsvae-plus prep``: write a prediction in the layout challenge scorers expect.
+
+``obs['target_gene']`` only, float32 CSR, genes in the reference order, controls included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from samsvae_plus.atomic import atomic_write_bytes
+from samsvae_plus.cli.score import read_h5ad
+from samsvae_plus.errors import InputError
+
+
+def read_genes(path: str | Path) -> list[str]:
+    """Gene order from an h5ad (its var_names) or a text/CSV file (first column)."""
+    path = Path(path)
+    if path.suffix == ".h5ad":
+        return [str(g) for g in read_h5ad(path, "genes").var_names]
+    if not path.is_file():
+        raise InputError(f"--genes file {str(path)!r} does not exist: check the path")
+    genes = []
+    for line in path.read_text().splitlines():
+        name = line.split(",")[0].strip()
+        if name:
+            genes.append(name)
+    if not genes:
+        raise InputError(f"--genes file {str(path)!r} lists no genes: one gene name per line")
+    return genes
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "prep",
+        help="write a prediction in the layout challenge scorers expect",
+        description=(
+            "Rewrite a predicted AnnData for challenge scorers: obs['target_gene'] only, "
+            "float32 CSR, the reference's genes in the reference's order, control cells "
+            "included. Values are kept (raw counts or log1p)."
+        ),
+    )
+    parser.add_argument("--pred", required=True, help="predicted AnnData (.h5ad)")
+    parser.add_argument(
+        "--genes",
+        required=True,
+        help="reference gene order: an .h5ad (its var_names) or a text/CSV file, one per line",
+    )
+    parser.add_argument(
+        "--controls", help="AnnData (.h5ad) whose control cells are appended to the prediction"
+    )
+    parser.add_argument(
+        "--perturbation-key",
+        default="target_gene",
+        help="obs column with perturbation labels in the input (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--control-label",
+        default="non-targeting",
+        help="label of the control cells (default: %(default)s)",
+    )
+    parser.add_argument("--out", required=True, help="h5ad file to write")
+    parser.set_defaults(run=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from samsvae_plus.evaluate.prepare import prepare_prediction
+
+    pred = read_h5ad(args.pred, "pred")
+    controls = read_h5ad(args.controls, "controls") if args.controls else None
+    prepared = prepare_prediction(
+        pred,
+        read_genes(args.genes),
+        perturbation_key=args.perturbation_key,
+        control_label=args.control_label,
+        controls=controls,
+    )
+    out = Path(args.out)
+    # AnnData writes only to paths, so the file is built aside and then moved in whole.
+    with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as tmp:
+        staged = Path(tmp) / "prepared.h5ad"
+        prepared.write_h5ad(staged)
+        atomic_write_bytes(out, staged.read_bytes())
+    n_perts = prepared.obs["target_gene"].nunique() - 1
+    print(
+        f"prepared {prepared.n_obs} cells ({n_perts} perturbations + "
+        f"{int((prepared.obs['target_gene'] == args.control_label).sum())} controls) x "
+        f"{prepared.n_vars} genes -> {out}"
+    )
+    return 0

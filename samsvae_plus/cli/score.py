@@ -1,0 +1,94 @@
+"""``samsvae-plus score``: score a prediction as the Virtual Cell Challenge does.
+
+Writes one JSON file with the per-perturbation metrics, their means, the baseline's means
+and the baseline-normalised score (cell-eval 0.8.x ``vcc`` profile numbers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from samsvae_plus.atomic import atomic_write_text
+from samsvae_plus.errors import InputError
+
+
+def read_h5ad(path: str | Path, role: str):
+    """Read an h5ad file fully into memory, turning a bad path into an InputError."""
+    import anndata as ad
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"--{role} file {str(path)!r} does not exist: check the path")
+    try:
+        return ad.read_h5ad(path)
+    except (OSError, KeyError, ValueError) as err:
+        raise InputError(
+            f"--{role} file {str(path)!r} is not a readable h5ad file ({err}): write it with "
+            "AnnData.write_h5ad"
+        ) from err
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "score",
+        help="score a prediction with the Virtual Cell Challenge metrics (PDS, DES, MAE)",
+        description=(
+            "Score predicted against real perturbation responses as the Virtual Cell "
+            "Challenge does (cell-eval 0.8.x, vcc profile): perturbation discrimination "
+            "(PDS), differential-expression overlap (DES) and MAE, and with a baseline "
+            "the normalised score. Counts and log1p input are both accepted."
+        ),
+    )
+    parser.add_argument("--pred", required=True, help="predicted AnnData (.h5ad)")
+    parser.add_argument("--real", required=True, help="real AnnData (.h5ad)")
+    base = parser.add_mutually_exclusive_group()
+    base.add_argument(
+        "--reference",
+        help="training AnnData (.h5ad) from which the cell-mean baseline is built",
+    )
+    base.add_argument("--baseline", help="an already built baseline prediction (.h5ad)")
+    parser.add_argument(
+        "--perturbation-key",
+        default="target_gene",
+        help="obs column with perturbation labels (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--control-label",
+        default="non-targeting",
+        help="label of the control cells (default: %(default)s)",
+    )
+    parser.add_argument("--out", required=True, help="JSON file to write")
+    parser.set_defaults(run=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from samsvae_plus.evaluate.challenge import challenge_score
+
+    start = time.perf_counter()
+    pred = read_h5ad(args.pred, "pred")
+    real = read_h5ad(args.real, "real")
+    reference = read_h5ad(args.reference, "reference") if args.reference else None
+    baseline = read_h5ad(args.baseline, "baseline") if args.baseline else None
+    result = challenge_score(
+        pred,
+        real,
+        perturbation_key=args.perturbation_key,
+        control_label=args.control_label,
+        baseline=baseline,
+        reference=reference,
+    )
+    atomic_write_text(args.out, json.dumps(result.to_dict(), indent=1) + "\n")
+    mean = result.mean
+    line = (
+        f"scored {len(result.per_perturbation)} perturbations in "
+        f"{time.perf_counter() - start:.1f} s: PDS {mean['discrimination_score_l1']:.4f}, "
+        f"DES {mean['overlap_at_N']:.4f}, MAE {mean['mae']:.4f}"
+    )
+    if result.score is not None:
+        line += f", avg_score {result.score['avg_score']:.4f}"
+    print(f"{line} -> {args.out}")
+    return 0

@@ -1,0 +1,225 @@
+"""The Virtual Cell Challenge scorer: PDS, DES, MAE and the baseline-normalised score.
+
+Numbers match cell-eval 0.8.x (``cell-eval run --profile vcc`` followed by
+``cell-eval score``), the challenge's reference implementation. Both files are normalised
+on their own, summarised one perturbation group at a time (pseudobulks and a sparse
+Mann-Whitney U test against the file's own control), and the metrics in
+:data:`~samsvae_plus.evaluate.challenge_metrics.REGISTRY` are computed from the two
+summaries. Nothing is densified, so memory is bounded by the sparse inputs.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from samsvae_plus.errors import InputError
+from samsvae_plus.evaluate.baseline import baseline_summary
+from samsvae_plus.evaluate.challenge_inputs import check_input, check_pair, check_same_genes
+from samsvae_plus.evaluate.challenge_metrics import (
+    REGISTRY,
+    discrimination_ranks,
+    significant,
+)
+from samsvae_plus.evaluate.challenge_summary import FileSummary, summarise_file
+
+# Keys of the per-perturbation table, in order.
+PER_PERTURBATION_COLUMNS = [
+    *REGISTRY,
+    "de_nsig_real",
+    "de_nsig_pred",
+    "n_cells_real",
+    "n_cells_pred",
+]
+# Reported with the means: 1 - 2 mean(rank/N), 0 for a random guess and 1 when perfect.
+CENTERED_PDS = "discrimination_score_l1_centered"
+
+
+@dataclass(frozen=True)
+class ChallengeResult:
+    """Scores of one prediction.
+
+    Attributes
+    ----------
+    per_perturbation
+        One row per perturbation (index ``perturbation``), columns
+        :data:`PER_PERTURBATION_COLUMNS`.
+    mean
+        Mean over perturbations of each metric, plus ``discrimination_score_l1_centered``.
+    baseline_mean
+        The same means for the baseline, or None without a baseline.
+    score
+        Per-metric improvement over the baseline (clipped below at 0), ``avg_score`` and
+        ``leaderboard_x100``; None without a baseline.
+    """
+
+    per_perturbation: pd.DataFrame
+    mean: pd.Series
+    baseline_mean: pd.Series | None
+    score: pd.Series | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as plain JSON-ready dicts (the layout ``samsvae-plus score`` writes)."""
+        per = {
+            str(label): {
+                column: (int(value) if column.startswith(("de_nsig", "n_cells")) else float(value))
+                for column, value in row.items()
+            }
+            for label, row in self.per_perturbation.iterrows()
+        }
+        return {
+            "per_perturbation": per,
+            "mean": {k: float(v) for k, v in self.mean.items()},
+            "baseline": None
+            if self.baseline_mean is None
+            else {"mean": {k: float(v) for k, v in self.baseline_mean.items()}},
+            "score": None if self.score is None else {k: float(v) for k, v in self.score.items()},
+        }
+
+
+def _table(real: FileSummary, pred: FileSummary, genes: pd.Index) -> pd.DataFrame:
+    columns = {name: metric.compute(real, pred, genes) for name, metric in REGISTRY.items()}
+    columns["de_nsig_real"] = significant(real).sum(axis=1)
+    columns["de_nsig_pred"] = significant(pred).sum(axis=1)
+    columns["n_cells_real"] = real.n_cells
+    columns["n_cells_pred"] = pred.n_cells
+    index = pd.Index(real.labels.astype(str), name="perturbation")
+    return pd.DataFrame(columns, index=index)[PER_PERTURBATION_COLUMNS]
+
+
+def _means(table: pd.DataFrame, real: FileSummary, pred: FileSummary, genes) -> pd.Series:
+    means = table[list(REGISTRY)].mean(axis=0)
+    ranks = discrimination_ranks(real, pred, genes) / len(real.labels)
+    means[CENTERED_PDS] = 1.0 - 2.0 * float(np.mean(ranks))
+    return means
+
+
+def score_against_baseline(user: pd.Series, baseline: pd.Series) -> pd.Series:
+    """Normalise the user's means by the baseline's and average them.
+
+    Lower-is-better metrics score ``1 - u/b``; higher-is-better ones ``(u - b)/(1 - b)``;
+    NaN becomes 0 and negatives are clipped to 0. ``avg_score`` is the mean of the
+    metric scores and ``leaderboard_x100`` is 100 times that.
+
+    Parameters
+    ----------
+    user, baseline
+        Means per metric (at least every registered metric).
+
+    Returns
+    -------
+    pandas.Series
+    """
+    # Lower-is-better metrics first, as the reference averages them in that order.
+    names = [n for n, m in REGISTRY.items() if m.best == 0.0]
+    names += [n for n, m in REGISTRY.items() if m.best == 1.0]
+    values = np.array([REGISTRY[n].normalise(user[n], baseline[n]) for n in names])
+    values[np.isnan(values)] = 0.0
+    values = np.clip(values, 0.0, None)
+    score = pd.Series(dict(zip(names, values, strict=True)))[list(REGISTRY)]
+    average = float(values.mean())
+    score["avg_score"] = average
+    score["leaderboard_x100"] = 100.0 * average
+    return score
+
+
+def challenge_score(
+    pred,
+    real,
+    *,
+    perturbation_key: str = "target_gene",
+    control_label: str = "non-targeting",
+    baseline=None,
+    reference=None,
+) -> ChallengeResult:
+    """Score a prediction as the Virtual Cell Challenge does (cell-eval's ``vcc`` profile).
+
+    Parameters
+    ----------
+    pred
+        Predicted AnnData: cells x genes, raw counts or log1p, with control cells.
+    real
+        Real AnnData with the same genes in the same order and the same labels.
+    perturbation_key
+        ``obs`` column holding each cell's perturbation label.
+    control_label
+        Label of the control cells.
+    baseline
+        Optional baseline prediction AnnData, scored like ``pred`` to normalise the score.
+    reference
+        Optional AnnData (normally the training data) from which the cell-mean baseline is
+        built without materialising it. Give at most one of ``baseline`` and
+        ``reference``.
+
+    Returns
+    -------
+    ChallengeResult
+        Per-perturbation table, means, and (with a baseline) the normalised score.
+
+    Raises
+    ------
+    InputError
+        On any problem with the inputs; nothing is computed before all are validated.
+
+    Examples
+    --------
+    >>> import samsvae_plus as sp  # doctest: +SKIP
+    >>> result = sp.metrics.challenge_score(pred, real, reference=train)  # doctest: +SKIP
+    >>> result.score["avg_score"]  # doctest: +SKIP
+    """
+    if baseline is not None and reference is not None:
+        raise InputError(
+            "both baseline and reference were given: pass one (reference builds the "
+            "cell-mean baseline, baseline is an already built prediction)"
+        )
+    pred_in, real_in = check_pair(
+        pred, real, perturbation_key=perturbation_key, control_label=control_label
+    )
+    base_in = ref_in = None
+    if baseline is not None:
+        base_in, _ = check_pair(
+            baseline,
+            real,
+            perturbation_key=perturbation_key,
+            control_label=control_label,
+            pred_name="baseline",
+        )
+    if reference is not None:
+        ref_in = check_input(reference, "reference", perturbation_key, control_label)
+        check_same_genes(real_in, ref_in)
+
+    genes = real_in.genes
+    # The files are independent until the metrics, and the heavy numpy calls (sort, binary
+    # search) release the GIL, so two threads use two cores.
+    with ThreadPoolExecutor(max_workers=_workers()) as pool:
+        real_job = pool.submit(summarise_file, real_in, control_label)
+        pred_job = pool.submit(summarise_file, pred_in, control_label)
+        base_job = None
+        if base_in is not None:
+            base_job = pool.submit(summarise_file, base_in, control_label)
+        real_summary, pred_summary = real_job.result(), pred_job.result()
+        if ref_in is not None:
+            base_job = pool.submit(baseline_summary, ref_in, real_summary, control_label)
+        base_summary = None if base_job is None else base_job.result()
+
+    table = _table(real_summary, pred_summary, genes)
+    mean = _means(table, real_summary, pred_summary, genes)
+    if base_summary is None:
+        return ChallengeResult(table, mean, None, None)
+    base_table = _table(real_summary, base_summary, genes)
+    base_mean = _means(base_table, real_summary, base_summary, genes)
+    return ChallengeResult(table, mean, base_mean, score_against_baseline(mean, base_mean))
+
+
+def _workers() -> int:
+    """Two threads where the process may use two cores (affinity respected), else one."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(2, cores))

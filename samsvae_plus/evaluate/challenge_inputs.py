@@ -1,0 +1,267 @@
+"""Validation of the (prediction, real) pair for the Virtual Cell Challenge scorer.
+
+Everything a user can get wrong is checked here, before any scoring work, and reported
+as a one-line :class:`~samsvae_plus.errors.InputError` that names the problem and the fix.
+The result of a check is a :class:`ScorerInput`: the expression matrix in a form the
+scorer can stream over (CSR or dense, never copied here), one string label per cell, and
+whether the values are raw counts or already log1p.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from samsvae_plus.errors import InputError
+
+# cell-eval's rule: a value with a fractional part above this is "not a count".
+FRACTION_TOLERANCE = 1e-3
+# log1p of any realistic normalised expression stays below this; larger floats mean the
+# file mixes scales or holds unlogged normalised values.
+LOG1P_MAX = 15.0
+# Values scanned per step, so that validation never allocates a full-size temporary.
+_CHUNK = 1 << 22
+
+
+@dataclass(frozen=True)
+class ScorerInput:
+    """One validated expression file.
+
+    Attributes
+    ----------
+    name
+        How messages refer to the file (``"pred"``, ``"real"``, ...).
+    X
+        CSR matrix or 2-D ndarray, cells x genes, as given (float16 is widened later).
+    labels
+        One perturbation label per cell, as strings.
+    genes
+        Gene names, in column order.
+    is_log1p
+        True when the values are taken as log1p already; False for raw counts.
+    """
+
+    name: str
+    X: sp.csr_matrix | np.ndarray
+    labels: np.ndarray
+    genes: pd.Index
+    is_log1p: bool
+
+    @property
+    def output_dtype(self) -> np.dtype:
+        """The dtype of the normalised matrix Y: float64 stays, everything else is float32."""
+        dtype = self.X.dtype
+        return np.dtype(np.float64) if dtype == np.float64 else np.dtype(np.float32)
+
+
+def _as_matrix(adata, name: str) -> sp.csr_matrix | np.ndarray:
+    """Return ``adata.X`` as CSR or ndarray, rejecting what cannot be expression values."""
+    X = getattr(adata, "X", None)
+    if X is None:
+        raise InputError(f"{name}.X is empty: store the expression matrix in {name}.X")
+    if sp.issparse(X):
+        # CSC and COO are converted once; CSR (matrix or array) is used as it is.
+        X = X if X.format == "csr" else X.tocsr()
+        if not isinstance(X, sp.csr_matrix):
+            X = sp.csr_matrix(X)
+    elif isinstance(X, np.ndarray):
+        X = np.asarray(X)
+    else:
+        raise InputError(
+            f"{name}.X has unsupported type {type(X).__name__}: load it into memory as a "
+            "numpy array or scipy CSR matrix (e.g. read the h5ad without backed mode)"
+        )
+    if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
+        raise InputError(
+            f"{name}.X has dtype {X.dtype}: expression values must be numeric "
+            "(raw counts or log1p floats)"
+        )
+    return X
+
+
+def _values_in_chunks(X: sp.csr_matrix | np.ndarray):
+    """Yield the stored values of ``X`` in bounded pieces."""
+    if sp.issparse(X):
+        data = X.data
+        for start in range(0, data.size, _CHUNK):
+            yield data[start : start + _CHUNK]
+    else:
+        rows = max(1, _CHUNK // max(1, X.shape[1]))
+        for start in range(0, X.shape[0], rows):
+            yield X[start : start + rows]
+
+
+def detect_log1p(X: sp.csr_matrix | np.ndarray, name: str) -> bool:
+    """Check the values of ``X`` and say whether they are log1p (True) or counts (False).
+
+    A matrix with no value whose fractional part exceeds 1e-3 is counts; anything else is
+    taken as log1p and must lie in [0, 15). Explicitly stored zeros are ordinary zeros.
+
+    Parameters
+    ----------
+    X
+        CSR matrix or ndarray.
+    name
+        Name of the file, for messages.
+
+    Returns
+    -------
+    bool
+        True for log1p input, False for counts.
+
+    Raises
+    ------
+    InputError
+        On NaN or infinite values, negative values, or fractional values >= 15.
+    """
+    is_float = np.issubdtype(X.dtype, np.floating)
+    has_fraction = False
+    lowest, highest = np.inf, -np.inf
+    for chunk in _values_in_chunks(X):
+        if chunk.size == 0:
+            continue
+        if is_float and not np.isfinite(chunk).all():
+            bad = "NaN" if np.isnan(chunk).any() else "infinite"
+            raise InputError(
+                f"{name}.X contains {bad} values: replace them (e.g. with 0) before scoring"
+            )
+        lowest = min(lowest, float(chunk.min()))
+        highest = max(highest, float(chunk.max()))
+        if is_float and not has_fraction:
+            has_fraction = bool((chunk - np.floor(chunk) > FRACTION_TOLERANCE).any())
+    if lowest < 0:
+        raise InputError(
+            f"{name}.X contains negative values (min {lowest:.4g}): expression must be raw "
+            "counts or log1p values, both >= 0"
+        )
+    if not has_fraction:
+        return False
+    if highest >= LOG1P_MAX:
+        raise InputError(
+            f"{name}.X holds non-integer values up to {highest:.4g}, which are neither counts "
+            f"nor log1p (log1p values stay below {LOG1P_MAX:g}): pass raw counts or "
+            "log1p-normalised values"
+        )
+    return True
+
+
+def read_labels(adata, key: str, name: str) -> np.ndarray:
+    """Return the perturbation label of every cell as strings; unused categories vanish.
+
+    Raises
+    ------
+    InputError
+        When the column is missing or a label is missing or empty.
+    """
+    obs = getattr(adata, "obs", None)
+    if obs is None or key not in obs.columns:
+        columns = [] if obs is None else list(obs.columns)
+        raise InputError(
+            f"{name}.obs has no column {key!r} (columns: {columns[:8]}): pass "
+            "perturbation_key= / --perturbation-key naming the perturbation column"
+        )
+    column = obs[key]
+    if column.isna().any():
+        raise InputError(
+            f"{name}.obs[{key!r}] has {int(column.isna().sum())} missing labels: "
+            "label every cell (controls too)"
+        )
+    labels = np.asarray(column.astype(str), dtype=object).astype(str)
+    if (labels == "").any():
+        raise InputError(
+            f"{name}.obs[{key!r}] has {int((labels == '').sum())} empty labels: "
+            "label every cell (controls too)"
+        )
+    return labels
+
+
+def check_input(adata, name: str, key: str, control: str) -> ScorerInput:
+    """Validate one AnnData for scoring.
+
+    Parameters
+    ----------
+    adata
+        The AnnData (cells x genes).
+    name
+        Name of the file, for messages.
+    key
+        The ``obs`` column of perturbation labels.
+    control
+        The control label.
+
+    Returns
+    -------
+    ScorerInput
+    """
+    if not hasattr(adata, "obs") or not hasattr(adata, "var_names"):
+        raise InputError(f"{name} is a {type(adata).__name__}, not an AnnData")
+    X = _as_matrix(adata, name)
+    labels = read_labels(adata, key, name)
+    if control not in set(np.unique(labels)):
+        raise InputError(
+            f"{name} has no control cells labelled {control!r} in obs[{key!r}]: include the "
+            "control cells, or pass control_label= / --control-label"
+        )
+    is_log1p = detect_log1p(X, name)
+    genes = pd.Index(np.asarray(adata.var_names).astype(str))
+    return ScorerInput(name=name, X=X, labels=labels, genes=genes, is_log1p=is_log1p)
+
+
+def check_same_genes(first: ScorerInput, second: ScorerInput) -> None:
+    """Require the same genes in the same order, naming what differs."""
+    if first.genes.equals(second.genes):
+        return
+    a, b = first.name, second.name
+    if len(first.genes) != len(second.genes) or set(first.genes) != set(second.genes):
+        missing = [str(g) for g in first.genes.difference(second.genes)[:3]]
+        extra = [str(g) for g in second.genes.difference(first.genes)[:3]]
+        raise InputError(
+            f"{b} has {len(second.genes)} genes and {a} has {len(first.genes)}, with different "
+            f"names (in {a} only: {missing}; in {b} only: {extra}): subset both to the same "
+            "genes"
+        )
+    position = int(np.flatnonzero(first.genes != second.genes)[0])
+    raise InputError(
+        f"{b} has the genes of {a} in another order (first difference at column {position}: "
+        f"{second.genes[position]!r} vs {first.genes[position]!r}): reorder with "
+        f"{b} = {b}[:, {a}.var_names]"
+    )
+
+
+def check_same_labels(first: ScorerInput, second: ScorerInput) -> None:
+    """Require the same set of perturbation labels in both files."""
+    a_set, b_set = set(np.unique(first.labels)), set(np.unique(second.labels))
+    if a_set == b_set:
+        return
+    only_a = sorted(str(label) for label in a_set - b_set)
+    only_b = sorted(str(label) for label in b_set - a_set)
+    raise InputError(
+        f"{first.name} and {second.name} have different perturbations (only in "
+        f"{first.name}: {len(only_a)} {only_a[:3]}; only in {second.name}: {len(only_b)} "
+        f"{only_b[:3]}): predict exactly the perturbations of {first.name}"
+    )
+
+
+def check_pair(
+    pred, real, *, perturbation_key: str, control_label: str, pred_name: str = "pred"
+) -> tuple[ScorerInput, ScorerInput]:
+    """Validate a prediction against the real data; return both as :class:`ScorerInput`.
+
+    Raises
+    ------
+    InputError
+        On any problem that makes the pair unscorable.
+    """
+    real_in = check_input(real, "real", perturbation_key, control_label)
+    pred_in = check_input(pred, pred_name, perturbation_key, control_label)
+    check_same_genes(real_in, pred_in)
+    check_same_labels(real_in, pred_in)
+    if len(np.unique(real_in.labels)) < 2:
+        raise InputError(
+            f"real has only control cells ({control_label!r}): at least one perturbation is "
+            "needed to score"
+        )
+    return pred_in, real_in

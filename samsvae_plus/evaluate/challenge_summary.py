@@ -1,0 +1,158 @@
+"""One file's summary for the challenge scorer: pseudobulks and differential expression.
+
+Every challenge metric is a function of two such summaries (real and prediction), so a
+file is read once, one perturbation group at a time, and then dropped. A baseline made of
+identical cells gets the same summary without ever materialising its rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from samsvae_plus.evaluate.challenge_inputs import ScorerInput
+from samsvae_plus.evaluate.differential_expression import (
+    ControlIndex,
+    ValueCodes,
+    ValueRuns,
+    benjamini_hochberg,
+    block_runs,
+    constant_runs,
+    log2_fold_change,
+    mann_whitney_pvalues,
+    rank_sums,
+)
+from samsvae_plus.evaluate.pseudobulk import Normalised, block_sums, group_cells, group_means
+
+
+@dataclass(frozen=True)
+class FileSummary:
+    """Per-perturbation pseudobulks and DE results of one file against its own control.
+
+    Attributes
+    ----------
+    labels
+        Non-control perturbation labels, sorted.
+    n_cells
+        Cells per perturbation.
+    means
+        Pseudobulk of each perturbation (perturbations x genes), in the data dtype.
+    control_mean
+        Pseudobulk of the control cells.
+    fdr
+        Benjamini-Hochberg adjusted p-values within each perturbation, float32.
+    lfc
+        log2 fold changes against the control, float32.
+    """
+
+    labels: np.ndarray
+    n_cells: np.ndarray
+    means: np.ndarray
+    control_mean: np.ndarray
+    fdr: np.ndarray
+    lfc: np.ndarray
+
+
+def _summarise(
+    labels: np.ndarray,
+    n_cells: np.ndarray,
+    groups: Iterator[tuple[np.ndarray, ValueRuns]],
+    control_block: sp.csr_matrix,
+    codes: ValueCodes,
+    dtype: np.dtype,
+) -> FileSummary:
+    """Test each group (its float64 sums and its runs) against the control block."""
+    n_genes = control_block.shape[1]
+    control = ControlIndex(block_runs(control_block, codes), n_genes, codes.width)
+    control_sums = block_sums(control_block, n_genes)
+    sums = np.empty((len(labels), n_genes))
+    pvalues = np.empty((len(labels), n_genes))
+    for i, (group_sums, runs) in enumerate(groups):
+        sums[i] = group_sums
+        pvalues[i] = mann_whitney_pvalues(rank_sums(runs, control, n_genes))
+    n_control = control_block.shape[0]
+    mean64 = sums / n_cells[:, None].astype(np.float64)
+    control_mean64 = control_sums / float(n_control)
+    return FileSummary(
+        labels=labels,
+        n_cells=n_cells,
+        means=group_means(sums, n_cells, dtype),
+        control_mean=group_means(control_sums[None, :], np.array([n_control]), dtype)[0],
+        fdr=benjamini_hochberg(pvalues).astype(np.float32),
+        lfc=log2_fold_change(mean64, control_mean64[None, :]),
+    )
+
+
+def summarise_file(inp: ScorerInput, control_label: str) -> FileSummary:
+    """Summarise a validated file: normalise, pseudobulk and test every perturbation.
+
+    Parameters
+    ----------
+    inp
+        The validated file.
+    control_label
+        Label of its control cells.
+
+    Returns
+    -------
+    FileSummary
+    """
+    norm = Normalised(inp)
+    groups = group_cells(inp.labels)
+    control = groups.index(control_label)
+    others = [i for i in range(groups.labels.size) if i != control]
+    if norm.dtype == np.float64:
+        # float64 values are coded by rank in the file's vocabulary: one extra pass.
+        vocabulary = (norm.block(groups.rows(i)).data for i in range(groups.labels.size))
+        codes = ValueCodes(norm.dtype, vocabulary)
+    else:
+        codes = ValueCodes(norm.dtype)
+
+    def each_group() -> Iterator[tuple[np.ndarray, ValueRuns]]:
+        for i in others:
+            block = norm.block(groups.rows(i))
+            yield block_sums(block, norm.n_genes), block_runs(block, codes)
+
+    return _summarise(
+        labels=groups.labels[others],
+        n_cells=groups.sizes[others],
+        groups=each_group(),
+        control_block=norm.block(groups.rows(control)),
+        codes=codes,
+        dtype=norm.dtype,
+    )
+
+
+def summarise_constant(
+    values: np.ndarray,
+    labels: np.ndarray,
+    n_cells: np.ndarray,
+    control_block: sp.csr_matrix,
+) -> FileSummary:
+    """Summarise a file whose every perturbation cell equals ``values``.
+
+    This is the cell-mean baseline: ``n_cells[i]`` identical cells for ``labels[i]``, plus
+    the given control cells (already normalised, zero-free CSR of the same dtype).
+    """
+    dtype = np.dtype(values.dtype)
+    if dtype == np.float64:
+        codes = ValueCodes(dtype, [control_block.data, values[values != 0]])
+    else:
+        codes = ValueCodes(dtype)
+    values64 = values.astype(np.float64)
+
+    def each_group() -> Iterator[tuple[np.ndarray, ValueRuns]]:
+        for size in n_cells:
+            yield values64 * float(size), constant_runs(values, int(size), codes)
+
+    return _summarise(
+        labels=np.asarray(labels),
+        n_cells=np.asarray(n_cells),
+        groups=each_group(),
+        control_block=control_block,
+        codes=codes,
+        dtype=dtype,
+    )

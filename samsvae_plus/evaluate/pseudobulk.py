@@ -1,0 +1,139 @@
+"""Per-group access to the normalised expression Y, and group means (pseudobulks).
+
+The scorer never builds Y for the whole file. It visits one perturbation group at a
+time: the group's rows are cut out of the input, normalised (counts only) and handed on
+as a CSR block without zeros, so memory stays bounded by the sparse input plus one group.
+
+Normalisation reproduces scanpy's ``normalize_total`` followed by ``log1p`` bit for bit,
+because the rank test downstream depends on exact values (ties, order across cells):
+per-cell totals are rounded to the matrix dtype, the target is the median total (over all
+cells for sparse input, over cells with a non-zero total for dense input), the division
+and ``log1p`` happen in the output dtype, and cells with a zero total are left unscaled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from samsvae_plus.evaluate.challenge_inputs import ScorerInput
+
+# Stored values summed per step when computing cell totals.
+_TOTALS_CHUNK = 1 << 22
+
+
+@dataclass(frozen=True)
+class CellGroups:
+    """Cells grouped by label, labels sorted as strings (the order of every output table).
+
+    Attributes
+    ----------
+    labels
+        Sorted unique labels.
+    sizes
+        Number of cells per label.
+    order
+        Cell indices, grouped by label and ascending within a group.
+    bounds
+        ``order[bounds[i]:bounds[i + 1]]`` are the cells of ``labels[i]``.
+    """
+
+    labels: np.ndarray
+    sizes: np.ndarray
+    order: np.ndarray
+    bounds: np.ndarray
+
+    def rows(self, i: int) -> np.ndarray:
+        """Cell indices of group ``i``, ascending."""
+        return self.order[self.bounds[i] : self.bounds[i + 1]]
+
+    def index(self, label: str) -> int:
+        """Position of ``label`` in :attr:`labels`."""
+        return int(np.searchsorted(self.labels, label))
+
+
+def group_cells(labels: np.ndarray) -> CellGroups:
+    """Group cell indices by label (only labels that occur, so unused categories vanish)."""
+    unique, codes = np.unique(labels, return_inverse=True)
+    order = np.argsort(codes, kind="stable")
+    sizes = np.bincount(codes, minlength=unique.size)
+    bounds = np.concatenate([[0], np.cumsum(sizes)])
+    return CellGroups(labels=unique, sizes=sizes, order=order, bounds=bounds)
+
+
+class Normalised:
+    """Cut normalised, zero-free CSR blocks of cells out of one validated input.
+
+    Parameters
+    ----------
+    inp
+        The validated input. Counts are normalised to the file's median total and
+        log1p-transformed; log1p input is only widened to float32 where needed.
+    """
+
+    def __init__(self, inp: ScorerInput) -> None:
+        self.X = inp.X
+        self.dtype = inp.output_dtype
+        self.n_genes = inp.X.shape[1]
+        self.scale: np.ndarray | None = None
+        if not inp.is_log1p:
+            self.scale = self._cell_scale()
+
+    def _cell_scale(self) -> np.ndarray:
+        """Per-cell divisor total/median in the output dtype, with 1 for empty cells."""
+        X = self.X
+        if sp.issparse(X):
+            totals64 = np.zeros(X.shape[0])
+            # Rows in slices of about _TOTALS_CHUNK values: the float64 sums then never
+            # need a float64 copy of the whole data array.
+            row_bounds = np.searchsorted(X.indptr, np.arange(0, X.nnz, _TOTALS_CHUNK))
+            row_bounds = np.unique(np.append(row_bounds, X.shape[0]))
+            for lo, hi in zip(row_bounds[:-1], row_bounds[1:], strict=True):
+                rows = np.arange(lo, hi)
+                rows = rows[np.diff(X.indptr[lo : hi + 1]) > 0]
+                if rows.size:
+                    # reduceat cannot express an empty row; those keep their zero total.
+                    data = X.data[X.indptr[lo] : X.indptr[hi]]
+                    starts = X.indptr[rows] - X.indptr[lo]
+                    totals64[rows] = np.add.reduceat(data, starts, dtype=np.float64)
+            totals = totals64.astype(self.dtype)
+            target = np.median(totals)
+        else:
+            totals = X.sum(axis=1, dtype=np.float64).astype(self.dtype)
+            positive = totals[totals > 0]
+            target = np.median(positive) if positive.size else self.dtype.type(1)
+        if not target > 0:
+            # Every cell is empty: there is nothing to scale (and no value to divide).
+            target = self.dtype.type(1)
+        scale = totals / target
+        scale = scale + (scale == 0)
+        return scale.astype(self.dtype, copy=False)
+
+    def block(self, rows: np.ndarray) -> sp.csr_matrix:
+        """Normalised expression of ``rows`` as CSR in the output dtype, zeros removed."""
+        X = self.X
+        if sp.issparse(X):
+            block = X[rows]
+        else:
+            # scipy.sparse has no float16, so dense rows are widened before conversion.
+            block = sp.csr_matrix(X[rows].astype(self.dtype, copy=False))
+        data = block.data.astype(self.dtype, copy=True)
+        if self.scale is not None:
+            data /= np.repeat(self.scale[rows], np.diff(block.indptr))
+            np.log1p(data, out=data)
+        block = sp.csr_matrix((data, block.indices, block.indptr), shape=block.shape)
+        # Explicitly stored zeros are zeros: the rank test treats all zeros as one tie block.
+        block.eliminate_zeros()
+        return block
+
+
+def block_sums(block: sp.csr_matrix, n_genes: int) -> np.ndarray:
+    """Per-gene float64 sum of a block's values."""
+    return np.bincount(block.indices, weights=block.data, minlength=n_genes)
+
+
+def group_means(sums: np.ndarray, sizes: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Pseudobulk means: float64 sums over the group size, rounded to the data dtype."""
+    return (sums / np.asarray(sizes, dtype=np.float64)[:, None]).astype(dtype)

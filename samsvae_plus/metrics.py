@@ -1,0 +1,23 @@
+"""Public metrics namespace, ``sp.metrics``.
+
+``challenge_score`` scores a prediction as the Virtual Cell Challenge does (PDS, DES, MAE
+and the baseline-normalised score, matching cell-eval 0.8.x's ``vcc`` profile);
+``prepare_prediction`` writes a prediction in the layout scorers expect, and
+``cell_mean_baseline`` materialises the challenge's baseline.
+"""
+
+from __future__ import annotations
+
+from samsvae_plus.evaluate.baseline import cell_mean_baseline
+from samsvae_plus.evaluate.challenge import ChallengeResult, challenge_score, score_against_baseline
+from samsvae_plus.evaluate.challenge_metrics import REGISTRY as CHALLENGE_METRICS
+from samsvae_plus.evaluate.prepare import prepare_prediction
+
+__all__ = [
+    "CHALLENGE_METRICS",
+    "ChallengeResult",
+    "cell_mean_baseline",
+    "challenge_score",
+    "prepare_prediction",
+    "score_against_baseline",
+]

@@ -1,0 +1,186 @@
+"""``samsvae-plus score`` and ``samsvae-plus prep`` end to end, on small synthetic files."""
+
+from __future__ import annotations
+
+import json
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from samsvae_plus.cli import main as cli
+from samsvae_plus.evaluate.challenge import challenge_score
+from samsvae_plus.evaluate.challenge_synthetic import CaseSpec, challenge_case
+
+SPEC = CaseSpec(seed=5, n_perturbations=8, cells=(30, 40), n_control=60, n_genes=150)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    case = challenge_case(SPEC)
+    folder = tmp_path_factory.mktemp("challenge_cli")
+    for name in ("real", "noisy", "reference"):
+        case[name].write_h5ad(folder / f"{name}.h5ad")
+    return folder, case
+
+
+@pytest.fixture
+def run(monkeypatch, capsys):
+    # Only the challenge subcommands: the others live in other modules of the CLI.
+    monkeypatch.setattr(cli, "SUBCOMMANDS", ["score", "prep"])
+
+    def invoke(*argv: str) -> tuple[int, str, str]:
+        code = cli.main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return invoke
+
+
+def test_score_writes_the_documented_json(files, run):
+    folder, case = files
+    out = folder / "result.json"
+    code, stdout, _ = run(
+        "score",
+        "--pred",
+        str(folder / "noisy.h5ad"),
+        "--real",
+        str(folder / "real.h5ad"),
+        "--reference",
+        str(folder / "reference.h5ad"),
+        "--out",
+        str(out),
+    )
+    assert code == 0
+    lines = stdout.strip().splitlines()
+    assert (
+        len(lines) == 1
+        and lines[0].startswith("scored 8 perturbations")
+        and "avg_score" in lines[0]
+    )
+    result = json.loads(out.read_text())
+    assert set(result) == {"per_perturbation", "mean", "baseline", "score"}
+    want = challenge_score(case["noisy"], case["real"], reference=case["reference"]).to_dict()
+    assert result == json.loads(json.dumps(want))
+
+
+def test_score_without_baseline_has_null_blocks(files, run):
+    folder, _ = files
+    out = folder / "plain.json"
+    code, _, _ = run(
+        "score",
+        "--pred",
+        str(folder / "noisy.h5ad"),
+        "--real",
+        str(folder / "real.h5ad"),
+        "--out",
+        str(out),
+    )
+    assert code == 0
+    result = json.loads(out.read_text())
+    assert result["baseline"] is None and result["score"] is None
+
+
+def test_score_bad_input_exits_2_with_one_line(files, run, tmp_path):
+    folder, case = files
+    bad = case["noisy"].copy()
+    bad.X = bad.X.astype(np.float32)
+    bad.X.data[0] = np.nan
+    bad.write_h5ad(tmp_path / "bad.h5ad")
+    code, stdout, stderr = run(
+        "score",
+        "--pred",
+        str(tmp_path / "bad.h5ad"),
+        "--real",
+        str(folder / "real.h5ad"),
+        "--out",
+        str(tmp_path / "r.json"),
+    )
+    assert code == 2 and stdout == ""
+    assert stderr.count("\n") == 1 and "NaN" in stderr and "Traceback" not in stderr
+    assert not (tmp_path / "r.json").exists()
+    code, _, stderr = run(
+        "score",
+        "--pred",
+        str(tmp_path / "missing.h5ad"),
+        "--real",
+        str(folder / "real.h5ad"),
+        "--out",
+        str(tmp_path / "r.json"),
+    )
+    assert code == 2 and "does not exist" in stderr
+
+
+@pytest.mark.parametrize("command", ["score", "prep"])
+def test_help(run, command):
+    with pytest.raises(SystemExit) as exit_:
+        run(command, "--help")
+    assert exit_.value.code == 0
+
+
+def test_prep_writes_the_scorer_layout(files, run, tmp_path):
+    folder, case = files
+    real = case["real"]
+    # A model's output: extra obs columns, genes shuffled plus one extra, no controls, dense.
+    pred = case["noisy"][case["noisy"].obs["target_gene"] != "non-targeting"].copy()
+    order = np.random.default_rng(0).permutation(pred.n_vars)
+    pred = pred[:, order].copy()
+    pred.X = pred.X.toarray().astype(np.float64)
+    pred.obs["guide"] = "g1"
+    pred.obs = pred.obs.rename(columns={"target_gene": "condition"})
+    extra = ad.AnnData(
+        X=np.ones((pred.n_obs, 1)),
+        obs=pred.obs,
+        var=ad.AnnData(np.ones((1, 1))).var.set_axis(["EXTRA"]),
+    )
+    pred = ad.concat([pred, extra], axis=1, merge="same")
+    pred.write_h5ad(tmp_path / "model.h5ad")
+    out = tmp_path / "prepared.h5ad"
+    code, stdout, err = run(
+        "prep",
+        "--pred",
+        str(tmp_path / "model.h5ad"),
+        "--genes",
+        str(folder / "real.h5ad"),
+        "--controls",
+        str(folder / "real.h5ad"),
+        "--perturbation-key",
+        "condition",
+        "--out",
+        str(out),
+    )
+    assert code == 0, err
+    assert stdout.startswith("prepared ") and stdout.count("\n") == 1
+    prepared = ad.read_h5ad(out)
+    assert list(prepared.obs.columns) == ["target_gene"]
+    assert sp.issparse(prepared.X) and prepared.X.format == "csr"
+    assert prepared.X.dtype == np.float32 and not (prepared.X.data == 0).any()
+    assert list(prepared.var_names) == list(real.var_names)
+    assert (prepared.obs["target_gene"] == "non-targeting").sum() == (
+        real.obs["target_gene"] == "non-targeting"
+    ).sum()
+    # Scoring the prepared file equals scoring the prediction with the real controls added.
+    perturbed = case["noisy"][case["noisy"].obs["target_gene"] != "non-targeting"]
+    direct = ad.concat([perturbed, real[real.obs["target_gene"] == "non-targeting"]])
+    pd.testing.assert_frame_equal(
+        challenge_score(prepared, real).per_perturbation,
+        challenge_score(direct, real).per_perturbation,
+    )
+
+
+def test_prep_without_controls_is_rejected(files, run, tmp_path):
+    folder, case = files
+    pred = case["noisy"][case["noisy"].obs["target_gene"] != "non-targeting"].copy()
+    pred.write_h5ad(tmp_path / "no_controls.h5ad")
+    code, _, stderr = run(
+        "prep",
+        "--pred",
+        str(tmp_path / "no_controls.h5ad"),
+        "--genes",
+        str(folder / "real.h5ad"),
+        "--out",
+        str(tmp_path / "p.h5ad"),
+    )
+    assert code == 2 and "no control cells" in stderr and "--controls" in stderr
