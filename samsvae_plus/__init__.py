@@ -1,5 +1,6 @@
 """samsvae_plus: sparse additive mechanism shift VAEs for Perturb-seq, written in Pyro."""
 
+from samsvae_plus import metrics
 from samsvae_plus import plotting as pl
 from samsvae_plus._version import __version__
 from samsvae_plus.data import datasets
@@ -14,6 +15,7 @@ __all__ = [
     "InputError",
     "SAMSVAE",
     "datasets",
+    "metrics",
     "pl",
     "settings",
     "setup_anndata",

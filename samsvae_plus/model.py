@@ -29,7 +29,7 @@ from samsvae_plus.data.transforms import ATE_TARGET_SUM, encoder_input_statistic
 from samsvae_plus.errors import InputError
 from samsvae_plus.inference import posterior
 from samsvae_plus.inference.checkpoints import load_model_dir, save_model_dir, write_model_files
-from samsvae_plus.inference.svi import TrainingHistory, train_svi
+from samsvae_plus.inference.svi import TrainingHistory, train_svi, train_with_dense_start
 from samsvae_plus.models.guides import MeanFieldGuide
 from samsvae_plus.models.sams_vae import SAMSVAEModel
 from samsvae_plus.nn.encoders import ExpressionStandardizer, MLPBasalEncoder
@@ -119,9 +119,10 @@ class PerturbationModel:
         *,
         split: Split | None = None,
         split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+        dense_epochs: int | None = None,
+        global_lr_factor: float = 30.0,
         early_stopping_patience: int | None = 20,
         grad_clip: float | None = None,
-        kl_warmup_epochs: int = 0,
         progress: bool = True,
     ) -> TrainingHistory:
         """Fit the model by SVI on the registered AnnData.
@@ -129,13 +130,13 @@ class PerturbationModel:
         Parameters
         ----------
         max_epochs
-            Upper bound on passes over the training cells.
+            Upper bound on passes over the training cells, dense start included.
         batch_size
             Cells per step.
         n_particles
             Vectorized ELBO particles per step.
         lr
-            Adam learning rate.
+            Adam learning rate of the networks and point estimates.
         device
             ``"auto"`` picks CUDA when present.
         seed
@@ -144,6 +145,14 @@ class PerturbationModel:
         split
             Which cells to train and validate on; by default a random ``split_fractions``
             split of all cells, seeded by ``seed``. Saved with the model.
+        dense_epochs
+            For models with sparse masks: epochs with the masks pinned to 1 before the
+            latent basis is rotated to make the effects sparse
+            (:func:`~samsvae_plus.inference.svi.train_with_dense_start`); by default a
+            quarter of ``max_epochs``. 0 starts from random masks.
+        global_lr_factor
+            Learning rate of the guide's per-perturbation parameters (mask logits,
+            embedding means and scales) relative to ``lr``.
         early_stopping_patience
             Epochs without a better validation ELBO before stopping; ``None`` never stops.
         grad_clip
@@ -157,6 +166,8 @@ class PerturbationModel:
             Also kept as ``model.history``.
         """
         adata = self._require_adata()
+        if max_epochs < 1 or batch_size < 1 or n_particles < 1 or lr <= 0:
+            raise InputError("max_epochs, batch_size and n_particles must be positive integers and lr positive")
         seed_everything(seed)
         data = encode(adata, self.registry)
         self.split = split if split is not None else random_split(data.n_cells, split_fractions, seed=seed)
@@ -167,18 +178,21 @@ class PerturbationModel:
         validation_loader = InMemoryLoader(
             data, self.split.validation, batch_size=batch_size, shuffle=False, device=self.device
         )
-        self.history = train_svi(
-            self.module,
-            train_loader,
-            validation_loader,
-            max_epochs=max_epochs,
+        options = dict(
             lr=lr,
+            global_lr_factor=global_lr_factor,
             n_particles=n_particles,
             early_stopping_patience=early_stopping_patience,
             grad_clip=grad_clip,
-            kl_warmup_epochs=kl_warmup_epochs,
             progress=progress,
         )
+        if hasattr(self.module["guide"], "pin_masks"):
+            dense = max_epochs // 4 if dense_epochs is None else dense_epochs
+            self.history = train_with_dense_start(
+                self.module, train_loader, validation_loader, dense_epochs=dense, max_epochs=max_epochs, **options
+            )
+        else:
+            self.history = train_svi(self.module, train_loader, validation_loader, max_epochs=max_epochs, **options)
         return self.history
 
     def _fit_data_statistics(self, data: EncodedData, train_rows: np.ndarray) -> None:

@@ -20,10 +20,11 @@ from samsvae_plus.evaluate.masks import mask_recovery
 DEMO_DEFAULTS = {
     "latent_dim": 10,
     "basal_sees_shift": True,
-    "max_epochs": 150,
+    "max_epochs": 120,
+    "dense_epochs": 40,
     "batch_size": 512,
     "n_particles": 1,
-    "lr": 3e-3,
+    "lr": 2e-3,
 }
 
 

@@ -25,6 +25,9 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--mask-prior", type=float, default=0.01, help="prior mask probability alpha")
     training = parser.add_argument_group("training")
     training.add_argument("--max-epochs", type=int, default=400)
+    training.add_argument(
+        "--dense-epochs", type=int, default=None, help="epochs with masks pinned on (default: a quarter)"
+    )
     training.add_argument("--batch-size", type=int, default=512)
     training.add_argument("--n-particles", type=int, default=5)
     training.add_argument("--lr", type=float, default=3e-4)
@@ -62,6 +65,7 @@ def build_and_train(adata, args: argparse.Namespace) -> SAMSVAE:
     )
     model.train(
         max_epochs=args.max_epochs,
+        dense_epochs=args.dense_epochs,
         batch_size=args.batch_size,
         n_particles=args.n_particles,
         lr=args.lr,

@@ -21,17 +21,22 @@ from tqdm.auto import tqdm
 
 from samsvae_plus.data.loaders import InMemoryLoader
 from samsvae_plus.errors import DivergenceError
-from samsvae_plus.inference.annealing import GlobalKLWeight, linear_warmup
+from samsvae_plus.inference.kl_weights import KLWeights
 
 
 @dataclass
 class TrainingHistory:
-    """Per-epoch ELBOs (nats per cell) and how training ended."""
+    """Per-epoch ELBOs (nats per cell) and how training ended.
+
+    ``dense_epochs`` counts the leading epochs of a dense start (masks pinned to 1); the
+    best epoch is always chosen after them.
+    """
 
     train_elbo: list[float] = field(default_factory=list)
     validation_elbo: list[float] = field(default_factory=list)
     steps: int = 0
     best_epoch: int = -1
+    dense_epochs: int = 0
     stopped_early: bool = False
     wall_time_s: float = 0.0
 
@@ -42,28 +47,50 @@ class TrainingHistory:
     def from_dict(cls, data: dict) -> TrainingHistory:
         return cls(**data)
 
+    def extend(self, later: TrainingHistory) -> TrainingHistory:
+        """This history followed by ``later`` (whose best epoch then counts from ours)."""
+        return TrainingHistory(
+            train_elbo=self.train_elbo + later.train_elbo,
+            validation_elbo=self.validation_elbo + later.validation_elbo,
+            steps=self.steps + later.steps,
+            best_epoch=len(self.train_elbo) + later.best_epoch,
+            dense_epochs=self.dense_epochs + later.dense_epochs,
+            stopped_early=later.stopped_early,
+            wall_time_s=self.wall_time_s + later.wall_time_s,
+        )
 
-def make_loss(pair: nn.ModuleDict, n_particles: int, kl_weight: GlobalKLWeight | None = None) -> nn.Module:
-    """The negative ELBO of ``pair["model"]`` and ``pair["guide"]`` as a torch module.
 
-    With ``kl_weight``, the global sites of model and guide are scaled by its weight.
-    """
-    elbo = Trace_ELBO(num_particles=n_particles, vectorize_particles=True, max_plate_nesting=1)
-    model, guide = pair["model"], pair["guide"]
-    if kl_weight is None:
-        return elbo(model, guide)
-    return ELBOModule(model, guide, elbo, kl_weight)
+class ELBOLoss(nn.Module):
+    """Negative ELBO of ``model`` and ``guide``, optionally under :class:`KLWeights`."""
 
-
-class ELBOModule(nn.Module):
-    """Pyro's ELBO module, with model and guide run under a shared KL-weight messenger."""
-
-    def __init__(self, model: nn.Module, guide: nn.Module, elbo: Trace_ELBO, kl_weight: GlobalKLWeight) -> None:
+    def __init__(self, model: nn.Module, guide: nn.Module, n_particles: int, weights: KLWeights | None = None) -> None:
         super().__init__()
-        self.model, self.guide, self.elbo, self.kl_weight = model, guide, elbo, kl_weight
+        self.model, self.guide = model, guide
+        self.elbo = Trace_ELBO(num_particles=n_particles, vectorize_particles=True, max_plate_nesting=1)
+        self.weights = weights
 
-    def forward(self, *args, **kwargs) -> torch.Tensor:
-        return self.elbo.differentiable_loss(self.kl_weight(self.model), self.kl_weight(self.guide), *args, **kwargs)
+    def forward(self, batch, n_cells: int) -> torch.Tensor:
+        if self.weights is None or self.weights.is_exact:
+            return self.elbo.differentiable_loss(self.model, self.guide, batch, n_cells)
+        return self.elbo.differentiable_loss(self.weights(self.model), self.weights(self.guide), batch, n_cells)
+
+
+def make_loss(pair: nn.ModuleDict, n_particles: int, weights: KLWeights | None = None) -> ELBOLoss:
+    """The negative ELBO of ``pair["model"]`` and ``pair["guide"]`` as a torch module."""
+    return ELBOLoss(pair["model"], pair["guide"], n_particles, weights)
+
+
+def parameter_groups(pair: nn.ModuleDict, lr: float, global_lr_factor: float) -> list[dict]:
+    """Adam groups: the guide's free per-perturbation parameters get ``lr * global_lr_factor``.
+
+    Those are the guide's own parameters (not its networks'). Each receives gradient only
+    from the few cells of its perturbation in a batch and must travel O(1) in a few
+    thousand steps, while Adam moves a parameter by about ``lr`` per step.
+    """
+    free = {id(p) for p in pair["guide"].parameters(recurse=False)}
+    free_params = [p for p in pair.parameters() if id(p) in free]
+    other = [p for p in pair.parameters() if id(p) not in free]
+    return [{"params": free_params, "lr": lr * global_lr_factor}, {"params": other, "lr": lr}]
 
 
 def snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
@@ -93,18 +120,26 @@ def train_svi(
     *,
     max_epochs: int = 400,
     lr: float = 3e-4,
+    global_lr_factor: float = 1.0,
     n_particles: int = 5,
     early_stopping_patience: int | None = 20,
     grad_clip: float | None = None,
-    kl_warmup_epochs: int = 0,
+    local_kl_weight: Callable[[int], float] | None = None,
+    keep_best: bool = True,
     progress: bool = True,
-    on_best: Callable[[dict[str, torch.Tensor], int], None] | None = None,
+    description: str = "training",
 ) -> TrainingHistory:
     """Fit ``pair`` (a ``ModuleDict`` with ``"model"`` and ``"guide"``) by SVI with Adam.
 
-    After every epoch the validation ELBO is estimated; the best state is kept (and handed
-    to ``on_best``, which may write a checkpoint) and restored at the end. Training stops
-    early when the validation ELBO has not improved for ``early_stopping_patience`` epochs.
+    After every epoch the validation ELBO (exact, unweighted) is estimated. With
+    ``keep_best`` the best state is kept and restored at the end, and training stops when
+    the validation ELBO has not improved for ``early_stopping_patience`` epochs. Epochs
+    trained under a KL weight other than 1 are never chosen as best.
+
+    Parameters
+    ----------
+    local_kl_weight
+        Optional schedule ``epoch -> weight`` of the local latent KL (``z_basal``).
 
     Raises
     ------
@@ -112,23 +147,22 @@ def train_svi(
         If a loss or gradient is NaN or infinite. The parameters are first restored to the
         end of the last completed epoch, so the model stays usable.
     """
-    kl_weight = GlobalKLWeight()
-    loss = make_loss(pair, n_particles, kl_weight)
+    weights = KLWeights()
+    loss = make_loss(pair, n_particles, weights)
     exact_loss = make_loss(pair, n_particles)
-    warmup_steps = kl_warmup_epochs * len(train_loader)
-    params = [p for p in loss.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=lr)
+    optimizer = torch.optim.Adam(parameter_groups(pair, lr, global_lr_factor))
+    params = [p for group in optimizer.param_groups for p in group["params"]]
     history = TrainingHistory()
     best_score, best_state = -math.inf, snapshot(pair)
     last_good = best_state
     epochs_since_best = 0
     start = time.perf_counter()
-    bar = tqdm(range(max_epochs), desc="training", unit="epoch", disable=not progress, leave=False)
+    bar = tqdm(range(max_epochs), desc=description, unit="epoch", disable=not progress, leave=False, mininterval=1.0)
     for epoch in bar:
+        weights.local_weight = 1.0 if local_kl_weight is None else float(local_kl_weight(epoch))
         pair.train()
         epoch_loss = 0.0
         for batch in train_loader:
-            kl_weight.weight = linear_warmup(history.steps, warmup_steps)
             value = loss(batch, train_loader.n_cells)
             if not torch.isfinite(value):
                 _diverged(pair, last_good, f"the loss became {float(value)}", history.steps, epoch)
@@ -149,23 +183,68 @@ def train_svi(
         else:
             score = history.train_elbo[-1]
         last_good = snapshot(pair)
-        if epoch + 1 < kl_warmup_epochs:
-            pass  # the objective is still changing, so earlier epochs cannot be compared
-        elif score > best_score:
+        if keep_best and weights.is_exact and score > best_score:
             best_score, best_state, history.best_epoch = score, last_good, epoch
             epochs_since_best = 0
-            if on_best is not None:
-                on_best(best_state, epoch)
-        else:
+        elif weights.is_exact:
             epochs_since_best += 1
         bar.set_postfix(elbo=f"{history.train_elbo[-1]:.1f}", val=f"{score:.1f}", refresh=False)
-        if early_stopping_patience is not None and epochs_since_best > early_stopping_patience:
+        if keep_best and early_stopping_patience is not None and epochs_since_best > early_stopping_patience:
             history.stopped_early = True
             break
     bar.close()
-    pair.load_state_dict(best_state)
+    if keep_best and history.best_epoch >= 0:
+        pair.load_state_dict(best_state)
+    else:
+        history.best_epoch = len(history.train_elbo) - 1
     history.wall_time_s = time.perf_counter() - start
     return history
+
+
+def train_with_dense_start(
+    pair: nn.ModuleDict,
+    train_loader: InMemoryLoader,
+    validation_loader: InMemoryLoader | None,
+    *,
+    dense_epochs: int,
+    max_epochs: int,
+    basal_kl_start: float = 20.0,
+    **svi_options,
+) -> TrainingHistory:
+    """SVI for models with sparse masks: a dense phase, a sparsifying rotation, then the ELBO.
+
+    1. ``dense_epochs`` epochs with every mask pinned to 1. During the first half of them
+       the basal KL weight falls linearly from ``basal_kl_start`` to 1, so the embeddings
+       capture each perturbation's mean shift before the encoder can absorb it.
+    2. The latent basis is rotated to make the embeddings sparse
+       (:func:`~samsvae_plus.inference.sparse_basis.rotate_to_sparse_basis`), and the masks
+       are released.
+    3. The remaining ``max_epochs - dense_epochs`` epochs train the exact ELBO, with
+       best-validation selection and early stopping.
+    """
+    from samsvae_plus.inference.sparse_basis import rotate_to_sparse_basis
+
+    if not 0 <= dense_epochs < max_epochs:
+        raise ValueError(f"dense_epochs must lie in [0, max_epochs), got {dense_epochs} of {max_epochs}")
+    if dense_epochs == 0:
+        return train_svi(pair, train_loader, validation_loader, max_epochs=max_epochs, **svi_options)
+    ramp = max(dense_epochs // 2, 1)
+
+    def basal_weight(epoch: int) -> float:
+        return basal_kl_start + (1.0 - basal_kl_start) * min(epoch / ramp, 1.0)
+
+    pair["guide"].pin_masks(True)
+    dense = train_svi(
+        pair,
+        train_loader,
+        validation_loader,
+        **{**svi_options, "max_epochs": dense_epochs, "local_kl_weight": basal_weight, "keep_best": False},
+        description="dense start",
+    )
+    dense.dense_epochs = dense_epochs
+    rotate_to_sparse_basis(pair)
+    sparse = train_svi(pair, train_loader, validation_loader, max_epochs=max_epochs - dense_epochs, **svi_options)
+    return dense.extend(sparse)
 
 
 def _diverged(pair: nn.Module, last_good: dict, what: str, step: int, epoch: int) -> None:

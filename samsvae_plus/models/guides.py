@@ -14,6 +14,10 @@ from samsvae_plus.models.distributions import StraightThroughBernoulli
 from samsvae_plus.models.sams_vae import latent_shift
 
 
+# Logit of a pinned mask: sigmoid(12) = 1 - 6e-6.
+PINNED_LOGIT = 12.0
+
+
 def _inverse_softplus(value: float) -> float:
     return float(torch.log(torch.expm1(torch.tensor(value))))
 
@@ -61,6 +65,40 @@ class MeanFieldGuide(PyroModule):
         self.embedding_raw_scale = nn.Parameter(
             torch.full(shape, _inverse_softplus(initial_embedding_scale))
         )
+
+    @torch.no_grad()
+    def pin_masks(self, pinned: bool = True) -> None:
+        """Fix every mask to 1 (a CPA-like dense phase), or release them for learning.
+
+        Pinned logits are large enough that a sampled mask is 1 with probability 1 - 6e-6;
+        they receive no gradient until released.
+        """
+        if pinned:
+            self.mask_logits.fill_(PINNED_LOGIT)
+        self.mask_logits.requires_grad_(not pinned)
+
+    @torch.no_grad()
+    def init_masks_from_embedding(self, threshold: float = 0.3, logit: float = 3.0) -> None:
+        """Switch on the entries whose embedding is large for their perturbation.
+
+        An entry starts at probability ``sigmoid(logit)`` when ``|e_tk|`` is at least
+        ``threshold`` times the largest ``|e_t.|`` and at ``sigmoid(-logit)`` otherwise.
+        """
+        magnitude = self.embedding_loc.abs()
+        relative = magnitude / magnitude.amax(dim=1, keepdim=True).clamp_min(1e-12)
+        self.mask_logits.copy_(torch.where(relative >= threshold, logit, -logit))
+
+    @torch.no_grad()
+    def rotate_latent(self, rotation: torch.Tensor) -> None:
+        """Re-express the guide in the rotated latent basis ``z' = Q z``.
+
+        Embedding means rotate exactly; the variance of each new coordinate is the
+        rotation-weighted sum of the old variances (the diagonal of ``Q S Q^T``).
+        """
+        self.embedding_loc.copy_(self.embedding_loc @ rotation.T)
+        variance = F.softplus(self.embedding_raw_scale).square() @ rotation.square().T
+        self.embedding_raw_scale.copy_(torch.log(torch.expm1(variance.sqrt())))
+        self.basal_encoder.rotate_latent(rotation)
 
     def mask_probabilities(self) -> torch.Tensor:
         """``q(m_tk = 1)``, perturbations x latent dims."""

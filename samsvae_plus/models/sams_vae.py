@@ -78,6 +78,16 @@ class SAMSVAEModel(PyroModule):
         )
         return mask, embedding
 
+    @torch.no_grad()
+    def rotate_latent(self, rotation: torch.Tensor) -> None:
+        """Re-express the model in the rotated latent basis ``z' = Q z``.
+
+        The likelihood and the isotropic priors of ``z_basal`` and ``e`` are unchanged by a
+        rotation; only the mask prior, which counts active coordinates, sees the basis.
+        """
+        self.basal_loc.copy_(self.basal_loc @ rotation.T)
+        self.likelihood.rotate_latent(rotation)
+
     def forward(self, batch: Batch, n_cells: int) -> torch.Tensor:
         mask, embedding = self.sample_globals()
         shift = latent_shift(batch.dosage, mask, embedding)

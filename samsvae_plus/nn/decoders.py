@@ -23,3 +23,14 @@ class SoftmaxDecoder(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return torch.log_softmax(self.net(z), dim=-1)
+
+    @torch.no_grad()
+    def rotate_input(self, rotation: torch.Tensor, n_latent: int | None = None) -> None:
+        """Absorb ``z' = Q z`` into the first layer so that outputs are unchanged.
+
+        Only the first ``n_latent`` input columns are latent coordinates (by default all);
+        any further columns (a conditioning input) are left alone.
+        """
+        first = self.net[0]
+        k = rotation.shape[0] if n_latent is None else n_latent
+        first.weight[:, :k] = first.weight[:, :k] @ rotation.T

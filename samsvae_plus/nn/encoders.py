@@ -80,3 +80,19 @@ class MLPBasalEncoder(nn.Module):
             # twice, so the embeddings shrink and the encoder absorbs the effects instead.
             loc = loc - extra
         return loc, F.softplus(raw_scale) + MIN_SCALE
+
+    @torch.no_grad()
+    def rotate_latent(self, rotation: torch.Tensor) -> None:
+        """Re-express the output in the rotated basis ``z' = Q z``.
+
+        The location is rotated exactly. A rotated diagonal Gaussian is not diagonal, so
+        the per-dimension scales are kept as they are: an approximation that training
+        corrects within a few steps, since posterior scales are small and similar.
+        """
+        k = rotation.shape[0]
+        last = self.net[-1]
+        last.weight[:k] = rotation @ last.weight[:k]
+        last.bias[:k] = rotation @ last.bias[:k]
+        if self.extra_features:
+            first = self.net[0]
+            first.weight[:, -k:] = first.weight[:, -k:] @ rotation.T
