@@ -100,11 +100,15 @@ class PerturbationModel:
 
     def _require_trained(self) -> None:
         if not self.is_trained:
-            raise InputError(f"the {type(self).__name__} is not trained yet; call model.train() first")
+            raise InputError(
+                f"the {type(self).__name__} is not trained yet; call model.train() first"
+            )
 
     def _require_adata(self) -> ad.AnnData:
         if self.adata is None:
-            raise InputError("this model was loaded without data; pass adata= to load() to train it")
+            raise InputError(
+                "this model was loaded without data; pass adata= to load() to train it"
+            )
         return self.adata
 
     # ------------------------------------------------------------------ training
@@ -167,14 +171,20 @@ class PerturbationModel:
         """
         adata = self._require_adata()
         if max_epochs < 1 or batch_size < 1 or n_particles < 1 or lr <= 0:
-            raise InputError("max_epochs, batch_size and n_particles must be positive integers and lr positive")
+            raise InputError(
+                "max_epochs, batch_size and n_particles must be positive integers and lr positive"
+            )
         seed_everything(seed)
         data = encode(adata, self.registry)
-        self.split = split if split is not None else random_split(data.n_cells, split_fractions, seed=seed)
+        self.split = (
+            split if split is not None else random_split(data.n_cells, split_fractions, seed=seed)
+        )
         self._fit_data_statistics(data, self.split.train)
         self.device = resolve_device(device)
         self.module.to(self.device)
-        train_loader = InMemoryLoader(data, self.split.train, batch_size=batch_size, seed=seed, device=self.device)
+        train_loader = InMemoryLoader(
+            data, self.split.train, batch_size=batch_size, seed=seed, device=self.device
+        )
         validation_loader = InMemoryLoader(
             data, self.split.validation, batch_size=batch_size, shuffle=False, device=self.device
         )
@@ -189,10 +199,17 @@ class PerturbationModel:
         if hasattr(self.module["guide"], "pin_masks"):
             dense = max_epochs // 4 if dense_epochs is None else dense_epochs
             self.history = train_with_dense_start(
-                self.module, train_loader, validation_loader, dense_epochs=dense, max_epochs=max_epochs, **options
+                self.module,
+                train_loader,
+                validation_loader,
+                dense_epochs=dense,
+                max_epochs=max_epochs,
+                **options,
             )
         else:
-            self.history = train_svi(self.module, train_loader, validation_loader, max_epochs=max_epochs, **options)
+            self.history = train_svi(
+                self.module, train_loader, validation_loader, max_epochs=max_epochs, **options
+            )
         return self.history
 
     def _fit_data_statistics(self, data: EncodedData, train_rows: np.ndarray) -> None:
@@ -221,7 +238,9 @@ class PerturbationModel:
         with torch.no_grad():
             probs = guide.mask_probabilities().cpu().numpy()
         columns = [f"z{k}" for k in range(probs.shape[1])]
-        return pd.DataFrame(probs, index=pd.Index(self.registry.perturbations, name="perturbation"), columns=columns)
+        return pd.DataFrame(
+            probs, index=pd.Index(self.registry.perturbations, name="perturbation"), columns=columns
+        )
 
     def _conditions(self, perturbations: Sequence[str] | None) -> list[str]:
         if perturbations is None:
@@ -287,7 +306,11 @@ class PerturbationModel:
         self._require_trained()
         conditions = self._conditions(perturbations)
         key = self.registry.perturbation_key
-        source_labels = None if key in adata_controls.obs else [self.registry.control_label] * adata_controls.n_obs
+        source_labels = (
+            None
+            if key in adata_controls.obs
+            else [self.registry.control_label] * adata_controls.n_obs
+        )
         data = encode(adata_controls, self.registry, conditions=source_labels)
         targets = self._dosage_tensor(conditions).to(self.device)
         model, guide = self.module["model"], self.module["guide"]
@@ -301,13 +324,17 @@ class PerturbationModel:
                     latents = posterior.encode_basal(guide, globals_trace, batch)
                     for j, target in enumerate(targets):
                         dosage = target.expand_as(batch.dosage)
-                        counts = posterior.sample_counts(model, latents, replace(batch, dosage=dosage))
+                        counts = posterior.sample_counts(
+                            model, latents, replace(batch, dosage=dosage)
+                        )
                         blocks.setdefault((d, j), []).append(counts.cpu().numpy())
         n = data.n_cells
         obs = pd.DataFrame(
             {
                 key: np.repeat(np.tile(conditions, n_draws), n),
-                "control_cell": np.tile(np.asarray(adata_controls.obs_names), n_draws * len(conditions)),
+                "control_cell": np.tile(
+                    np.asarray(adata_controls.obs_names), n_draws * len(conditions)
+                ),
                 "draw": np.repeat(np.arange(n_draws), n * len(conditions)),
             }
         )
@@ -315,7 +342,9 @@ class PerturbationModel:
             obs[self.registry.context_key] = np.tile(
                 np.asarray(self.registry.contexts)[data.context], n_draws * len(conditions)
             )
-        ordered = [np.concatenate(blocks[(d, j)]) for d in range(n_draws) for j in range(len(conditions))]
+        ordered = [
+            np.concatenate(blocks[(d, j)]) for d in range(n_draws) for j in range(len(conditions))
+        ]
         return self._output_adata(ordered, obs)
 
     def _context_ids(self, context: str | None) -> list[int]:
@@ -358,7 +387,9 @@ class PerturbationModel:
         if n_cells < 1:
             raise InputError(f"n_cells must be at least 1, got {n_cells}")
         conditions = self._conditions(perturbations)
-        contexts = np.asarray(self._context_ids(context))[np.arange(n_cells) % len(self._context_ids(context))]
+        contexts = np.asarray(self._context_ids(context))[
+            np.arange(n_cells) % len(self._context_ids(context))
+        ]
         targets = self._dosage_tensor(conditions).to(self.device)
         model, guide = self.module["model"], self.module["guide"]
         blocks = []
@@ -426,7 +457,11 @@ class PerturbationModel:
             target_sum=ATE_TARGET_SUM,
             seed=seed,
         ).numpy()
-        mean = pd.DataFrame(draws.mean(axis=0), index=pd.Index(conditions, name="condition"), columns=list(self.registry.genes))
+        mean = pd.DataFrame(
+            draws.mean(axis=0),
+            index=pd.Index(conditions, name="condition"),
+            columns=list(self.registry.genes),
+        )
         return (mean, draws) if return_draws else mean
 
     # ------------------------------------------------------------------ persistence
@@ -450,7 +485,9 @@ class PerturbationModel:
         }
 
     @classmethod
-    def load(cls, path: str | os.PathLike, adata: ad.AnnData | None = None, *, device: str = "cpu") -> PerturbationModel:
+    def load(
+        cls, path: str | os.PathLike, adata: ad.AnnData | None = None, *, device: str = "cpu"
+    ) -> PerturbationModel:
         """Restore a model saved by :meth:`save`.
 
         The saved registry is replayed: ``adata``, if given, must have the model's genes in
@@ -459,7 +496,9 @@ class PerturbationModel:
         state, metadata = load_model_dir(path)
         saved_class = PerturbationModel._classes.get(metadata.get("class", ""))
         if saved_class is None or not issubclass(saved_class, cls):
-            raise InputError(f"{path} holds a {metadata.get('class')!r}, not a {cls.__name__}; load it with that class")
+            raise InputError(
+                f"{path} holds a {metadata.get('class')!r}, not a {cls.__name__}; load it with that class"
+            )
         registry = Registry.from_dict(metadata["registry"])
         if adata is not None:
             check_genes(adata, registry)
@@ -468,7 +507,9 @@ class PerturbationModel:
         try:
             model.module.load_state_dict(state)
         except RuntimeError as err:
-            raise InputError(f"{path} does not match the {saved_class.__name__} it describes: {str(err).splitlines()[0]}") from None
+            raise InputError(
+                f"{path} does not match the {saved_class.__name__} it describes: {str(err).splitlines()[0]}"
+            ) from None
         model.library_stats = metadata.get("library_stats")
         if metadata.get("history"):
             model.history = TrainingHistory.from_dict(metadata["history"])
@@ -557,7 +598,10 @@ class SAMSVAE(PerturbationModel):
             hidden=hidden,
         )
         encoder = MLPBasalEncoder(
-            registry.n_genes, k, extra_features=k if config["basal_sees_shift"] else 0, hidden=hidden
+            registry.n_genes,
+            k,
+            extra_features=k if config["basal_sees_shift"] else 0,
+            hidden=hidden,
         )
         guide = MeanFieldGuide(
             registry.n_perturbations,

@@ -32,11 +32,22 @@ def masks(
     return_fig
         Return the figure instead of the axes.
     """
-    fig, ax = _axes(ax, (0.25 * mask_probabilities.shape[1] + 3, 0.12 * mask_probabilities.shape[0] + 2))
-    image = ax.imshow(mask_probabilities.to_numpy(), aspect="auto", cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+    fig, ax = _axes(
+        ax, (0.25 * mask_probabilities.shape[1] + 3, 0.12 * mask_probabilities.shape[0] + 2)
+    )
+    image = ax.imshow(
+        mask_probabilities.to_numpy(),
+        aspect="auto",
+        cmap=cmap,
+        vmin=0,
+        vmax=1,
+        interpolation="nearest",
+    )
     ax.set_xlabel("latent dimension")
     ax.set_ylabel("perturbation")
-    ax.set_xticks(np.arange(mask_probabilities.shape[1]), mask_probabilities.columns, rotation=90, fontsize=6)
+    ax.set_xticks(
+        np.arange(mask_probabilities.shape[1]), mask_probabilities.columns, rotation=90, fontsize=6
+    )
     if mask_probabilities.shape[0] <= 80:
         ax.set_yticks(np.arange(mask_probabilities.shape[0]), mask_probabilities.index, fontsize=6)
     fig.colorbar(image, ax=ax, label="q(mask = 1)")

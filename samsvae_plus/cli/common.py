@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import warnings
 from pathlib import Path
 
 import anndata as ad
@@ -19,16 +20,23 @@ def read_h5ad(path: str | os.PathLike, what: str = "--data") -> ad.AnnData:
     if not path.is_file():
         raise InputError(f"{what} {path} does not exist; pass the path of an .h5ad file")
     try:
-        return ad.read_h5ad(path)
+        with warnings.catch_warnings():
+            # anndata warns about duplicate names on read; registration reports them as an error.
+            warnings.simplefilter("ignore", UserWarning)
+            return ad.read_h5ad(path)
     except Exception as err:  # h5py and anndata raise many types for a bad file
-        raise InputError(f"{what} {path} is not a readable h5ad file ({type(err).__name__}: {err})") from None
+        raise InputError(
+            f"{what} {path} is not a readable h5ad file ({type(err).__name__}: {err})"
+        ) from None
 
 
 def check_output_dir(path: str | os.PathLike, overwrite: bool) -> Path:
     """Refuse an existing output directory unless ``overwrite``; checked before any work."""
     path = Path(path)
     if path.exists() and not overwrite:
-        raise InputError(f"--out {path} already exists; choose another directory or pass --overwrite")
+        raise InputError(
+            f"--out {path} already exists; choose another directory or pass --overwrite"
+        )
     if path.exists() and not path.is_dir():
         raise InputError(f"--out {path} exists and is not a directory")
     return path

@@ -9,7 +9,7 @@ import matplotlib
 
 from samsvae_plus.atomic import atomic_directory, atomic_write_text
 from samsvae_plus.cli.common import add_output_args, check_output_dir, finish, write_json
-from samsvae_plus.cli.train import add_model_args, build_and_train
+from samsvae_plus.cli.train import add_model_args, build_model, fit
 from samsvae_plus.data.registry import setup_anndata
 from samsvae_plus.data.simulate import simulate
 from samsvae_plus.evaluate.ate import ate_pearson
@@ -49,10 +49,17 @@ def run(args: argparse.Namespace) -> int:
 
     out = check_output_dir(args.out, args.overwrite)
     start = time.perf_counter()
-    adata = simulate(n_perturbations=args.n_perturbations, n_contexts=args.n_contexts, seed=args.sim_seed)
+    pairs = args.n_perturbations * (args.n_perturbations - 1) // 2
+    adata = simulate(
+        n_perturbations=args.n_perturbations,
+        n_contexts=args.n_contexts,
+        n_combinations=min(20, pairs),
+        seed=args.sim_seed,
+    )
     truth = adata.uns["simulation"]
     setup_anndata(adata, "condition", "control", context_key="cell_type")
-    model = build_and_train(adata, args)
+    model = build_model(adata, args)
+    fit(model, args)
 
     probabilities = model.mask_probabilities().loc[list(truth["perturbations"])]
     recovery = mask_recovery(truth["mask"], probabilities)
@@ -73,12 +80,19 @@ def run(args: argparse.Namespace) -> int:
     }
     with atomic_directory(out) as tmp:
         model.save(tmp / "model")
-        write_json(tmp / "metrics.json", {**metrics, "config": model.config, "args": vars(args) | {"run": None}})
+        write_json(
+            tmp / "metrics.json",
+            {**metrics, "config": model.config, "args": vars(args) | {"run": None}},
+        )
         write_json(tmp / "split.json", model.split.to_dict())
         ate.to_csv(tmp / "ate.csv")
         (tmp / "figures").mkdir()
-        plotting.masks(probabilities, return_fig=True).savefig(tmp / "figures" / "masks.png", dpi=120)
-        plotting.training_curves(history, return_fig=True).savefig(tmp / "figures" / "training.png", dpi=120)
+        plotting.masks(probabilities, return_fig=True).savefig(
+            tmp / "figures" / "masks.png", dpi=120
+        )
+        plotting.training_curves(history, return_fig=True).savefig(
+            tmp / "figures" / "training.png", dpi=120
+        )
         atomic_write_text(tmp / "report.md", _report(metrics, model.config))
     return finish(
         "demo",
@@ -90,18 +104,18 @@ def run(args: argparse.Namespace) -> int:
 def _report(metrics: dict, config: dict) -> str:
     return f"""# samsvae-plus demo
 
-Simulated data: {metrics['n_cells']} cells x {metrics['n_genes']} genes (`sp.datasets.simulate`).
-Model: SAMS-VAE, {config['guide']} guide, latent dimension {config['latent_dim']}, \
-basal encoder sees shift: {config['basal_sees_shift']}.
+Simulated data: {metrics["n_cells"]} cells x {metrics["n_genes"]} genes (`sp.datasets.simulate`).
+Model: SAMS-VAE, {config["guide"]} guide, latent dimension {config["latent_dim"]}, \
+basal encoder sees shift: {config["basal_sees_shift"]}.
 
 | metric | value |
 |---|---|
-| best validation ELBO (nats per cell) | {metrics['validation_elbo']:.2f} (epoch {metrics['best_epoch']} of {metrics['epochs']}) |
-| mask-recovery F1 (Hungarian-matched dimensions) | {metrics['mask_f1']:.3f} |
-| mask precision / recall | {metrics['mask_precision']:.3f} / {metrics['mask_recall']:.3f} |
-| ATE Pearson vs truth, all genes | {metrics['ate_pearson']:.3f} |
-| ATE Pearson vs truth, top 20 genes per perturbation | {metrics['ate_pearson_top20']:.3f} |
-| wall time (s) | {metrics['wall_time_s']:.0f} |
+| best validation ELBO (nats per cell) | {metrics["validation_elbo"]:.2f} (epoch {metrics["best_epoch"]} of {metrics["epochs"]}) |
+| mask-recovery F1 (Hungarian-matched dimensions) | {metrics["mask_f1"]:.3f} |
+| mask precision / recall | {metrics["mask_precision"]:.3f} / {metrics["mask_recall"]:.3f} |
+| ATE Pearson vs truth, all genes | {metrics["ate_pearson"]:.3f} |
+| ATE Pearson vs truth, top 20 genes per perturbation | {metrics["ate_pearson_top20"]:.3f} |
+| wall time (s) | {metrics["wall_time_s"]:.0f} |
 
 ATEs are on the log2(1e4 x / sum x + 1) scale, pooled over contexts with equal weights.
 """

@@ -12,7 +12,7 @@ import importlib
 import sys
 
 from samsvae_plus._version import __version__
-from samsvae_plus.errors import InputError
+from samsvae_plus.errors import DivergenceError, InputError
 
 # Module names under samsvae_plus.cli, in the order `--help` lists them.
 SUBCOMMANDS = ["demo", "simulate", "train", "score", "prep"]
@@ -37,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         print(f"samsvae-plus {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except DivergenceError as err:
+        print(f"samsvae-plus {args.command}: training stopped: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"samsvae-plus {args.command}: interrupted", file=sys.stderr)
         return 130

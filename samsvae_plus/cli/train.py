@@ -9,6 +9,7 @@ import matplotlib
 from samsvae_plus.atomic import atomic_directory
 from samsvae_plus.cli.common import add_output_args, check_output_dir, finish, read_h5ad, write_json
 from samsvae_plus.data.registry import setup_anndata
+from samsvae_plus.errors import DivergenceError
 from samsvae_plus.model import SAMSVAE
 
 
@@ -22,11 +23,16 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="let the z_basal encoder read the cell's sampled latent shift",
     )
-    model.add_argument("--mask-prior", type=float, default=0.01, help="prior mask probability alpha")
+    model.add_argument(
+        "--mask-prior", type=float, default=0.01, help="prior mask probability alpha"
+    )
     training = parser.add_argument_group("training")
     training.add_argument("--max-epochs", type=int, default=400)
     training.add_argument(
-        "--dense-epochs", type=int, default=None, help="epochs with masks pinned on (default: a quarter)"
+        "--dense-epochs",
+        type=int,
+        default=None,
+        help="epochs with masks pinned on (default: a quarter)",
     )
     training.add_argument("--batch-size", type=int, default=512)
     training.add_argument("--n-particles", type=int, default=5)
@@ -55,14 +61,17 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(run=run)
 
 
-def build_and_train(adata, args: argparse.Namespace) -> SAMSVAE:
-    model = SAMSVAE(
+def build_model(adata, args: argparse.Namespace) -> SAMSVAE:
+    return SAMSVAE(
         adata,
         latent_dim=args.latent_dim,
         guide=args.guide,
         mask_prior=args.mask_prior,
         basal_sees_shift=args.basal_sees_shift,
     )
+
+
+def fit(model: SAMSVAE, args: argparse.Namespace) -> None:
     model.train(
         max_epochs=args.max_epochs,
         dense_epochs=args.dense_epochs,
@@ -73,7 +82,6 @@ def build_and_train(adata, args: argparse.Namespace) -> SAMSVAE:
         seed=args.seed,
         progress=not args.no_progress,
     )
-    return model
 
 
 def run(args: argparse.Namespace) -> int:
@@ -91,15 +99,29 @@ def run(args: argparse.Namespace) -> int:
         combination_delimiter=args.combination_delimiter,
         library_size_key=args.library_size_key,
     )
-    model = build_and_train(adata, args)
+    model = build_model(adata, args)
+    try:
+        fit(model, args)
+    except DivergenceError as err:
+        # Nothing is lost: the parameters of the last completed epoch go to --out, marked.
+        with atomic_directory(out) as tmp:
+            model.save_into(tmp)
+            (tmp / "DIVERGED.txt").write_text(f"{err}\n")
+        raise
     history = model.history
-    best = history.validation_elbo[history.best_epoch] if history.validation_elbo else history.train_elbo[-1]
+    best = (
+        history.validation_elbo[history.best_epoch]
+        if history.validation_elbo
+        else history.train_elbo[-1]
+    )
     with atomic_directory(out) as tmp:
         model.save_into(tmp)
         write_json(tmp / "history.json", history.to_dict())
         write_json(tmp / "split.json", model.split.to_dict())
         (tmp / "figures").mkdir()
-        plotting.training_curves(history, return_fig=True).savefig(tmp / "figures" / "training.png", dpi=120)
+        plotting.training_curves(history, return_fig=True).savefig(
+            tmp / "figures" / "training.png", dpi=120
+        )
     return finish(
         "train",
         f"{adata.n_obs} cells, {len(history.train_elbo)} epochs, best validation ELBO "

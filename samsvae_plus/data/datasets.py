@@ -78,7 +78,9 @@ def _sha256(path: Path, size: int, mtime_ns: int) -> str:
     return digest.hexdigest()
 
 
-def fetch(relative_path: str, data_dir_path: str | os.PathLike | None = None, *, verify: bool = True) -> Path:
+def fetch(
+    relative_path: str, data_dir_path: str | os.PathLike | None = None, *, verify: bool = True
+) -> Path:
     """Path of a file in the data directory, checked against ``MANIFEST.sha256``.
 
     Raises
@@ -134,7 +136,9 @@ def papalexi2021_thp1(
     return adata
 
 
-def gene_sets(collection: str = "corum", data_dir: str | os.PathLike | None = None) -> dict[str, list[str]]:
+def gene_sets(
+    collection: str = "corum", data_dir: str | os.PathLike | None = None
+) -> dict[str, list[str]]:
     """A gene-set collection as ``{set name: [gene symbols]}``.
 
     Parameters
@@ -144,13 +148,17 @@ def gene_sets(collection: str = "corum", data_dir: str | os.PathLike | None = No
         ``"pathway"`` (Reactome, BioCarta and PID).
     """
     if collection not in GENE_SET_COLLECTIONS:
-        raise InputError(f"unknown gene-set collection {collection!r}; choose one of {sorted(GENE_SET_COLLECTIONS)}")
-    table = pd.read_csv(fetch(f"annotations/gene_sets/{GENE_SET_COLLECTIONS[collection]}", data_dir))
+        raise InputError(
+            f"unknown gene-set collection {collection!r}; choose one of {sorted(GENE_SET_COLLECTIONS)}"
+        )
+    table = pd.read_csv(
+        fetch(f"annotations/gene_sets/{GENE_SET_COLLECTIONS[collection]}", data_dir)
+    )
     names = table["Name"].astype(str)
     # Some collections reuse a name for different sets; the ID keeps them apart.
     repeated = names.duplicated(keep=False)
     names = names.where(~repeated, names + " [" + table["ID"].astype(str) + "]")
-    return {name: str(genes).split(";") for name, genes in zip(names, table["Genes"])}
+    return {name: str(genes).split(";") for name, genes in zip(names, table["Genes"], strict=True)}
 
 
 def replogle_pathways(data_dir: str | os.PathLike | None = None) -> dict[str, list[str]]:
@@ -161,8 +169,12 @@ def replogle_pathways(data_dir: str | os.PathLike | None = None) -> dict[str, li
 
 def go_gene_embedding(data_dir: str | os.PathLike | None = None) -> pd.DataFrame:
     """The GO-derived 128-d gene embedding as a ``float32`` DataFrame (genes x 128)."""
-    with np.load(fetch("annotations/go/human_gene_go_svd128.npz", data_dir), allow_pickle=False) as npz:
-        return pd.DataFrame(npz["embedding"].astype(np.float32), index=pd.Index(npz["genes"].astype(str)))
+    with np.load(
+        fetch("annotations/go/human_gene_go_svd128.npz", data_dir), allow_pickle=False
+    ) as npz:
+        return pd.DataFrame(
+            npz["embedding"].astype(np.float32), index=pd.Index(npz["genes"].astype(str))
+        )
 
 
 def human_genes(data_dir: str | os.PathLike | None = None) -> pd.DataFrame:

@@ -120,7 +120,9 @@ def context_ids(labels: Sequence[str], registry: Registry) -> np.ndarray:
     return np.fromiter((lookup[c] for c in labels), dtype=np.int64, count=len(labels))
 
 
-def encode(adata: ad.AnnData, registry: Registry, *, conditions: Sequence[str] | None = None) -> EncodedData:
+def encode(
+    adata: ad.AnnData, registry: Registry, *, conditions: Sequence[str] | None = None
+) -> EncodedData:
     """Validate ``adata`` against ``registry`` and encode it.
 
     Parameters

@@ -216,7 +216,9 @@ def setup_anndata(
     labels = validate.check_obs_column(adata.obs, perturbation_key, "perturbation")
     contexts: tuple[str, ...] = ("all",)
     if context_key is not None:
-        contexts = tuple(sorted(validate.check_obs_column(adata.obs, context_key, "context").unique()))
+        contexts = tuple(
+            sorted(validate.check_obs_column(adata.obs, context_key, "context").unique())
+        )
     if not (labels == control_label).any():
         shown = ", ".join(map(repr, sorted(labels.unique())[:6]))
         raise InputError(
@@ -230,7 +232,9 @@ def setup_anndata(
     library_sizes(adata, counts, library_size_key)
 
     conditions = tuple(sorted(labels.unique()))
-    genes_per_condition = [split_condition(c, combination_delimiter, control_label) for c in conditions]
+    genes_per_condition = [
+        split_condition(c, combination_delimiter, control_label) for c in conditions
+    ]
     perturbations = tuple(sorted({g for genes in genes_per_condition for g in genes}))
     if not perturbations:
         raise InputError(

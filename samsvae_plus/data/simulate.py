@@ -127,8 +127,13 @@ def simulate(
         ``decoder_weight``, ``gene_offset``, ``inverse_dispersion``, ``true_ate``
         (non-control conditions x genes, pooled over contexts) and ``true_ate_by_context``.
     """
-    if min(n_perturbations, n_contexts, n_genes, latent_dim, cells_per_condition, n_control_cells) < 1:
-        raise InputError("simulate needs at least one perturbation, context, gene, latent dim and cell")
+    if (
+        min(n_perturbations, n_contexts, n_genes, latent_dim, cells_per_condition, n_control_cells)
+        < 1
+    ):
+        raise InputError(
+            "simulate needs at least one perturbation, context, gene, latent dim and cell"
+        )
     rng = np.random.default_rng(seed)
     perturbations = [f"P{t:03d}" for t in range(n_perturbations)]
     genes = [f"G{g:04d}" for g in range(n_genes)]

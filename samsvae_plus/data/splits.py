@@ -61,7 +61,9 @@ def random_split(
     """
     fractions = tuple(float(f) for f in fractions)
     if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
-        raise InputError(f"split fractions must be three non-negative numbers summing to 1, got {fractions}")
+        raise InputError(
+            f"split fractions must be three non-negative numbers summing to 1, got {fractions}"
+        )
     if fractions[0] == 0 or n_cells < 2:
         raise InputError("the training split is empty; use more cells or a larger train fraction")
     order = np.random.default_rng(seed).permutation(n_cells)

@@ -30,7 +30,9 @@ def log_normalize(counts, target_sum: float = ATE_TARGET_SUM) -> np.ndarray:
 ENCODER_TARGET_SUM = 1e4
 
 
-def encoder_input_statistics(counts: sp.csr_matrix, library_size: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def encoder_input_statistics(
+    counts: sp.csr_matrix, library_size: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-gene mean and standard deviation of the encoder input over the given cells.
 
     Computed from the stored non-zeros only (a zero count maps to zero), so the training

@@ -116,9 +116,7 @@ def check_obs_column(
         )
     labels = column.astype(str)
     if (labels.str.strip() == "").any():
-        raise InputError(
-            f"adata.obs[{key!r}] has empty labels; label or remove those cells"
-        )
+        raise InputError(f"adata.obs[{key!r}] has empty labels; label or remove those cells")
     if not allow_unused and isinstance(column.dtype, pd.CategoricalDtype):
         unused = column.cat.categories.difference(pd.Index(column.unique()))
         if len(unused):
@@ -134,4 +132,6 @@ def check_positive_finite(values: np.ndarray, where: str) -> None:
     """Require strictly positive, finite values (library sizes)."""
     values = np.asarray(values, dtype=np.float64)
     if not np.isfinite(values).all() or (values <= 0).any():
-        raise InputError(f"{where} must be positive and finite in every cell; fix or drop those cells")
+        raise InputError(
+            f"{where} must be positive and finite in every cell; fix or drop those cells"
+        )

@@ -12,7 +12,9 @@ from samsvae_plus.data.transforms import log_normalize
 _ROW_BLOCK = 4096
 
 
-def mean_log_expression(adata: ad.AnnData, groups: pd.Series, *, layer: str | None = None) -> pd.DataFrame:
+def mean_log_expression(
+    adata: ad.AnnData, groups: pd.Series, *, layer: str | None = None
+) -> pd.DataFrame:
     """Mean of ``log2(1e4 x / sum x + 1)`` per group (groups x genes), in row blocks."""
     counts = counts_matrix(adata, layer)
     labels = pd.Categorical(np.asarray(groups, dtype=str))
@@ -39,7 +41,9 @@ def data_ate(
     return means.drop(index=control_label) - means.loc[control_label]
 
 
-def ate_pearson(predicted: pd.DataFrame, reference: pd.DataFrame, *, top_n: int | None = None) -> float:
+def ate_pearson(
+    predicted: pd.DataFrame, reference: pd.DataFrame, *, top_n: int | None = None
+) -> float:
     """Pearson correlation of two ATE tables over perturbation x gene entries.
 
     Rows and columns are aligned by label. With ``top_n``, only the ``top_n`` genes per

@@ -27,7 +27,9 @@ class MaskRecovery:
         }
 
 
-def mask_recovery(true_mask: np.ndarray, learned: pd.DataFrame | np.ndarray, *, threshold: float = 0.5) -> MaskRecovery:
+def mask_recovery(
+    true_mask: np.ndarray, learned: pd.DataFrame | np.ndarray, *, threshold: float = 0.5
+) -> MaskRecovery:
     """F1 of learned against true masks, after Hungarian matching of latent dimensions.
 
     Learned dimensions are matched one-to-one to true dimensions so as to maximise the
@@ -46,7 +48,9 @@ def mask_recovery(true_mask: np.ndarray, learned: pd.DataFrame | np.ndarray, *, 
     truth = np.asarray(true_mask).astype(bool)
     predicted = np.asarray(learned, dtype=float) > threshold
     if truth.shape[0] != predicted.shape[0]:
-        raise ValueError(f"masks cover {truth.shape[0]} and {predicted.shape[0]} perturbations; align the rows first")
+        raise ValueError(
+            f"masks cover {truth.shape[0]} and {predicted.shape[0]} perturbations; align the rows first"
+        )
     overlap = truth.T.astype(float) @ predicted.astype(float)  # true dims x learned dims
     rows, cols = linear_sum_assignment(overlap, maximize=True)
     true_positive = overlap[rows, cols].sum()
@@ -54,4 +58,9 @@ def mask_recovery(true_mask: np.ndarray, learned: pd.DataFrame | np.ndarray, *, 
     precision = true_positive / n_predicted if n_predicted else 0.0
     recall = true_positive / n_true if n_true else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return MaskRecovery(float(f1), float(precision), float(recall), dict(zip(rows.tolist(), cols.tolist())))
+    return MaskRecovery(
+        float(f1),
+        float(precision),
+        float(recall),
+        dict(zip(rows.tolist(), cols.tolist(), strict=True)),
+    )

@@ -42,11 +42,15 @@ def read_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             f"{str(err).splitlines()[0]}"
         ) from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise InputError(f"{path} does not hold a dict of tensors; it is not a samsvae_plus checkpoint")
+        raise InputError(
+            f"{path} does not hold a dict of tensors; it is not a samsvae_plus checkpoint"
+        )
     return state
 
 
-def write_model_files(directory: str | os.PathLike, state: dict[str, torch.Tensor], metadata: dict) -> None:
+def write_model_files(
+    directory: str | os.PathLike, state: dict[str, torch.Tensor], metadata: dict
+) -> None:
     """Write the model files into an existing directory (each file atomically)."""
     directory = Path(directory)
     metadata = {**metadata, "version": __version__}
@@ -55,7 +59,11 @@ def write_model_files(directory: str | os.PathLike, state: dict[str, torch.Tenso
 
 
 def save_model_dir(
-    path: str | os.PathLike, state: dict[str, torch.Tensor], metadata: dict, *, overwrite: bool = True
+    path: str | os.PathLike,
+    state: dict[str, torch.Tensor],
+    metadata: dict,
+    *,
+    overwrite: bool = True,
 ) -> Path:
     """Write a model directory atomically: it appears complete or not at all."""
     with atomic_directory(path, overwrite=overwrite) as tmp:
@@ -65,6 +73,7 @@ def save_model_dir(
 
 def check_version(saved: str) -> None:
     """Refuse a model saved by a package version whose major.minor differs from ours."""
+
     def major_minor(version: str) -> tuple[str, ...]:
         return tuple(version.split(".")[:2])
 
@@ -80,10 +89,14 @@ def load_model_dir(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], di
     path = Path(path)
     metadata_path = path / METADATA_FILE
     if not metadata_path.is_file():
-        raise InputError(f"{path} is not a saved model (no {METADATA_FILE}); pass the directory model.save wrote")
+        raise InputError(
+            f"{path} is not a saved model (no {METADATA_FILE}); pass the directory model.save wrote"
+        )
     try:
         metadata = json.loads(metadata_path.read_text())
     except json.JSONDecodeError as err:
-        raise InputError(f"{metadata_path} is not valid JSON ({err}); the save is corrupt") from None
+        raise InputError(
+            f"{metadata_path} is not valid JSON ({err}); the save is corrupt"
+        ) from None
     check_version(str(metadata.get("version", "unknown")))
     return read_tensors(path / PARAMS_FILE), metadata

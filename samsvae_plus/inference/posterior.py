@@ -106,13 +106,40 @@ def ate_draws(
             latents = trace_prior(model, globals_trace, batch)
             latents.remove_node("x")  # so that the counts are redrawn under each dosage
             noise_seed = seed * 1_000_003 + 7919 * d + c + 1
-
-            def mean_expression(dosage_row: torch.Tensor) -> torch.Tensor:
-                torch.manual_seed(noise_seed)
-                counts = sample_counts(model, latents, replace(batch, dosage=dosage_row.expand_as(batch.dosage)))
-                return log_normalize_torch(counts, target_sum).mean(dim=0)
-
-            control = mean_expression(torch.zeros(n_perturbations, device=device))
-            per_context.append(torch.stack([mean_expression(row) - control for row in condition_dosage]))
+            control = _mean_log_expression(
+                model,
+                latents,
+                batch,
+                torch.zeros(n_perturbations, device=device),
+                noise_seed,
+                target_sum,
+            )
+            per_context.append(
+                torch.stack(
+                    [
+                        _mean_log_expression(model, latents, batch, row, noise_seed, target_sum)
+                        - control
+                        for row in condition_dosage
+                    ]
+                )
+            )
         draws.append(torch.stack(per_context).mean(dim=0).cpu())
     return torch.stack(draws)
+
+
+def _mean_log_expression(
+    model: nn.Module,
+    latents: poutine.Trace,
+    batch: Batch,
+    dosage_row: torch.Tensor,
+    noise_seed: int,
+    target_sum: float,
+) -> torch.Tensor:
+    """Mean log-normalised expression of ``batch`` under one dosage, with seeded count noise.
+
+    Reseeding before each call is what makes the noise common to all conditions.
+    """
+    torch.manual_seed(noise_seed)
+    dosage = dosage_row.expand_as(batch.dosage)
+    counts = sample_counts(model, latents, replace(batch, dosage=dosage))
+    return log_normalize_torch(counts, target_sum).mean(dim=0)

@@ -21,7 +21,9 @@ import torch
 from torch import nn
 
 
-def varimax(loadings: np.ndarray, *, normalize: bool = True, max_iter: int = 500, tol: float = 1e-10) -> np.ndarray:
+def varimax(
+    loadings: np.ndarray, *, normalize: bool = True, max_iter: int = 500, tol: float = 1e-10
+) -> np.ndarray:
     """Orthogonal rotation ``R`` maximising the varimax criterion of ``loadings @ R``.
 
     Parameters
@@ -62,7 +64,9 @@ def rotate_to_sparse_basis(pair: nn.ModuleDict, *, threshold: float = 0.3) -> to
     """
     guide = pair["guide"]
     embedding = guide.embedding_loc.detach().cpu().numpy()
-    rotation = torch.as_tensor(varimax(embedding).T, dtype=guide.embedding_loc.dtype, device=guide.embedding_loc.device)
+    rotation = torch.as_tensor(
+        varimax(embedding).T, dtype=guide.embedding_loc.dtype, device=guide.embedding_loc.device
+    )
     pair["model"].rotate_latent(rotation)
     guide.rotate_latent(rotation)
     guide.pin_masks(False)

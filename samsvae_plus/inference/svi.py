@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
+import pyro
 import torch
 from pyro.infer import Trace_ELBO
 from torch import nn
@@ -63,16 +64,22 @@ class TrainingHistory:
 class ELBOLoss(nn.Module):
     """Negative ELBO of ``model`` and ``guide``, optionally under :class:`KLWeights`."""
 
-    def __init__(self, model: nn.Module, guide: nn.Module, n_particles: int, weights: KLWeights | None = None) -> None:
+    def __init__(
+        self, model: nn.Module, guide: nn.Module, n_particles: int, weights: KLWeights | None = None
+    ) -> None:
         super().__init__()
         self.model, self.guide = model, guide
-        self.elbo = Trace_ELBO(num_particles=n_particles, vectorize_particles=True, max_plate_nesting=1)
+        self.elbo = Trace_ELBO(
+            num_particles=n_particles, vectorize_particles=True, max_plate_nesting=1
+        )
         self.weights = weights
 
     def forward(self, batch, n_cells: int) -> torch.Tensor:
         if self.weights is None or self.weights.is_exact:
             return self.elbo.differentiable_loss(self.model, self.guide, batch, n_cells)
-        return self.elbo.differentiable_loss(self.weights(self.model), self.weights(self.guide), batch, n_cells)
+        return self.elbo.differentiable_loss(
+            self.weights(self.model), self.weights(self.guide), batch, n_cells
+        )
 
 
 def make_loss(pair: nn.ModuleDict, n_particles: int, weights: KLWeights | None = None) -> ELBOLoss:
@@ -157,41 +164,61 @@ def train_svi(
     last_good = best_state
     epochs_since_best = 0
     start = time.perf_counter()
-    bar = tqdm(range(max_epochs), desc=description, unit="epoch", disable=not progress, leave=False, mininterval=1.0)
-    for epoch in bar:
-        weights.local_weight = 1.0 if local_kl_weight is None else float(local_kl_weight(epoch))
-        pair.train()
-        epoch_loss = 0.0
-        for batch in train_loader:
-            value = loss(batch, train_loader.n_cells)
-            if not torch.isfinite(value):
-                _diverged(pair, last_good, f"the loss became {float(value)}", history.steps, epoch)
-            optimizer.zero_grad(set_to_none=True)
-            value.backward()
-            norm = torch.nn.utils.clip_grad_norm_(params, grad_clip or math.inf)
-            if not torch.isfinite(norm):
-                _diverged(pair, last_good, "a gradient became non-finite", history.steps, epoch)
-            optimizer.step()
-            history.steps += 1
-            epoch_loss += float(value.detach()) * len(batch)
-        history.train_elbo.append(-epoch_loss / train_loader.n_cells**2)
+    bar = tqdm(
+        range(max_epochs),
+        desc=description,
+        unit="epoch",
+        disable=not progress,
+        leave=False,
+        mininterval=1.0,
+    )
+    # Argument validation would turn a NaN into a ValueError deep inside a distribution;
+    # without it the NaN reaches the loss, where the divergence guard below reports it.
+    with pyro.validation_enabled(False):
+        for epoch in bar:
+            weights.local_weight = 1.0 if local_kl_weight is None else float(local_kl_weight(epoch))
+            pair.train()
+            epoch_loss = 0.0
+            for batch in train_loader:
+                value = loss(batch, train_loader.n_cells)
+                if not torch.isfinite(value):
+                    _diverged(
+                        pair,
+                        last_good,
+                        f"the loss became {float(value.detach())}",
+                        history.steps,
+                        epoch,
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                value.backward()
+                norm = torch.nn.utils.clip_grad_norm_(params, grad_clip or math.inf)
+                if not torch.isfinite(norm):
+                    _diverged(pair, last_good, "a gradient became non-finite", history.steps, epoch)
+                optimizer.step()
+                history.steps += 1
+                epoch_loss += float(value.detach()) * len(batch)
+            history.train_elbo.append(-epoch_loss / train_loader.n_cells**2)
 
-        pair.eval()
-        if validation_loader is not None and validation_loader.n_cells > 0:
-            score = estimate_elbo(exact_loss, validation_loader)
-            history.validation_elbo.append(score)
-        else:
-            score = history.train_elbo[-1]
-        last_good = snapshot(pair)
-        if keep_best and weights.is_exact and score > best_score:
-            best_score, best_state, history.best_epoch = score, last_good, epoch
-            epochs_since_best = 0
-        elif weights.is_exact:
-            epochs_since_best += 1
-        bar.set_postfix(elbo=f"{history.train_elbo[-1]:.1f}", val=f"{score:.1f}", refresh=False)
-        if keep_best and early_stopping_patience is not None and epochs_since_best > early_stopping_patience:
-            history.stopped_early = True
-            break
+            pair.eval()
+            if validation_loader is not None and validation_loader.n_cells > 0:
+                score = estimate_elbo(exact_loss, validation_loader)
+                history.validation_elbo.append(score)
+            else:
+                score = history.train_elbo[-1]
+            last_good = snapshot(pair)
+            if keep_best and weights.is_exact and score > best_score:
+                best_score, best_state, history.best_epoch = score, last_good, epoch
+                epochs_since_best = 0
+            elif weights.is_exact:
+                epochs_since_best += 1
+            bar.set_postfix(elbo=f"{history.train_elbo[-1]:.1f}", val=f"{score:.1f}", refresh=False)
+            if (
+                keep_best
+                and early_stopping_patience is not None
+                and epochs_since_best > early_stopping_patience
+            ):
+                history.stopped_early = True
+                break
     bar.close()
     if keep_best and history.best_epoch >= 0:
         pair.load_state_dict(best_state)
@@ -225,9 +252,13 @@ def train_with_dense_start(
     from samsvae_plus.inference.sparse_basis import rotate_to_sparse_basis
 
     if not 0 <= dense_epochs < max_epochs:
-        raise ValueError(f"dense_epochs must lie in [0, max_epochs), got {dense_epochs} of {max_epochs}")
+        raise ValueError(
+            f"dense_epochs must lie in [0, max_epochs), got {dense_epochs} of {max_epochs}"
+        )
     if dense_epochs == 0:
-        return train_svi(pair, train_loader, validation_loader, max_epochs=max_epochs, **svi_options)
+        return train_svi(
+            pair, train_loader, validation_loader, max_epochs=max_epochs, **svi_options
+        )
     ramp = max(dense_epochs // 2, 1)
 
     def basal_weight(epoch: int) -> float:
@@ -238,12 +269,19 @@ def train_with_dense_start(
         pair,
         train_loader,
         validation_loader,
-        **{**svi_options, "max_epochs": dense_epochs, "local_kl_weight": basal_weight, "keep_best": False},
+        **{
+            **svi_options,
+            "max_epochs": dense_epochs,
+            "local_kl_weight": basal_weight,
+            "keep_best": False,
+        },
         description="dense start",
     )
     dense.dense_epochs = dense_epochs
     rotate_to_sparse_basis(pair)
-    sparse = train_svi(pair, train_loader, validation_loader, max_epochs=max_epochs - dense_epochs, **svi_options)
+    sparse = train_svi(
+        pair, train_loader, validation_loader, max_epochs=max_epochs - dense_epochs, **svi_options
+    )
     return dense.extend(sparse)
 
 

@@ -46,7 +46,9 @@ class NegativeBinomial(TorchDistribution):
         new = self._get_checked_instance(NegativeBinomial, _instance)
         batch_shape = torch.Size(batch_shape)
         if torch.broadcast_shapes(batch_shape, self.batch_shape) != batch_shape:
-            raise ValueError(f"cannot expand batch shape {tuple(self.batch_shape)} to {tuple(batch_shape)}")
+            raise ValueError(
+                f"cannot expand batch shape {tuple(self.batch_shape)} to {tuple(batch_shape)}"
+            )
         new.log_mean = self.log_mean
         new.inverse_dispersion = self.inverse_dispersion
         super(NegativeBinomial, new).__init__(batch_shape, validate_args=False)
@@ -62,11 +64,13 @@ class NegativeBinomial(TorchDistribution):
         mean = self.mean
         return mean + mean.square() / self.inverse_dispersion
 
-    def sample(self, sample_shape=torch.Size()) -> torch.Tensor:
-        shape = self._extended_shape(sample_shape)
+    def sample(self, sample_shape=()) -> torch.Tensor:
+        shape = self._extended_shape(torch.Size(sample_shape))
         with torch.no_grad():
             theta = self.inverse_dispersion.expand(shape)
-            rate = torch.distributions.Gamma(theta, theta * torch.exp(-self.log_mean.expand(shape))).sample()
+            rate = torch.distributions.Gamma(
+                theta, theta * torch.exp(-self.log_mean.expand(shape))
+            ).sample()
             return torch.poisson(rate)
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:

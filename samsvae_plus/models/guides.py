@@ -13,7 +13,6 @@ from samsvae_plus.data.loaders import Batch
 from samsvae_plus.models.distributions import StraightThroughBernoulli
 from samsvae_plus.models.sams_vae import latent_shift
 
-
 # Logit of a pinned mask: sigmoid(12) = 1 - 6e-6.
 PINNED_LOGIT = 12.0
 

@@ -36,4 +36,6 @@ class CountLikelihood(PyroModule):
         self.decoder.rotate_input(rotation, n_latent)
 
     def forward(self, z: torch.Tensor, batch: Batch) -> torch.Tensor:
-        return pyro.sample("x", self.distribution(z, batch.library_size).to_event(1), obs=batch.counts)
+        return pyro.sample(
+            "x", self.distribution(z, batch.library_size).to_event(1), obs=batch.counts
+        )

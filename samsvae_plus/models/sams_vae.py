@@ -92,5 +92,7 @@ class SAMSVAEModel(PyroModule):
         mask, embedding = self.sample_globals()
         shift = latent_shift(batch.dosage, mask, embedding)
         with pyro.plate("cells", n_cells, subsample=batch.index):
-            z_basal = pyro.sample("z_basal", dist.Normal(self.basal_loc[batch.context], 1.0).to_event(1))
+            z_basal = pyro.sample(
+                "z_basal", dist.Normal(self.basal_loc[batch.context], 1.0).to_event(1)
+            )
             return self.likelihood(z_basal + shift, batch)

@@ -56,7 +56,12 @@ class MLPBasalEncoder(nn.Module):
     """
 
     def __init__(
-        self, n_genes: int, latent_dim: int, *, extra_features: int = 0, hidden: Sequence[int] = (128, 128)
+        self,
+        n_genes: int,
+        latent_dim: int,
+        *,
+        extra_features: int = 0,
+        hidden: Sequence[int] = (128, 128),
     ) -> None:
         super().__init__()
         self.standardize = ExpressionStandardizer(n_genes)

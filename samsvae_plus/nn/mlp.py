@@ -25,7 +25,11 @@ class MLP(nn.Sequential):
     """
 
     def __init__(
-        self, in_features: int, out_features: int, hidden: Sequence[int] = (128, 128), dropout: float = 0.0
+        self,
+        in_features: int,
+        out_features: int,
+        hidden: Sequence[int] = (128, 128),
+        dropout: float = 0.0,
     ) -> None:
         layers: list[nn.Module] = []
         width = in_features
