@@ -34,19 +34,29 @@ VARIANTS = {
     "x-only encoder": {"model": {"basal_sees_shift": False}},
     "plain learning rate": {"train": {"global_lr_factor": 1.0}},
 }
-BUDGET = dict(max_epochs=120, dense_epochs=40, n_particles=1, lr=2e-3, batch_size=512, progress=False)
+BUDGET = dict(
+    max_epochs=150, dense_epochs=60, n_particles=1, lr=2e-3, batch_size=512, progress=False
+)
 
 
 def run(seed: int, variant: dict, smoke: bool) -> dict:
-    simulation = dict(n_perturbations=10, n_genes=100, cells_per_condition=30, n_combinations=5) if smoke else {}
+    simulation = (
+        dict(n_perturbations=10, n_genes=100, cells_per_condition=30, n_combinations=5)
+        if smoke
+        else {}
+    )
     adata = sp.datasets.simulate(seed=seed, **simulation)
     truth = adata.uns["simulation"]
     sp.setup_anndata(adata, "condition", "control", context_key="cell_type")
-    model = sp.SAMSVAE(adata, **{"latent_dim": 10, "basal_sees_shift": True, **variant.get("model", {})})
+    model = sp.SAMSVAE(
+        adata, **{"latent_dim": 10, "basal_sees_shift": True, **variant.get("model", {})}
+    )
     budget = {**BUDGET, **({"max_epochs": 6, "dense_epochs": 2} if smoke else {})}
     start = time.perf_counter()
     model.train(**{**budget, **variant.get("train", {})}, seed=seed)
-    recovery = mask_recovery(truth["mask"], model.mask_probabilities().loc[list(truth["perturbations"])])
+    recovery = mask_recovery(
+        truth["mask"], model.mask_probabilities().loc[list(truth["perturbations"])]
+    )
     ate = model.average_treatment_effect(n_draws=5, n_cells=200, seed=seed)
     history = model.history
     return {
@@ -62,7 +72,10 @@ def run(seed: int, variant: dict, smoke: bool) -> dict:
 def markdown_table(frame: pd.DataFrame) -> str:
     header = [frame.index.name or "", *frame.columns]
     lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(map(str, [i, *row])) + " |" for i, row in zip(frame.index, frame.to_numpy(), strict=True)]
+    lines += [
+        "| " + " | ".join(map(str, [i, *row])) + " |"
+        for i, row in zip(frame.index, frame.to_numpy(), strict=True)
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -79,7 +92,9 @@ def main() -> None:
             rows.append({"variant": name, "seed": seed, **run(seed, variant, args.smoke)})
             print(json.dumps(rows[-1]), flush=True)
     table = pd.DataFrame(rows)
-    summary = table.groupby("variant", sort=False)[["mask_f1", "ate_pearson", "validation_elbo", "train_s"]].mean()
+    summary = table.groupby("variant", sort=False)[
+        ["mask_f1", "ate_pearson", "validation_elbo", "train_s"]
+    ].mean()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "runs.csv", index=False)

@@ -27,10 +27,7 @@ def files(tmp_path_factory):
 
 
 @pytest.fixture
-def run(monkeypatch, capsys):
-    # Only the challenge subcommands: the others live in other modules of the CLI.
-    monkeypatch.setattr(cli, "SUBCOMMANDS", ["score", "prep"])
-
+def run(capsys):
     def invoke(*argv: str) -> tuple[int, str, str]:
         code = cli.main(list(argv))
         out, err = capsys.readouterr()

@@ -213,7 +213,9 @@ def test_simulate_writes_h5ad_with_ground_truth(tmp_path, capsys):
     assert "samsvae-plus simulate:" in capsys.readouterr().out
 
 
-def test_diverged_training_exits_1_and_keeps_the_last_good_model(good_h5ad, tmp_path, capsys, monkeypatch):
+def test_diverged_training_exits_1_and_keeps_the_last_good_model(
+    good_h5ad, tmp_path, capsys, monkeypatch
+):
     from samsvae_plus.errors import DivergenceError
     from samsvae_plus.model import SAMSVAE
 

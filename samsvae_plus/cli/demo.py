@@ -20,8 +20,8 @@ from samsvae_plus.evaluate.masks import mask_recovery
 DEMO_DEFAULTS = {
     "latent_dim": 10,
     "basal_sees_shift": True,
-    "max_epochs": 120,
-    "dense_epochs": 40,
+    "max_epochs": 150,
+    "dense_epochs": 60,
     "batch_size": 512,
     "n_particles": 1,
     "lr": 2e-3,

@@ -32,7 +32,7 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
         "--dense-epochs",
         type=int,
         default=None,
-        help="epochs with masks pinned on (default: a quarter)",
+        help="epochs with masks pinned on (default: 2/5 of --max-epochs)",
     )
     training.add_argument("--batch-size", type=int, default=512)
     training.add_argument("--n-particles", type=int, default=5)
