@@ -1,13 +1,27 @@
-"""samsvae_plus: sparse additive mechanism shift VAEs for Perturb-seq, written in Pyro."""
+"""samsvae_plus: sparse additive mechanism shift VAEs for Perturb-seq, written in Pyro.
 
-from samsvae_plus import metrics
-from samsvae_plus import plotting as pl
+Public API: ``SAMSVAE``, ``setup_anndata``, ``datasets``, ``pl``, ``metrics``,
+``settings``. Modules that pull in torch, pyro or matplotlib load on first use, so light
+entry points (``samsvae-plus score``, ``--help``) start in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from samsvae_plus._version import __version__
-from samsvae_plus.data import datasets
-from samsvae_plus.data.registry import setup_anndata
 from samsvae_plus.errors import DivergenceError, InputError
-from samsvae_plus.model import SAMSVAE
-from samsvae_plus.settings import settings
+
+# public name -> (module, attribute); attribute None means the module itself
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "SAMSVAE": ("samsvae_plus.model", "SAMSVAE"),
+    "setup_anndata": ("samsvae_plus.data.registry", "setup_anndata"),
+    "datasets": ("samsvae_plus.data.datasets", None),
+    "metrics": ("samsvae_plus.metrics", None),
+    "pl": ("samsvae_plus.plotting", None),
+    "settings": ("samsvae_plus.settings", "settings"),
+}
 
 __all__ = [
     "__version__",
@@ -20,3 +34,26 @@ __all__ = [
     "settings",
     "setup_anndata",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'samsvae_plus' has no attribute {name!r}")
+    module_name, attribute = _LAZY[name]
+    module = importlib.import_module(module_name)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:
+    from samsvae_plus import metrics
+    from samsvae_plus import plotting as pl
+    from samsvae_plus.data import datasets
+    from samsvae_plus.data.registry import setup_anndata
+    from samsvae_plus.model import SAMSVAE
+    from samsvae_plus.settings import settings

@@ -8,14 +8,14 @@ import os
 import warnings
 from pathlib import Path
 
-import anndata as ad
-
 from samsvae_plus.atomic import atomic_write_text
 from samsvae_plus.errors import InputError
 
 
-def read_h5ad(path: str | os.PathLike, what: str = "--data") -> ad.AnnData:
-    """Read an h5ad file, turning a missing or unreadable file into an InputError."""
+def read_h5ad(path: str | os.PathLike, what: str = "--data"):
+    """Read an h5ad file fully into memory, turning a missing or unreadable file into an InputError."""
+    import anndata as ad  # here, so that building the parser stays light
+
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{what} {path} does not exist; pass the path of an .h5ad file")

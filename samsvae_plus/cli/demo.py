@@ -5,15 +5,9 @@ from __future__ import annotations
 import argparse
 import time
 
-import matplotlib
-
 from samsvae_plus.atomic import atomic_directory, atomic_write_text
 from samsvae_plus.cli.common import add_output_args, check_output_dir, finish, write_json
 from samsvae_plus.cli.train import add_model_args, build_model, fit
-from samsvae_plus.data.registry import setup_anndata
-from samsvae_plus.data.simulate import simulate
-from samsvae_plus.evaluate.ate import ate_pearson
-from samsvae_plus.evaluate.masks import mask_recovery
 
 # The demo's defaults differ from `train`'s: they are tuned to finish in a few minutes on
 # two CPU cores while recovering the simulator's ground truth.
@@ -44,8 +38,14 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import matplotlib
+
     matplotlib.use("Agg")
     from samsvae_plus import plotting
+    from samsvae_plus.data.registry import setup_anndata
+    from samsvae_plus.data.simulate import simulate
+    from samsvae_plus.evaluate.ate import ate_pearson
+    from samsvae_plus.evaluate.masks import mask_recovery
 
     out = check_output_dir(args.out, args.overwrite)
     start = time.perf_counter()

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from samsvae_plus.atomic import atomic_write_bytes
-from samsvae_plus.cli.score import read_h5ad
+from samsvae_plus.cli.common import read_h5ad
 from samsvae_plus.errors import InputError
 
 
@@ -18,7 +18,7 @@ def read_genes(path: str | Path) -> list[str]:
     """Gene order from an h5ad (its var_names) or a text/CSV file (first column)."""
     path = Path(path)
     if path.suffix == ".h5ad":
-        return [str(g) for g in read_h5ad(path, "genes").var_names]
+        return [str(g) for g in read_h5ad(path, "--genes").var_names]
     if not path.is_file():
         raise InputError(f"--genes file {str(path)!r} does not exist: check the path")
     genes = []
@@ -68,8 +68,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from samsvae_plus.evaluate.prepare import prepare_prediction
 
-    pred = read_h5ad(args.pred, "pred")
-    controls = read_h5ad(args.controls, "controls") if args.controls else None
+    pred = read_h5ad(args.pred, "--pred")
+    controls = read_h5ad(args.controls, "--controls") if args.controls else None
     prepared = prepare_prediction(
         pred,
         read_genes(args.genes),

@@ -9,26 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
 from samsvae_plus.atomic import atomic_write_text
-from samsvae_plus.errors import InputError
-
-
-def read_h5ad(path: str | Path, role: str):
-    """Read an h5ad file fully into memory, turning a bad path into an InputError."""
-    import anndata as ad
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"--{role} file {str(path)!r} does not exist: check the path")
-    try:
-        return ad.read_h5ad(path)
-    except (OSError, KeyError, ValueError) as err:
-        raise InputError(
-            f"--{role} file {str(path)!r} is not a readable h5ad file ({err}): write it with "
-            "AnnData.write_h5ad"
-        ) from err
+from samsvae_plus.cli.common import read_h5ad
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -69,10 +52,10 @@ def run(args: argparse.Namespace) -> int:
     from samsvae_plus.evaluate.challenge import challenge_score
 
     start = time.perf_counter()
-    pred = read_h5ad(args.pred, "pred")
-    real = read_h5ad(args.real, "real")
-    reference = read_h5ad(args.reference, "reference") if args.reference else None
-    baseline = read_h5ad(args.baseline, "baseline") if args.baseline else None
+    pred = read_h5ad(args.pred, "--pred")
+    real = read_h5ad(args.real, "--real")
+    reference = read_h5ad(args.reference, "--reference") if args.reference else None
+    baseline = read_h5ad(args.baseline, "--baseline") if args.baseline else None
     result = challenge_score(
         pred,
         real,

@@ -8,7 +8,6 @@ import tempfile
 from pathlib import Path
 
 from samsvae_plus.cli.common import finish
-from samsvae_plus.data.simulate import simulate
 from samsvae_plus.errors import InputError
 
 
@@ -32,6 +31,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from samsvae_plus.data.simulate import simulate
+
     out = Path(args.out)
     if out.suffix != ".h5ad":
         raise InputError(f"--out {out} should end in .h5ad")

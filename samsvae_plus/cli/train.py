@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import argparse
 
-import matplotlib
-
 from samsvae_plus.atomic import atomic_directory
 from samsvae_plus.cli.common import add_output_args, check_output_dir, finish, read_h5ad, write_json
-from samsvae_plus.data.registry import setup_anndata
 from samsvae_plus.errors import DivergenceError
-from samsvae_plus.model import SAMSVAE
+
+# Modelling code (torch, pyro, matplotlib) is imported inside the functions that use it,
+# so that building the parser for another subcommand stays light.
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     """Model and training options shared by ``train`` and ``demo``."""
     model = parser.add_argument_group("model")
     model.add_argument("--latent-dim", type=int, default=20)
-    model.add_argument("--guide", default="mean_field", choices=list(SAMSVAE.GUIDES))
+    model.add_argument(
+        "--guide", default="mean_field", help="variational family (default mean_field)"
+    )
     model.add_argument(
         "--basal-sees-shift",
         action="store_true",
@@ -61,7 +62,9 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(run=run)
 
 
-def build_model(adata, args: argparse.Namespace) -> SAMSVAE:
+def build_model(adata, args: argparse.Namespace):
+    from samsvae_plus.model import SAMSVAE
+
     return SAMSVAE(
         adata,
         latent_dim=args.latent_dim,
@@ -71,7 +74,7 @@ def build_model(adata, args: argparse.Namespace) -> SAMSVAE:
     )
 
 
-def fit(model: SAMSVAE, args: argparse.Namespace) -> None:
+def fit(model, args: argparse.Namespace) -> None:
     model.train(
         max_epochs=args.max_epochs,
         dense_epochs=args.dense_epochs,
@@ -85,8 +88,11 @@ def fit(model: SAMSVAE, args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import matplotlib
+
     matplotlib.use("Agg")
     from samsvae_plus import plotting
+    from samsvae_plus.data.registry import setup_anndata
 
     out = check_output_dir(args.out, args.overwrite)
     adata = read_h5ad(args.data)
