@@ -1,6 +1,6 @@
 """samsvae_plus: sparse additive mechanism shift VAEs for Perturb-seq, written in Pyro.
 
-Public API: ``SAMSVAE``, ``setup_anndata``, ``datasets``, ``pl``, ``metrics``,
+Public API: ``SAMSVAE`` (and ``CPAVAE``, ``SVAEPlus``, ``ConditionalVAE``), ``setup_anndata``, ``datasets``, ``pl``, ``metrics``,
 ``settings``. Modules that pull in torch, pyro or matplotlib load on first use, so light
 entry points (``samsvae-plus score``, ``--help``) start in a fraction of a second.
 """
@@ -15,7 +15,10 @@ from samsvae_plus.errors import DivergenceError, InputError
 
 # public name -> (module, attribute); attribute None means the module itself
 _LAZY: dict[str, tuple[str, str | None]] = {
-    "SAMSVAE": ("samsvae_plus.model", "SAMSVAE"),
+    "SAMSVAE": ("samsvae_plus.family", "SAMSVAE"),
+    "CPAVAE": ("samsvae_plus.family", "CPAVAE"),
+    "SVAEPlus": ("samsvae_plus.family", "SVAEPlus"),
+    "ConditionalVAE": ("samsvae_plus.family", "ConditionalVAE"),
     "setup_anndata": ("samsvae_plus.data.registry", "setup_anndata"),
     "datasets": ("samsvae_plus.data.datasets", None),
     "metrics": ("samsvae_plus.metrics", None),
@@ -27,7 +30,10 @@ __all__ = [
     "__version__",
     "DivergenceError",
     "InputError",
+    "CPAVAE",
+    "ConditionalVAE",
     "SAMSVAE",
+    "SVAEPlus",
     "datasets",
     "metrics",
     "pl",
@@ -55,5 +61,5 @@ if TYPE_CHECKING:
     from samsvae_plus import plotting as pl
     from samsvae_plus.data import datasets
     from samsvae_plus.data.registry import setup_anndata
-    from samsvae_plus.model import SAMSVAE
+    from samsvae_plus.family import CPAVAE, SAMSVAE, ConditionalVAE, SVAEPlus
     from samsvae_plus.settings import settings

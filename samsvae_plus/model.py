@@ -21,7 +21,14 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from samsvae_plus.data.encode import EncodedData, check_genes, context_ids, dosage_matrix, encode
+from samsvae_plus.data.encode import (
+    EncodedData,
+    action_names,
+    check_genes,
+    context_ids,
+    dosage_matrix,
+    encode,
+)
 from samsvae_plus.data.loaders import Batch, InMemoryLoader, make_batch
 from samsvae_plus.data.registry import Registry, get_registry
 from samsvae_plus.data.splits import Split, random_split
@@ -30,9 +37,7 @@ from samsvae_plus.errors import InputError
 from samsvae_plus.inference import posterior
 from samsvae_plus.inference.checkpoints import load_model_dir, save_model_dir, write_model_files
 from samsvae_plus.inference.svi import TrainingHistory, train_svi, train_with_dense_start
-from samsvae_plus.models.guides import MeanFieldGuide
-from samsvae_plus.models.sams_vae import SAMSVAEModel
-from samsvae_plus.nn.encoders import ExpressionStandardizer, MLPBasalEncoder
+from samsvae_plus.nn.encoders import ExpressionStandardizer
 from samsvae_plus.settings import resolve_device, seed_everything
 
 # Parameters are initialised from this seed, so that train(seed=...) alone fixes a run.
@@ -48,21 +53,23 @@ def seeded(seed: int) -> Iterator[None]:
         yield
 
 
-def _choice(name: str, value: str, allowed: Sequence[str]) -> str:
-    if value not in allowed:
-        raise InputError(f"{name}={value!r} is not available; choose one of {list(allowed)}")
-    return value
-
-
 class PerturbationModel:
-    """Shared base of SAMS-VAE and its relatives.
+    """Shared base of SAMS-VAE and its relatives (see :mod:`samsvae_plus.family`).
 
-    Subclasses set ``model_name`` and implement :meth:`_build`, which returns an
-    ``nn.ModuleDict`` with a Pyro ``"model"`` and ``"guide"`` of one signature
-    ``(batch, n_cells)``.
+    Subclasses implement :meth:`_build`, which returns an ``nn.ModuleDict`` with a Pyro
+    ``"model"`` and ``"guide"`` of one signature ``(batch, n_cells)``; the guide has a
+    ``sample_globals()`` and the model observes counts at ``"x"`` inside the ``"cells"``
+    plate. Class attributes describe the rest:
+
+    - ``ACTIONS``: dosage columns, ``"genes"`` (``A+B`` adds ``A`` and ``B``) or
+      ``"conditions"`` (each condition its own action);
+    - ``HAS_EFFECT_PRIOR``: whether a perturbation without training cells can be predicted
+      from the prior (masks and embeddings have one) or not (point estimates, decoder
+      inputs).
     """
 
-    model_name: ClassVar[str] = "base"
+    ACTIONS: ClassVar[str] = "genes"
+    HAS_EFFECT_PRIOR: ClassVar[bool] = True
     _classes: ClassVar[dict[str, type[PerturbationModel]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -81,6 +88,7 @@ class PerturbationModel:
         self.history: TrainingHistory | None = None
         self.split: Split | None = None
         self.library_stats: dict[str, list[float]] | None = None
+        self.trained_actions: np.ndarray | None = None
         self.device = torch.device("cpu")
 
     def _build(self, registry: Registry, config: dict) -> nn.ModuleDict:
@@ -90,9 +98,14 @@ class PerturbationModel:
         state = "trained" if self.is_trained else "untrained"
         return (
             f"{type(self).__name__}({state}; {self.registry.n_genes} genes, "
-            f"{self.registry.n_perturbations} perturbations, {self.registry.n_contexts} contexts, "
+            f"{len(self.actions)} {self.ACTIONS[:-1]} actions, {self.registry.n_contexts} contexts, "
             f"config={self.config})"
         )
+
+    @property
+    def actions(self) -> tuple[str, ...]:
+        """Names of the dosage columns: perturbed genes, or conditions (see ``ACTIONS``)."""
+        return action_names(self.registry, self.ACTIONS)
 
     @property
     def is_trained(self) -> bool:
@@ -175,11 +188,12 @@ class PerturbationModel:
                 "max_epochs, batch_size and n_particles must be positive integers and lr positive"
             )
         seed_everything(seed)
-        data = encode(adata, self.registry)
+        data = encode(adata, self.registry, actions=self.ACTIONS)
         self.split = (
             split if split is not None else random_split(data.n_cells, split_fractions, seed=seed)
         )
         self._fit_data_statistics(data, self.split.train)
+        self.trained_actions = np.asarray(data.dosage[self.split.train].sum(axis=0)).ravel() > 0
         self.device = resolve_device(device)
         self.module.to(self.device)
         train_loader = InMemoryLoader(
@@ -196,7 +210,7 @@ class PerturbationModel:
             grad_clip=grad_clip,
             progress=progress,
         )
-        if hasattr(self.module["guide"], "pin_masks"):
+        if getattr(self.module["guide"], "learns_masks", False):
             # A long dense phase matters: the embeddings must converge before the rotation
             # (on the demo simulation, 60 of 150 epochs gave F1 >= 0.98 on five seeds, where
             # 40 of 120 gave 0.73 on one of them).
@@ -234,30 +248,68 @@ class PerturbationModel:
 
     # ------------------------------------------------------------------ posterior
     def mask_probabilities(self) -> pd.DataFrame:
-        """Posterior probabilities ``q(m_tk = 1)``: perturbations x latent dimensions."""
+        """Posterior probabilities ``q(m_tk = 1)``: actions x latent dimensions.
+
+        Actions without training cells show their prior probability, which is what
+        predictions for them use.
+        """
         guide = self.module["guide"]
         if not hasattr(guide, "mask_probabilities"):
             raise InputError(f"{type(self).__name__} has no sparse masks")
         with torch.no_grad():
-            probs = guide.mask_probabilities().cpu().numpy()
+            probs = guide.mask_probabilities().detach().clone()
+            untrained = self._untrained()
+            if untrained is not None and guide.learns_masks:
+                prior = self._prior_mask_probabilities()
+                probs[untrained] = prior[untrained]
         columns = [f"z{k}" for k in range(probs.shape[1])]
         return pd.DataFrame(
-            probs, index=pd.Index(self.registry.perturbations, name="perturbation"), columns=columns
+            probs.cpu().numpy(), index=pd.Index(self.actions, name="perturbation"), columns=columns
         )
+
+    def _prior_mask_probabilities(self) -> torch.Tensor:
+        model = self.module["model"]
+        if getattr(model, "prior", None) is not None:
+            return torch.sigmoid(model.prior()[1])
+        if model.masks == "beta_bernoulli":
+            a, b = model.beta_prior
+            return (a / (a + b)).expand(len(self.actions), model.latent_dim)
+        return model.mask_prior.expand(len(self.actions), model.latent_dim)
+
+    def _untrained(self) -> torch.Tensor | None:
+        """Actions without training cells, as a device tensor, or None when all had cells."""
+        if self.trained_actions is None or self.trained_actions.all():
+            return None
+        return torch.as_tensor(~self.trained_actions, device=self.device)
+
+    def _global_draw(self):
+        """One draw of the globals: the guide for trained actions, the prior for the rest."""
+        return posterior.global_draw(self.module["guide"], self.module["model"], self._untrained())
 
     def _conditions(self, perturbations: Sequence[str] | None) -> list[str]:
         if perturbations is None:
-            return [c for c in self.registry.conditions if c != self.registry.control_label]
-        if isinstance(perturbations, str):
-            perturbations = [perturbations]
-        perturbations = [str(p) for p in perturbations]
-        if not perturbations:
-            raise InputError("perturbations is empty; name at least one condition")
-        dosage_matrix(perturbations, self.registry)  # raises for genes the model never saw
-        return perturbations
+            conditions = [c for c in self.registry.conditions if c != self.registry.control_label]
+        else:
+            conditions = (
+                [perturbations]
+                if isinstance(perturbations, str)
+                else [str(p) for p in perturbations]
+            )
+            if not conditions:
+                raise InputError("perturbations is empty; name at least one condition")
+        dosage = dosage_matrix(conditions, self.registry, self.ACTIONS)  # raises for unknown ones
+        if not self.HAS_EFFECT_PRIOR and self.trained_actions is not None:
+            unseen = np.asarray(dosage[:, ~self.trained_actions].sum(axis=1)).ravel() > 0
+            if unseen.any():
+                example = np.asarray(conditions)[unseen][0]
+                raise InputError(
+                    f"{type(self).__name__} has no prior over perturbation effects, so it cannot "
+                    f"predict {example!r}, which had no training cells; use SAMSVAE or CPAVAE"
+                )
+        return conditions
 
     def _dosage_tensor(self, conditions: Sequence[str]) -> torch.Tensor:
-        return torch.from_numpy(dosage_matrix(conditions, self.registry).toarray())
+        return torch.from_numpy(dosage_matrix(conditions, self.registry, self.ACTIONS).toarray())
 
     def _output_adata(self, blocks: list[np.ndarray], obs: pd.DataFrame) -> ad.AnnData:
         obs.index = pd.Index([f"cell{i}" for i in range(len(obs))])
@@ -314,13 +366,13 @@ class PerturbationModel:
             if key in adata_controls.obs
             else [self.registry.control_label] * adata_controls.n_obs
         )
-        data = encode(adata_controls, self.registry, conditions=source_labels)
+        data = encode(adata_controls, self.registry, conditions=source_labels, actions=self.ACTIONS)
         targets = self._dosage_tensor(conditions).to(self.device)
         model, guide = self.module["model"], self.module["guide"]
         blocks: dict[tuple[int, int], list[np.ndarray]] = {}
         with seeded(seed):
             for d in range(n_draws):
-                globals_trace = posterior.global_draw(guide)
+                globals_trace = self._global_draw()
                 for start in range(0, data.n_cells, batch_size):
                     rows = np.arange(start, min(start + batch_size, data.n_cells))
                     batch = make_batch(data, rows, rows - start).to(self.device)
@@ -394,11 +446,11 @@ class PerturbationModel:
             np.arange(n_cells) % len(self._context_ids(context))
         ]
         targets = self._dosage_tensor(conditions).to(self.device)
-        model, guide = self.module["model"], self.module["guide"]
+        model = self.module["model"]
         blocks = []
         with seeded(seed):
             for _ in range(n_draws):
-                globals_trace = posterior.global_draw(guide)
+                globals_trace = self._global_draw()
                 for target in targets:
                     if library_size is None:
                         mu = torch.tensor(self.library_stats["log_mean"])[contexts]
@@ -459,6 +511,7 @@ class PerturbationModel:
             n_cells=n_cells,
             target_sum=ATE_TARGET_SUM,
             seed=seed,
+            untrained=self._untrained(),
         ).numpy()
         mean = pd.DataFrame(
             draws.mean(axis=0),
@@ -485,6 +538,9 @@ class PerturbationModel:
             "library_stats": self.library_stats,
             "history": None if self.history is None else self.history.to_dict(),
             "split": None if self.split is None else self.split.to_dict(),
+            "trained_actions": None
+            if self.trained_actions is None
+            else self.trained_actions.tolist(),
         }
 
     @classmethod
@@ -518,99 +574,8 @@ class PerturbationModel:
             model.history = TrainingHistory.from_dict(metadata["history"])
         if metadata.get("split"):
             model.split = Split.from_dict(metadata["split"])
+        if metadata.get("trained_actions") is not None:
+            model.trained_actions = np.asarray(metadata["trained_actions"], dtype=bool)
         model.device = resolve_device(device)
         model.module.to(model.device)
         return model
-
-
-class SAMSVAE(PerturbationModel):
-    """Sparse additive mechanism shift VAE.
-
-    ``z_i = z_basal_i + sum_t d_it (m_t * e_t)`` with Bernoulli(``mask_prior``) masks and
-    Normal(0, ``embedding_prior_scale``) embeddings; counts are negative binomial with the
-    cell's library size.
-
-    Parameters
-    ----------
-    adata
-        An AnnData registered with :func:`samsvae_plus.setup_anndata`.
-    latent_dim
-        Dimension of the latent space.
-    guide
-        Variational family: ``"mean_field"``.
-    basal_encoder
-        Encoder of q(z_basal): ``"mlp"``.
-    mask_prior
-        Prior probability ``alpha`` of a mask entry.
-    embedding_prior_scale
-        Prior standard deviation ``beta`` of the embeddings.
-    n_hidden, n_layers
-        Width and depth of the encoder and decoder MLPs.
-    temperature
-        Relaxation temperature of the straight-through mask samples.
-    basal_sees_shift
-        Whether the z_basal encoder also reads the cell's sampled latent shift.
-    """
-
-    GUIDES: ClassVar[tuple[str, ...]] = ("mean_field",)
-    BASAL_ENCODERS: ClassVar[tuple[str, ...]] = ("mlp",)
-
-    def __init__(
-        self,
-        adata: ad.AnnData,
-        latent_dim: int = 20,
-        guide: str = "mean_field",
-        basal_encoder: str = "mlp",
-        *,
-        mask_prior: float = 0.01,
-        embedding_prior_scale: float = 1.0,
-        n_hidden: int = 128,
-        n_layers: int = 2,
-        temperature: float = 0.5,
-        basal_sees_shift: bool = False,
-    ) -> None:
-        _choice("guide", guide, self.GUIDES)
-        _choice("basal_encoder", basal_encoder, self.BASAL_ENCODERS)
-        if latent_dim < 1:
-            raise InputError(f"latent_dim must be at least 1, got {latent_dim}")
-        if not 0 < mask_prior < 1:
-            raise InputError(f"mask_prior must lie strictly between 0 and 1, got {mask_prior}")
-        super().__init__(
-            adata,
-            latent_dim=latent_dim,
-            guide=guide,
-            basal_encoder=basal_encoder,
-            mask_prior=mask_prior,
-            embedding_prior_scale=embedding_prior_scale,
-            n_hidden=n_hidden,
-            n_layers=n_layers,
-            temperature=temperature,
-            basal_sees_shift=basal_sees_shift,
-        )
-
-    def _build(self, registry: Registry, config: dict) -> nn.ModuleDict:
-        hidden = (config["n_hidden"],) * config["n_layers"]
-        k = config["latent_dim"]
-        model = SAMSVAEModel(
-            registry.n_genes,
-            registry.n_perturbations,
-            registry.n_contexts,
-            k,
-            mask_prior=config["mask_prior"],
-            embedding_prior_scale=config["embedding_prior_scale"],
-            hidden=hidden,
-        )
-        encoder = MLPBasalEncoder(
-            registry.n_genes,
-            k,
-            extra_features=k if config["basal_sees_shift"] else 0,
-            hidden=hidden,
-        )
-        guide = MeanFieldGuide(
-            registry.n_perturbations,
-            k,
-            encoder,
-            temperature=config["temperature"],
-            basal_sees_shift=config["basal_sees_shift"],
-        )
-        return nn.ModuleDict({"model": model, "guide": guide})

@@ -217,7 +217,7 @@ def test_diverged_training_exits_1_and_keeps_the_last_good_model(
     good_h5ad, tmp_path, capsys, monkeypatch
 ):
     from samsvae_plus.errors import DivergenceError
-    from samsvae_plus.model import SAMSVAE
+    from samsvae_plus.family import SAMSVAE
 
     def diverge(self, *args, **kwargs):
         raise DivergenceError("training diverged at step 3 (epoch 0): the loss became nan")

@@ -63,7 +63,7 @@ def add_parser(subparsers) -> None:
 
 
 def build_model(adata, args: argparse.Namespace):
-    from samsvae_plus.model import SAMSVAE
+    from samsvae_plus.family import SAMSVAE
 
     return SAMSVAE(
         adata,

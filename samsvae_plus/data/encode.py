@@ -30,8 +30,8 @@ class EncodedData:
     counts
         ``float32`` CSR matrix, cells x genes.
     dosage
-        ``float32`` CSR matrix, cells x single-gene perturbations (a combination has
-        several ones; a control row is empty).
+        ``float32`` CSR matrix, cells x actions: single-gene perturbations by default (a
+        combination has several ones; a control row is empty).
     context
         ``int64`` context id per cell (index into ``Registry.contexts``).
     library_size
@@ -79,30 +79,55 @@ def check_genes(adata: ad.AnnData, registry: Registry) -> None:
     )
 
 
-def dosage_matrix(conditions: Sequence[str], registry: Registry) -> sp.csr_matrix:
-    """Sparse cells x perturbations dosage rows for condition labels.
+ACTION_UNITS = ("genes", "conditions")
+
+
+def action_names(registry: Registry, actions: str = "genes") -> tuple[str, ...]:
+    """Columns of the dosage matrix: single genes, or whole non-control conditions.
+
+    Most models act per gene, so that ``A+B`` is the sum of ``A`` and ``B``. Models that allow
+    one perturbation per cell (SVAE+) treat each condition, combinations included, as its
+    own action.
+    """
+    if actions == "genes":
+        return registry.perturbations
+    if actions == "conditions":
+        return tuple(c for c in registry.conditions if c != registry.control_label)
+    raise ValueError(f"actions must be one of {ACTION_UNITS}, got {actions!r}")
+
+
+def dosage_matrix(
+    conditions: Sequence[str], registry: Registry, actions: str = "genes"
+) -> sp.csr_matrix:
+    """Sparse cells x actions dosage rows for condition labels (control rows are empty).
 
     Raises
     ------
     InputError
-        If a label names a gene outside the registry's perturbation vocabulary.
+        If a label names a gene (or, per condition, a condition) the model does not know.
     """
-    column = {gene: j for j, gene in enumerate(registry.perturbations)}
+    names = action_names(registry, actions)
+    column = {name: j for j, name in enumerate(names)}
     unique, inverse = np.unique(np.asarray(conditions, dtype=str), return_inverse=True)
     rows, cols = [], []
     for u, label in enumerate(unique):
-        for gene in registry.split_condition(label):
-            if gene not in column:
+        if actions == "conditions":
+            parts = () if label == registry.control_label else (label,)
+        else:
+            parts = registry.split_condition(label)
+        for part in parts:
+            if part not in column:
+                what = "gene" if actions == "genes" else "condition"
                 raise InputError(
-                    f"condition {label!r} names gene {gene!r}, which the model never saw perturbed; "
-                    "predict only combinations of the registry's perturbations "
-                    "(model.registry.perturbations)"
+                    f"condition {label!r} names {what} {part!r}, which the model never saw perturbed; "
+                    f"predict only conditions built from the model's known {what}s "
+                    f"(model.actions)"
                 )
             rows.append(u)
-            cols.append(column[gene])
+            cols.append(column[part])
     per_label = sp.csr_matrix(
         (np.ones(len(rows), dtype=np.float32), (rows, cols)),
-        shape=(len(unique), registry.n_perturbations),
+        shape=(len(unique), len(names)),
     )
     return per_label[inverse.ravel()]
 
@@ -121,7 +146,11 @@ def context_ids(labels: Sequence[str], registry: Registry) -> np.ndarray:
 
 
 def encode(
-    adata: ad.AnnData, registry: Registry, *, conditions: Sequence[str] | None = None
+    adata: ad.AnnData,
+    registry: Registry,
+    *,
+    conditions: Sequence[str] | None = None,
+    actions: str = "genes",
 ) -> EncodedData:
     """Validate ``adata`` against ``registry`` and encode it.
 
@@ -135,6 +164,8 @@ def encode(
     conditions
         Condition labels to use instead of ``obs[registry.perturbation_key]``; this is how
         counterfactual predictions assign perturbations to control cells.
+    actions
+        Dosage columns: ``"genes"`` or ``"conditions"`` (see :func:`action_names`).
     """
     check_genes(adata, registry)
     counts = counts_matrix(adata, registry.layer)
@@ -154,7 +185,7 @@ def encode(
     library = library_sizes(adata, counts, registry.library_size_key)
     return EncodedData(
         counts=sp.csr_matrix(counts, dtype=np.float32),
-        dosage=dosage_matrix(conditions, registry),
+        dosage=dosage_matrix(conditions, registry, actions),
         context=context,
         library_size=library.astype(np.float32),
         conditions=conditions,

@@ -18,9 +18,25 @@ from torch import nn
 from samsvae_plus.data.loaders import Batch
 
 
-def global_draw(guide: nn.Module) -> poutine.Trace:
-    """One joint draw of the global latents (masks, embeddings) from the guide."""
-    return poutine.trace(guide.sample_globals).get_trace()
+def global_draw(
+    guide: nn.Module, model: nn.Module | None = None, untrained: torch.Tensor | None = None
+) -> poutine.Trace:
+    """One joint draw of the global latents (masks, embeddings) from the guide.
+
+    Rows of perturbations flagged in ``untrained`` (no training cells) are drawn from the
+    model's prior instead: their variational parameters never saw data and are whatever
+    they were initialised to.
+    """
+    trace = poutine.trace(guide.sample_globals).get_trace()
+    if model is None or untrained is None or not bool(untrained.any()):
+        return trace
+    prior = poutine.trace(model.sample_globals).get_trace()
+    for name, node in trace.nodes.items():
+        if node["type"] == "sample" and name in prior.nodes:
+            node["value"] = torch.where(
+                untrained[:, None], prior.nodes[name]["value"], node["value"]
+            )
+    return trace
 
 
 def encode_basal(guide: nn.Module, globals_trace: poutine.Trace, batch: Batch) -> poutine.Trace:
@@ -63,6 +79,7 @@ def ate_draws(
     n_cells: int,
     target_sum: float = 1e4,
     seed: int = 0,
+    untrained: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Posterior draws of the ATE on the ``log2(1e4 x / sum x + 1)`` scale.
 
@@ -80,6 +97,8 @@ def ate_draws(
         control is added here).
     contexts
         Context ids to average over with equal weight.
+    untrained
+        Perturbations without training cells, drawn from the prior (see :func:`global_draw`).
 
     Returns
     -------
@@ -93,7 +112,7 @@ def ate_draws(
     draws = []
     for d in range(n_draws):
         torch.manual_seed(seed * 1_000_003 + d)
-        globals_trace = global_draw(guide)
+        globals_trace = global_draw(guide, model, untrained)
         per_context = []
         for c in contexts:
             batch = Batch(

@@ -60,15 +60,18 @@ def varimax(
 def rotate_to_sparse_basis(pair: nn.ModuleDict, *, threshold: float = 0.3) -> torch.Tensor:
     """Rotate model and guide so the embedding means are varimax-sparse; initialise masks.
 
-    Returns the rotation ``Q`` (new coordinates ``z' = Q z``).
+    After the rotation a mask starts on where ``|e_tk|`` is at least ``threshold`` times the
+    largest entry of its perturbation. Returns the rotation ``Q`` (``z' = Q z``).
     """
     guide = pair["guide"]
-    embedding = guide.embedding_loc.detach().cpu().numpy()
+    embedding = guide.embedding_means()
     rotation = torch.as_tensor(
-        varimax(embedding).T, dtype=guide.embedding_loc.dtype, device=guide.embedding_loc.device
+        varimax(embedding.cpu().numpy()).T, dtype=embedding.dtype, device=embedding.device
     )
     pair["model"].rotate_latent(rotation)
     guide.rotate_latent(rotation)
+    magnitude = guide.embedding_means().abs()
+    active = magnitude >= threshold * magnitude.amax(dim=1, keepdim=True)
     guide.pin_masks(False)
-    guide.init_masks_from_embedding(threshold)
+    guide.init_masks(active)
     return rotation

@@ -88,13 +88,19 @@ def make_loss(pair: nn.ModuleDict, n_particles: int, weights: KLWeights | None =
 
 
 def parameter_groups(pair: nn.ModuleDict, lr: float, global_lr_factor: float) -> list[dict]:
-    """Adam groups: the guide's free per-perturbation parameters get ``lr * global_lr_factor``.
+    """Adam groups: per-perturbation parameters get ``lr * global_lr_factor``.
 
-    Those are the guide's own parameters (not its networks'). Each receives gradient only
-    from the few cells of its perturbation in a batch and must travel O(1) in a few
-    thousand steps, while Adam moves a parameter by about ``lr`` per step.
+    Modules name them with a ``per_perturbation_parameters()`` method (mask logits,
+    embedding means and scales). Each receives gradient only from the few cells of its
+    perturbation in a batch and must travel O(1) in a few thousand steps, while Adam moves a
+    parameter by about ``lr`` per step.
     """
-    free = {id(p) for p in pair["guide"].parameters(recurse=False)}
+    free = {
+        id(p)
+        for module in pair.modules()
+        if hasattr(module, "per_perturbation_parameters")
+        for p in module.per_perturbation_parameters()
+    }
     free_params = [p for p in pair.parameters() if id(p) in free]
     other = [p for p in pair.parameters() if id(p) not in free]
     return [{"params": free_params, "lr": lr * global_lr_factor}, {"params": other, "lr": lr}]

@@ -31,9 +31,9 @@ class CountLikelihood(PyroModule):
         log_mean = self.decoder(z) + library_size.log().unsqueeze(-1)
         return NegativeBinomial(log_mean, self.log_inverse_dispersion.exp())
 
-    def rotate_latent(self, rotation: torch.Tensor, n_latent: int | None = None) -> None:
+    def rotate_latent(self, rotation: torch.Tensor) -> None:
         """Absorb a rotation ``z' = Q z`` of the latent input into the decoder."""
-        self.decoder.rotate_input(rotation, n_latent)
+        self.decoder.rotate_input(rotation)
 
     def forward(self, z: torch.Tensor, batch: Batch) -> torch.Tensor:
         return pyro.sample(

@@ -25,12 +25,7 @@ class SoftmaxDecoder(nn.Module):
         return torch.log_softmax(self.net(z), dim=-1)
 
     @torch.no_grad()
-    def rotate_input(self, rotation: torch.Tensor, n_latent: int | None = None) -> None:
-        """Absorb ``z' = Q z`` into the first layer so that outputs are unchanged.
-
-        Only the first ``n_latent`` input columns are latent coordinates (by default all);
-        any further columns (a conditioning input) are left alone.
-        """
+    def rotate_input(self, rotation: torch.Tensor) -> None:
+        """Absorb ``z' = Q z`` into the first layer so that outputs are unchanged."""
         first = self.net[0]
-        k = rotation.shape[0] if n_latent is None else n_latent
-        first.weight[:, :k] = first.weight[:, :k] @ rotation.T
+        first.weight.copy_(first.weight @ rotation.T)

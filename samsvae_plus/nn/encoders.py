@@ -39,18 +39,28 @@ class ExpressionStandardizer(nn.Module):
 
 
 class MLPBasalEncoder(nn.Module):
-    """Normal parameters of q(z_basal) from standardised log expression, by an MLP.
+    """Normal parameters of a cell's local latent from standardised log expression, by an MLP.
+
+    Two optional inputs serve the different variational families:
+
+    - ``condition_features``: a vector concatenated to the expression, such as the cell's
+      latent shift (correlated SAMS-VAE guides) or its dosage row (conditional VAE);
+    - ``subtract_shift``: the network predicts the cell's total latent state and the
+      encoder returns it minus the shift passed to :meth:`forward`. Without this skip, an
+      encoder that should output a basal state would have to learn to subtract its own
+      input, and until it did, every shift the globals explain would be counted twice: the
+      embeddings shrink and the encoder absorbs the effects instead.
 
     Parameters
     ----------
     n_genes
         Number of genes in the input.
     latent_dim
-        Dimension of z_basal.
-    extra_features
-        Width of the latent shift concatenated to the expression, for guides in which the
-        basal state depends on the sampled shift; 0 for none. The shift is subtracted from
-        the output location (see :meth:`forward`).
+        Dimension of the latent state.
+    condition_features
+        Width of the extra input; 0 for none.
+    subtract_shift
+        Subtract the shift from the predicted location.
     hidden
         Hidden layer widths.
     """
@@ -60,44 +70,54 @@ class MLPBasalEncoder(nn.Module):
         n_genes: int,
         latent_dim: int,
         *,
-        extra_features: int = 0,
+        condition_features: int = 0,
+        subtract_shift: bool = False,
         hidden: Sequence[int] = (128, 128),
     ) -> None:
         super().__init__()
         self.standardize = ExpressionStandardizer(n_genes)
-        self.extra_features = extra_features
-        self.net = MLP(n_genes + extra_features, 2 * latent_dim, hidden)
+        self.condition_features = condition_features
+        self.subtract_shift = subtract_shift
+        self.net = MLP(n_genes + condition_features, 2 * latent_dim, hidden)
 
     def forward(
-        self, counts: torch.Tensor, library_size: torch.Tensor, extra: torch.Tensor | None = None
+        self,
+        counts: torch.Tensor,
+        library_size: torch.Tensor,
+        condition: torch.Tensor | None = None,
+        shift: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return ``(loc, scale)`` of q(z_basal); ``extra`` may carry leading particle dims."""
+        """Return ``(loc, scale)``; ``condition`` and ``shift`` may carry particle dims."""
         h = self.standardize(counts, library_size)
-        if self.extra_features:
-            if extra is None:
-                raise ValueError("this encoder expects an extra input (the latent shift)")
-            h = torch.cat([h.expand(*extra.shape[:-1], h.shape[-1]), extra], dim=-1)
+        if self.condition_features:
+            if condition is None:
+                raise ValueError("this encoder expects a condition input")
+            condition = condition.to(h.dtype)
+            batch = torch.broadcast_shapes(h.shape[:-1], condition.shape[:-1])
+            h = torch.cat(
+                [h.expand(*batch, h.shape[-1]), condition.expand(*batch, condition.shape[-1])],
+                dim=-1,
+            )
         loc, raw_scale = self.net(h).chunk(2, dim=-1)
-        if self.extra_features:
-            # The network predicts the total latent state z and the basal state is z minus
-            # the shift. Without this skip, the encoder would have to learn to subtract its
-            # own input, and until it did, every shift the globals explain would be counted
-            # twice, so the embeddings shrink and the encoder absorbs the effects instead.
-            loc = loc - extra
+        if self.subtract_shift:
+            if shift is None:
+                raise ValueError("this encoder subtracts a shift; pass shift=")
+            loc = loc - shift
         return loc, F.softplus(raw_scale) + MIN_SCALE
 
     @torch.no_grad()
-    def rotate_latent(self, rotation: torch.Tensor) -> None:
+    def rotate_latent(self, rotation: torch.Tensor, *, condition_is_latent: bool) -> None:
         """Re-express the output in the rotated basis ``z' = Q z``.
 
-        The location is rotated exactly. A rotated diagonal Gaussian is not diagonal, so
-        the per-dimension scales are kept as they are: an approximation that training
-        corrects within a few steps, since posterior scales are small and similar.
+        The location is rotated exactly, and so is a condition input that is itself in
+        latent coordinates (a shift). A rotated diagonal Gaussian is not diagonal, so the
+        per-dimension scales are kept as they are: an approximation that training corrects
+        within a few steps, since posterior scales are small and similar.
         """
         k = rotation.shape[0]
         last = self.net[-1]
         last.weight[:k] = rotation @ last.weight[:k]
         last.bias[:k] = rotation @ last.bias[:k]
-        if self.extra_features:
+        if condition_is_latent and self.condition_features:
             first = self.net[0]
             first.weight[:, -k:] = first.weight[:, -k:] @ rotation.T

@@ -1,0 +1,372 @@
+"""The model family users pick from: SAMS-VAE, CPA-VAE, SVAE+ and a conditional VAE.
+
+Every class shares :class:`~samsvae_plus.model.PerturbationModel`'s verbs (``train``,
+``predict``, ``sample``, ``average_treatment_effect``, ``save``/``load``) and its one
+training loop; each only says how to build its Pyro model and guide.
+
+| class | latent shift | masks | variational families (``guide=``) |
+|---|---|---|---|
+| ``SAMSVAE`` | ``d_i (m * e)`` | Bernoulli or Beta-Bernoulli | mean_field, correlated_basal, correlated_embedding, correlated |
+| ``CPAVAE`` | ``d_i e`` | fixed to 1 | mean_field, correlated_basal |
+| ``SVAEPlus`` | ``d_i (m * mu)``, in the prior | Beta(1, beta_2)-Bernoulli | its own (q(z | x)) |
+| ``ConditionalVAE`` | none: ``d_i`` enters the decoder | none | its own (q(z | x, d)) |
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import anndata as ad
+import pandas as pd
+from torch import nn
+
+from samsvae_plus.data.encode import action_names
+from samsvae_plus.data.registry import Registry, get_registry
+from samsvae_plus.errors import InputError
+from samsvae_plus.model import PerturbationModel
+from samsvae_plus.models.conditional_vae import ConditionalVAEGuide, ConditionalVAEModel
+from samsvae_plus.models.guides import GUIDES, SAMSVAEGuide
+from samsvae_plus.models.perturbation_prior import GeneEmbeddingPrior
+from samsvae_plus.models.sams_vae import PointEmbedding, SAMSVAEModel
+from samsvae_plus.nn.encoders import MLPBasalEncoder
+
+BASAL_ENCODERS = ("mlp",)
+PERTURBATION_PRIORS = ("normal", "gene_embedding")
+
+
+def _choice(name: str, value: Any, allowed) -> Any:
+    if value not in allowed:
+        raise InputError(f"{name}={value!r} is not available; choose one of {list(allowed)}")
+    return value
+
+
+def _hidden(config: dict) -> tuple[int, ...]:
+    return (config["n_hidden"],) * config["n_layers"]
+
+
+def _basal_encoder(registry: Registry, config: dict, basal_input: str) -> MLPBasalEncoder:
+    k = config["latent_dim"]
+    reads_shift = basal_input in ("expected_shift", "sampled_shift")
+    return MLPBasalEncoder(
+        registry.n_genes,
+        k,
+        condition_features=k if reads_shift else 0,
+        subtract_shift=basal_input != "x",
+        hidden=_hidden(config),
+    )
+
+
+def _check_common(latent_dim: int, basal_encoder: str) -> None:
+    if latent_dim < 1:
+        raise InputError(f"latent_dim must be at least 1, got {latent_dim}")
+    _choice("basal_encoder", basal_encoder, BASAL_ENCODERS)
+
+
+class _MaskedShiftModel(PerturbationModel):
+    """Builds :class:`SAMSVAEModel` + :class:`SAMSVAEGuide` from a config (SAMS-VAE, CPA-VAE)."""
+
+    MASKS: ClassVar[str] = "bernoulli"
+
+    def _resolve_gene_embedding(
+        self, adata: ad.AnnData, config: dict, source: str | pd.DataFrame
+    ) -> None:
+        if config["perturbation_prior"] != "gene_embedding":
+            return
+        from samsvae_plus.nn.gene_embeddings import gene_embedding
+
+        matrix, found = gene_embedding(action_names(get_registry(adata), self.ACTIONS), source)
+        if not found.any():
+            raise InputError(
+                "no perturbed gene has an embedding; pass gene_embedding= a DataFrame indexed "
+                "by the perturbation names"
+            )
+        config["gene_embedding_dim"] = int(matrix.shape[1])
+        self._gene_embedding = (matrix, found)
+
+    def _prior(self, registry: Registry, config: dict) -> GeneEmbeddingPrior | None:
+        if config["perturbation_prior"] != "gene_embedding":
+            return None
+        # At load the buffers are zeros here and come from the saved state.
+        import numpy as np
+
+        n = len(action_names(registry, self.ACTIONS))
+        matrix, found = getattr(self, "_gene_embedding", None) or (
+            np.zeros((n, config["gene_embedding_dim"]), dtype=np.float32),
+            np.ones(n, dtype=bool),
+        )
+        return GeneEmbeddingPrior(
+            matrix, found, config["latent_dim"], mask_prior=config.get("mask_prior", 0.01)
+        )
+
+    def _basal_input(self, config: dict) -> str:
+        if GUIDES[config["guide"]]["sampled_shift"]:
+            return "sampled_shift"
+        return "expected_shift" if config["basal_sees_shift"] else "x"
+
+    def _build(self, registry: Registry, config: dict) -> nn.ModuleDict:
+        k = config["latent_dim"]
+        n_actions = len(action_names(registry, self.ACTIONS))
+        masks = config.get("masks", self.MASKS)
+        model = SAMSVAEModel(
+            registry.n_genes,
+            n_actions,
+            registry.n_contexts,
+            k,
+            masks=masks,
+            mask_prior=config.get("mask_prior", 0.01),
+            beta_prior=tuple(config.get("beta_prior") or (1.0, 1.0)),
+            embedding_prior_scale=config["embedding_prior_scale"],
+            prior=self._prior(registry, config),
+            hidden=_hidden(config),
+        )
+        guide = SAMSVAEGuide(
+            n_actions,
+            k,
+            _basal_encoder(registry, config, self._basal_input(config)),
+            masks=masks,
+            mask_probability_guide=config.get("mask_probability_guide", "beta"),
+            embedding_given_mask=GUIDES[config["guide"]]["embedding_given_mask"],
+            basal_input=self._basal_input(config),
+            temperature=config.get("temperature", 0.5),
+        )
+        return nn.ModuleDict({"model": model, "guide": guide})
+
+
+class SAMSVAE(_MaskedShiftModel):
+    """Sparse additive mechanism shift VAE.
+
+    ``z_i = z_basal_i + sum_t d_it (m_t * e_t)``; counts are negative binomial with the
+    cell's library size.
+
+    Parameters
+    ----------
+    adata
+        An AnnData registered with :func:`samsvae_plus.setup_anndata`.
+    latent_dim
+        Dimension of the latent space.
+    guide
+        Variational family: ``"mean_field"``, ``"correlated_basal"`` (q(z_basal) reads the
+        sampled shift), ``"correlated_embedding"`` (q(e_t | m_t, t)) or ``"correlated"``.
+    basal_encoder
+        Encoder of q(z_basal): ``"mlp"``.
+    masks
+        ``"bernoulli"`` (``m ~ Bernoulli(mask_prior)``) or ``"beta_bernoulli"``
+        (``pi ~ Beta(*beta_prior)``, ``m ~ Bernoulli(pi)``).
+    mask_prior
+        Prior probability ``alpha`` of a mask entry.
+    beta_prior
+        ``(a, b)`` of Beta-Bernoulli masks; by default mean ``mask_prior`` with ``a = 1``.
+    mask_probability_guide
+        ``q(pi)`` of Beta-Bernoulli masks: ``"beta"`` (learned Beta) or ``"point"``.
+    embedding_prior_scale
+        Prior standard deviation ``beta`` of the embeddings.
+    perturbation_prior
+        ``"normal"`` (free per perturbation) or ``"gene_embedding"``: the embedding and
+        mask priors are learned functions of a fixed gene embedding, which predicts
+        perturbations without training cells.
+    gene_embedding
+        Source for ``"gene_embedding"``: ``"go"`` (the shipped GO embedding, by symbol) or
+        a DataFrame indexed by perturbation name.
+    basal_sees_shift
+        With the mean-field and correlated-embedding guides: the z_basal encoder also
+        reads the cell's expected shift under the variational means. The correlated-basal
+        guides always read the sampled shift.
+    n_hidden, n_layers
+        Width and depth of the encoder and decoder MLPs.
+    temperature
+        Relaxation temperature of the straight-through mask samples.
+    """
+
+    def __init__(
+        self,
+        adata: ad.AnnData,
+        latent_dim: int = 20,
+        guide: str = "mean_field",
+        basal_encoder: str = "mlp",
+        *,
+        masks: str = "bernoulli",
+        mask_prior: float = 0.01,
+        beta_prior: tuple[float, float] | None = None,
+        mask_probability_guide: str = "beta",
+        embedding_prior_scale: float = 1.0,
+        perturbation_prior: str = "normal",
+        gene_embedding: str | pd.DataFrame = "go",
+        basal_sees_shift: bool = False,
+        n_hidden: int = 128,
+        n_layers: int = 2,
+        temperature: float = 0.5,
+    ) -> None:
+        _check_common(latent_dim, basal_encoder)
+        _choice("guide", guide, list(GUIDES))
+        _choice("masks", masks, ("bernoulli", "beta_bernoulli"))
+        _choice("mask_probability_guide", mask_probability_guide, ("beta", "point"))
+        _choice("perturbation_prior", perturbation_prior, PERTURBATION_PRIORS)
+        if not 0 < mask_prior < 1:
+            raise InputError(f"mask_prior must lie strictly between 0 and 1, got {mask_prior}")
+        if perturbation_prior == "gene_embedding" and masks != "bernoulli":
+            raise InputError("perturbation_prior='gene_embedding' needs masks='bernoulli'")
+        if beta_prior is None:
+            beta_prior = (1.0, (1.0 - mask_prior) / mask_prior)
+        config = dict(
+            latent_dim=latent_dim,
+            guide=guide,
+            basal_encoder=basal_encoder,
+            masks=masks,
+            mask_prior=mask_prior,
+            beta_prior=list(beta_prior),
+            mask_probability_guide=mask_probability_guide,
+            embedding_prior_scale=embedding_prior_scale,
+            perturbation_prior=perturbation_prior,
+            basal_sees_shift=basal_sees_shift,
+            n_hidden=n_hidden,
+            n_layers=n_layers,
+            temperature=temperature,
+        )
+        self._resolve_gene_embedding(adata, config, gene_embedding)
+        super().__init__(adata, **config)
+
+
+class CPAVAE(_MaskedShiftModel):
+    """CPA-VAE: SAMS-VAE with every mask fixed to 1, so ``z_i = z_basal_i + d_i e``.
+
+    Parameters are those of :class:`SAMSVAE` that do not concern masks; ``guide`` is
+    ``"mean_field"`` or ``"correlated_basal"``.
+    """
+
+    MASKS: ClassVar[str] = "fixed"
+
+    def __init__(
+        self,
+        adata: ad.AnnData,
+        latent_dim: int = 20,
+        guide: str = "mean_field",
+        basal_encoder: str = "mlp",
+        *,
+        embedding_prior_scale: float = 1.0,
+        perturbation_prior: str = "normal",
+        gene_embedding: str | pd.DataFrame = "go",
+        basal_sees_shift: bool = False,
+        n_hidden: int = 128,
+        n_layers: int = 2,
+    ) -> None:
+        _check_common(latent_dim, basal_encoder)
+        _choice("guide", guide, ("mean_field", "correlated_basal"))
+        _choice("perturbation_prior", perturbation_prior, PERTURBATION_PRIORS)
+        config = dict(
+            latent_dim=latent_dim,
+            guide=guide,
+            basal_encoder=basal_encoder,
+            masks="fixed",
+            embedding_prior_scale=embedding_prior_scale,
+            perturbation_prior=perturbation_prior,
+            basal_sees_shift=basal_sees_shift,
+            n_hidden=n_hidden,
+            n_layers=n_layers,
+        )
+        self._resolve_gene_embedding(adata, config, gene_embedding)
+        super().__init__(adata, **config)
+
+
+class SVAEPlus(PerturbationModel):
+    """SVAE+ (Lopez et al. 2023): sparse mechanism shifts in the prior of one latent state.
+
+    ``pi_tk ~ Beta(1, beta_2)``, ``m_tk ~ Bernoulli(pi_tk)``, a learned point embedding
+    ``mu_t`` without a prior, ``z_i ~ N(mu_c + m_t * mu_t, I)`` (``mu_c`` alone for
+    controls), and ``q(z_i | x_i)`` from ``x`` only.
+
+    SVAE+ allows one perturbation per cell: every condition, combinations included, is its
+    own action with its own mask and embedding, so a combination is not the sum of its
+    genes and a condition never seen in training cannot be predicted.
+
+    Parameters
+    ----------
+    adata
+        An AnnData registered with :func:`samsvae_plus.setup_anndata`.
+    latent_dim
+        Dimension of the latent space.
+    beta2
+        ``beta_2`` of the Beta(1, beta_2) mask-probability prior; by default ``latent_dim``
+        (prior mean mask density ``1 / (1 + latent_dim)``).
+    mask_probability_guide
+        ``q(pi)``: ``"beta"`` (learned Beta) or ``"point"``.
+    """
+
+    ACTIONS: ClassVar[str] = "conditions"
+    HAS_EFFECT_PRIOR: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        adata: ad.AnnData,
+        latent_dim: int = 20,
+        *,
+        beta2: float | None = None,
+        mask_probability_guide: str = "beta",
+        n_hidden: int = 128,
+        n_layers: int = 2,
+        temperature: float = 0.5,
+    ) -> None:
+        _check_common(latent_dim, "mlp")
+        _choice("mask_probability_guide", mask_probability_guide, ("beta", "point"))
+        super().__init__(
+            adata,
+            latent_dim=latent_dim,
+            beta2=float(latent_dim if beta2 is None else beta2),
+            mask_probability_guide=mask_probability_guide,
+            n_hidden=n_hidden,
+            n_layers=n_layers,
+            temperature=temperature,
+        )
+
+    def _build(self, registry: Registry, config: dict) -> nn.ModuleDict:
+        k = config["latent_dim"]
+        n_actions = len(action_names(registry, self.ACTIONS))
+        point = PointEmbedding(n_actions, k)
+        model = SAMSVAEModel(
+            registry.n_genes,
+            n_actions,
+            registry.n_contexts,
+            k,
+            masks="beta_bernoulli",
+            beta_prior=(1.0, config["beta2"]),
+            embedding="point",
+            point_embedding=point,
+            hidden=_hidden(config),
+        )
+        guide = SAMSVAEGuide(
+            n_actions,
+            k,
+            _basal_encoder(registry, config, "subtract_sampled_shift"),
+            masks="beta_bernoulli",
+            mask_probability_guide=config["mask_probability_guide"],
+            point_embedding=point,
+            basal_input="subtract_sampled_shift",
+            temperature=config["temperature"],
+        )
+        return nn.ModuleDict({"model": model, "guide": guide})
+
+
+class ConditionalVAE(PerturbationModel):
+    """Conditional VAE: ``z_i ~ N(mu_c, I)``, decoder input ``[z_i, d_i]``, ``q(z_i | x_i, d_i)``.
+
+    The perturbation's effect is learned by the decoder, with no latent structure and no
+    prior, so a gene never perturbed in training cannot be predicted.
+    """
+
+    HAS_EFFECT_PRIOR: ClassVar[bool] = False
+
+    def __init__(
+        self, adata: ad.AnnData, latent_dim: int = 20, *, n_hidden: int = 128, n_layers: int = 2
+    ) -> None:
+        _check_common(latent_dim, "mlp")
+        super().__init__(adata, latent_dim=latent_dim, n_hidden=n_hidden, n_layers=n_layers)
+
+    def _build(self, registry: Registry, config: dict) -> nn.ModuleDict:
+        k = config["latent_dim"]
+        n_actions = len(action_names(registry, self.ACTIONS))
+        model = ConditionalVAEModel(
+            registry.n_genes, n_actions, registry.n_contexts, k, hidden=_hidden(config)
+        )
+        encoder = MLPBasalEncoder(
+            registry.n_genes, k, condition_features=n_actions, hidden=_hidden(config)
+        )
+        return nn.ModuleDict({"model": model, "guide": ConditionalVAEGuide(encoder)})
