@@ -13,7 +13,7 @@ from samsvae_plus.cli.train import add_model_args, build_model, fit
 # two CPU cores while recovering the simulator's ground truth.
 DEMO_DEFAULTS = {
     "latent_dim": 10,
-    "basal_sees_shift": True,
+    "guide": "correlated_basal",
     "max_epochs": 150,
     "dense_epochs": 60,
     "batch_size": 512,

@@ -22,7 +22,7 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     model.add_argument(
         "--basal-sees-shift",
         action="store_true",
-        help="let the z_basal encoder read the cell's sampled latent shift",
+        help="mean-field guide: let the z_basal encoder read the cell's expected latent shift",
     )
     model.add_argument(
         "--mask-prior", type=float, default=0.01, help="prior mask probability alpha"

@@ -52,6 +52,25 @@ def _sample_masks(rng, n_perturbations: int, latent_dim: int, density: float) ->
     return mask
 
 
+def _embedding_informed_effects(
+    rng: np.random.Generator, gene_embedding: np.ndarray, latent_dim: int, density: float, effect_size: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Masks and embeddings that are smooth functions of each gene's embedding ``g_t``.
+
+    ``m_tk = 1`` where ``g_t A_k`` is among the largest ``density`` share of its column
+    (and each perturbation keeps its largest entry), and ``e_tk = effect_size * g_t B_k``
+    (standardised): two genes with close embeddings act on the same dimensions alike.
+    """
+    n, d = gene_embedding.shape
+    scores = gene_embedding @ rng.normal(size=(d, latent_dim)) / np.sqrt(d)
+    threshold = np.quantile(scores, 1 - density, axis=0)
+    mask = scores >= threshold
+    mask[np.arange(n), scores.argmax(axis=1)] = True
+    values = gene_embedding @ rng.normal(size=(d, latent_dim)) / np.sqrt(d)
+    embedding = np.where(mask, effect_size * values / values.std(), 0.0)
+    return mask, embedding
+
+
 def _combinations(rng, n_perturbations: int, n_combinations: int) -> list[tuple[int, int]]:
     pairs = list(itertools.combinations(range(n_perturbations), 2))
     if n_combinations > len(pairs):
@@ -81,6 +100,7 @@ def simulate(
     library_size_sd: float = 0.3,
     dispersion_median: float = 5.0,
     ate_cells: int = 400,
+    perturbation_embedding_dim: int = 0,
     seed: int = 0,
 ) -> ad.AnnData:
     """Simulate Perturb-seq counts with known masks, embeddings and ATEs.
@@ -115,6 +135,11 @@ def simulate(
         Median inverse dispersion of the per-gene log-normal ``theta_g``.
     ate_cells
         Monte Carlo cells per context used for the true ATE.
+    perturbation_embedding_dim
+        If positive, each perturbed gene gets a random embedding ``g_t`` of this size and
+        its mask and embedding are functions of it (see :func:`_embedding_informed_effects`),
+        so that genes close in the embedding have similar effects. The embedding is stored
+        as ``uns['simulation']['perturbation_embedding']``.
     seed
         Seed of every random draw.
 
@@ -139,9 +164,14 @@ def simulate(
     genes = [f"G{g:04d}" for g in range(n_genes)]
     contexts = [f"ctx{c}" for c in range(n_contexts)]
 
-    mask = _sample_masks(rng, n_perturbations, latent_dim, mask_density)
-    magnitude = effect_size * rng.uniform(0.5, 1.5, size=mask.shape)
-    embedding = np.where(mask, magnitude * rng.choice([-1.0, 1.0], size=mask.shape), 0.0)
+    gene_embedding = None
+    if perturbation_embedding_dim > 0:
+        gene_embedding = rng.normal(size=(n_perturbations, perturbation_embedding_dim))
+        mask, embedding = _embedding_informed_effects(rng, gene_embedding, latent_dim, mask_density, effect_size)
+    else:
+        mask = _sample_masks(rng, n_perturbations, latent_dim, mask_density)
+        magnitude = effect_size * rng.uniform(0.5, 1.5, size=mask.shape)
+        embedding = np.where(mask, magnitude * rng.choice([-1.0, 1.0], size=mask.shape), 0.0)
     context_means = rng.normal(0.0, context_scale, size=(n_contexts, latent_dim))
     weight = rng.normal(0.0, program_scale, size=(latent_dim, n_genes))
     weight *= rng.random((latent_dim, n_genes)) < program_density
@@ -200,6 +230,17 @@ def simulate(
         "inverse_dispersion": theta.astype(np.float32),
         "true_ate": pd.DataFrame(ate_by_context.mean(axis=0), index=conditions, columns=genes),
         "true_ate_by_context": ate_by_context.astype(np.float32),
+        **(
+            {
+                "perturbation_embedding": pd.DataFrame(
+                    gene_embedding.astype(np.float32),
+                    index=perturbations,
+                    columns=[f"g{j}" for j in range(perturbation_embedding_dim)],
+                )
+            }
+            if gene_embedding is not None
+            else {}
+        ),
         "params": {
             "n_perturbations": n_perturbations,
             "n_contexts": n_contexts,
@@ -210,6 +251,7 @@ def simulate(
             "cells_per_condition": cells_per_condition,
             "n_control_cells": n_control_cells,
             "effect_size": effect_size,
+            "perturbation_embedding_dim": perturbation_embedding_dim,
             "seed": seed,
         },
     }

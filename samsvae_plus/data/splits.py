@@ -78,3 +78,79 @@ def random_split(
         validation=np.sort(order[n_train : n_train + n_val]),
         test=np.sort(order[n_train + n_val :]),
     )
+
+
+def _split_by_condition(
+    name: str,
+    conditions: np.ndarray,
+    held_out: set[str],
+    *,
+    validation_fraction: float,
+    seed: int,
+) -> Split:
+    """Cells of ``held_out`` conditions form the test set; the rest is split at random."""
+    test = np.flatnonzero(np.isin(conditions, sorted(held_out)))
+    rest = np.flatnonzero(~np.isin(conditions, sorted(held_out)))
+    order = np.random.default_rng(seed).permutation(rest)
+    n_val = int(round(validation_fraction * len(rest)))
+    return Split(
+        name=name,
+        seed=seed,
+        train=np.sort(order[n_val:]),
+        validation=np.sort(order[:n_val]),
+        test=np.sort(test),
+    )
+
+
+def held_out_combinations(
+    conditions,
+    *,
+    fraction: float = 0.25,
+    delimiter: str = "+",
+    validation_fraction: float = 0.1,
+    seed: int = 0,
+) -> Split:
+    """Hold out a fraction of the combination conditions: their cells are the test set.
+
+    Single perturbations and the remaining combinations are split at random into training
+    and validation cells, so every gene of a held-out combination can still be seen alone.
+    """
+    conditions = np.asarray(conditions, dtype=str)
+    combinations = sorted(c for c in np.unique(conditions) if delimiter in c)
+    if not combinations:
+        raise InputError("there are no combination conditions to hold out")
+    rng = np.random.default_rng(seed)
+    n_held = max(1, int(round(fraction * len(combinations))))
+    held = set(rng.choice(combinations, size=n_held, replace=False).tolist())
+    return _split_by_condition("held_out_combinations", conditions, held, validation_fraction=validation_fraction, seed=seed)
+
+
+def held_out_perturbations(
+    conditions,
+    *,
+    fraction: float = 0.2,
+    control_label: str = "control",
+    delimiter: str = "+",
+    candidates=None,
+    validation_fraction: float = 0.1,
+    seed: int = 0,
+) -> Split:
+    """Hold out a fraction of single-gene perturbations: every cell that carries one of their
+    genes (alone or in a combination) is a test cell, so the model never sees them perturbed.
+
+    Parameters
+    ----------
+    candidates
+        Genes eligible to be held out (for instance those with a gene embedding); by default
+        all perturbed genes.
+    """
+    conditions = np.asarray(conditions, dtype=str)
+    labels = [c for c in np.unique(conditions) if c != control_label]
+    genes = sorted({g for c in labels for g in c.split(delimiter)})
+    pool = sorted(set(genes) & set(candidates)) if candidates is not None else genes
+    if not pool:
+        raise InputError("no perturbed gene is eligible to be held out")
+    rng = np.random.default_rng(seed)
+    held_genes = set(rng.choice(pool, size=max(1, int(round(fraction * len(pool)))), replace=False).tolist())
+    held = {c for c in labels if held_genes & set(c.split(delimiter))}
+    return _split_by_condition("held_out_perturbations", conditions, held, validation_fraction=validation_fraction, seed=seed)
