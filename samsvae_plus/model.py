@@ -509,6 +509,7 @@ class PerturbationModel:
             self._context_ids(context),
             n_draws=n_draws,
             n_cells=n_cells,
+            n_genes=self.registry.n_genes,
             target_sum=ATE_TARGET_SUM,
             seed=seed,
             untrained=self._untrained(),

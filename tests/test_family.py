@@ -81,7 +81,9 @@ def _basal_location(guide, batch, mask, embedding):
         ({"guide": "correlated"}, True),
     ],
 )
-def test_basal_posterior_depends_on_the_sampled_shift_only_when_correlated(tiny_adata, options, depends):
+def test_basal_posterior_depends_on_the_sampled_shift_only_when_correlated(
+    tiny_adata, options, depends
+):
     guide, batch = _guide_and_batch(tiny_adata, **options)
     t, k = guide.embedding_loc.shape
     ones = torch.ones(t, k)
@@ -90,7 +92,10 @@ def test_basal_posterior_depends_on_the_sampled_shift_only_when_correlated(tiny_
     assert (not torch.allclose(first, second)) == depends
 
 
-@pytest.mark.parametrize("options, depends", [({"guide": "mean_field"}, False), ({"guide": "correlated_embedding"}, True)])
+@pytest.mark.parametrize(
+    "options, depends",
+    [({"guide": "mean_field"}, False), ({"guide": "correlated_embedding"}, True)],
+)
 def test_embedding_posterior_depends_on_the_mask_only_when_correlated(tiny_adata, options, depends):
     guide, _ = _guide_and_batch(tiny_adata, **options)
     if guide.embedding_given_mask is not None:
@@ -98,17 +103,23 @@ def test_embedding_posterior_depends_on_the_mask_only_when_correlated(tiny_adata
     t, k = guide.embedding_loc.shape
 
     def embedding_location(mask):
-        trace = poutine.trace(poutine.replay(guide.sample_globals, trace=_values(mask=mask))).get_trace()
+        trace = poutine.trace(
+            poutine.replay(guide.sample_globals, trace=_values(mask=mask))
+        ).get_trace()
         return trace.nodes["embedding"]["fn"].base_dist.loc
 
-    changed = not torch.allclose(embedding_location(torch.ones(t, k)), embedding_location(torch.zeros(t, k)))
+    changed = not torch.allclose(
+        embedding_location(torch.ones(t, k)), embedding_location(torch.zeros(t, k))
+    )
     assert changed == depends
 
 
 def test_correlated_guide_samples_mask_then_embedding_then_basal_state(tiny_adata):
     guide, batch = _guide_and_batch(tiny_adata, guide="correlated")
     trace = poutine.trace(guide).get_trace(batch, 100)
-    order = [name for name, node in trace.nodes.items() if node["type"] == "sample" and name != "cells"]
+    order = [
+        name for name, node in trace.nodes.items() if node["type"] == "sample" and name != "cells"
+    ]
     assert order == ["mask", "embedding", "z_basal"]
 
 
@@ -127,8 +138,12 @@ def test_cpa_vae_is_sams_vae_with_masks_pinned_to_one(tiny_adata):
         embedding=values.nodes["embedding"]["value"],
         z_basal=values.nodes["z_basal"]["value"],
     )
-    cpa_trace = poutine.trace(poutine.replay(cpa.module["model"], trace=pinned)).get_trace(batch, 40)
-    sams_trace = poutine.trace(poutine.replay(sams.module["model"], trace=pinned)).get_trace(batch, 40)
+    cpa_trace = poutine.trace(poutine.replay(cpa.module["model"], trace=pinned)).get_trace(
+        batch, 40
+    )
+    sams_trace = poutine.trace(poutine.replay(sams.module["model"], trace=pinned)).get_trace(
+        batch, 40
+    )
     for site in ("x", "z_basal", "embedding"):
         torch.testing.assert_close(
             cpa_trace.nodes[site]["fn"].log_prob(cpa_trace.nodes[site]["value"]),
@@ -136,20 +151,26 @@ def test_cpa_vae_is_sams_vae_with_masks_pinned_to_one(tiny_adata):
         )
     # the only difference is SAMS-VAE's prior probability of the all-ones mask
     difference = sams_trace.log_prob_sum() - cpa_trace.log_prob_sum()
-    torch.testing.assert_close(difference, torch.tensor(t * k * np.log(0.01), dtype=difference.dtype))
+    torch.testing.assert_close(
+        difference, torch.tensor(t * k * np.log(0.01), dtype=difference.dtype)
+    )
 
 
 @pytest.fixture(scope="module")
 def held_out_model(small_adata):
     split = held_out_perturbations(small_adata.obs["condition"], fraction=0.1, seed=0)
     model = sp.SAMSVAE(small_adata, latent_dim=5, guide="correlated_basal")
-    model.train(max_epochs=6, dense_epochs=2, n_particles=1, batch_size=256, progress=False, split=split)
+    model.train(
+        max_epochs=6, dense_epochs=2, n_particles=1, batch_size=256, progress=False, split=split
+    )
     return model, split
 
 
 def test_perturbations_without_training_cells_fall_back_to_the_prior(held_out_model):
     model, split = held_out_model
-    untrained = [a for a, seen in zip(model.actions, model.trained_actions, strict=True) if not seen]
+    untrained = [
+        a for a, seen in zip(model.actions, model.trained_actions, strict=True) if not seen
+    ]
     assert untrained, "the split should hold out at least one perturbation"
     row = model.actions.index(untrained[0])
     guide = model.module["guide"]
@@ -162,8 +183,14 @@ def test_perturbations_without_training_cells_fall_back_to_the_prior(held_out_mo
     draws = torch.stack([model._global_draw().nodes["embedding"]["value"][row] for _ in range(200)])
     assert draws.abs().max() < 10  # drawn from N(0, 1), not from the guide's 100
     assert abs(float(draws.std()) - 1.0) < 0.15
-    trained_row = model.actions.index(next(a for a, s in zip(model.actions, model.trained_actions, strict=True) if s))
-    assert torch.allclose(model._global_draw().nodes["embedding"]["value"][trained_row], guide.embedding_loc[trained_row], atol=1.0)
+    trained_row = model.actions.index(
+        next(a for a, s in zip(model.actions, model.trained_actions, strict=True) if s)
+    )
+    assert torch.allclose(
+        model._global_draw().nodes["embedding"]["value"][trained_row],
+        guide.embedding_loc[trained_row],
+        atol=1.0,
+    )
 
 
 def test_models_without_an_effect_prior_refuse_unseen_perturbations(small_adata, held_out_model):

@@ -53,7 +53,11 @@ def _sample_masks(rng, n_perturbations: int, latent_dim: int, density: float) ->
 
 
 def _embedding_informed_effects(
-    rng: np.random.Generator, gene_embedding: np.ndarray, latent_dim: int, density: float, effect_size: float
+    rng: np.random.Generator,
+    gene_embedding: np.ndarray,
+    latent_dim: int,
+    density: float,
+    effect_size: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Masks and embeddings that are smooth functions of each gene's embedding ``g_t``.
 
@@ -167,7 +171,9 @@ def simulate(
     gene_embedding = None
     if perturbation_embedding_dim > 0:
         gene_embedding = rng.normal(size=(n_perturbations, perturbation_embedding_dim))
-        mask, embedding = _embedding_informed_effects(rng, gene_embedding, latent_dim, mask_density, effect_size)
+        mask, embedding = _embedding_informed_effects(
+            rng, gene_embedding, latent_dim, mask_density, effect_size
+        )
     else:
         mask = _sample_masks(rng, n_perturbations, latent_dim, mask_density)
         magnitude = effect_size * rng.uniform(0.5, 1.5, size=mask.shape)

@@ -122,7 +122,13 @@ def held_out_combinations(
     rng = np.random.default_rng(seed)
     n_held = max(1, int(round(fraction * len(combinations))))
     held = set(rng.choice(combinations, size=n_held, replace=False).tolist())
-    return _split_by_condition("held_out_combinations", conditions, held, validation_fraction=validation_fraction, seed=seed)
+    return _split_by_condition(
+        "held_out_combinations",
+        conditions,
+        held,
+        validation_fraction=validation_fraction,
+        seed=seed,
+    )
 
 
 def held_out_perturbations(
@@ -151,6 +157,14 @@ def held_out_perturbations(
     if not pool:
         raise InputError("no perturbed gene is eligible to be held out")
     rng = np.random.default_rng(seed)
-    held_genes = set(rng.choice(pool, size=max(1, int(round(fraction * len(pool)))), replace=False).tolist())
+    held_genes = set(
+        rng.choice(pool, size=max(1, int(round(fraction * len(pool)))), replace=False).tolist()
+    )
     held = {c for c in labels if held_genes & set(c.split(delimiter))}
-    return _split_by_condition("held_out_perturbations", conditions, held, validation_fraction=validation_fraction, seed=seed)
+    return _split_by_condition(
+        "held_out_perturbations",
+        conditions,
+        held,
+        validation_fraction=validation_fraction,
+        seed=seed,
+    )

@@ -45,10 +45,22 @@ def encode_basal(guide: nn.Module, globals_trace: poutine.Trace, batch: Batch) -
 
 
 def trace_prior(model: nn.Module, globals_trace: poutine.Trace, batch: Batch) -> poutine.Trace:
-    """Model trace with the globals replayed and the local latents and counts sampled."""
-    return poutine.trace(poutine.replay(model, trace=globals_trace)).get_trace(
-        replace(batch, counts=None), len(batch)
-    )
+    """Model trace with the globals replayed and the local latents drawn from the prior.
+
+    Counts are sampled when ``batch.counts`` is None; otherwise they are observed (pass a
+    placeholder to get the latents without paying for a count draw).
+    """
+    return poutine.trace(poutine.replay(model, trace=globals_trace)).get_trace(batch, len(batch))
+
+
+def count_distribution(model: nn.Module, latents: poutine.Trace, batch: Batch):
+    """The model's negative binomial for ``batch`` with every latent replayed from ``latents``.
+
+    ``batch.counts`` must be a tensor (any values): the site is then observed and nothing is
+    drawn.
+    """
+    trace = poutine.trace(poutine.replay(model, trace=latents)).get_trace(batch, len(batch))
+    return trace.nodes["x"]["fn"].base_dist
 
 
 def sample_counts(model: nn.Module, latents: poutine.Trace, batch: Batch) -> torch.Tensor:
@@ -75,6 +87,7 @@ def ate_draws(
     condition_dosage: torch.Tensor,
     contexts: list[int],
     *,
+    n_genes: int,
     n_draws: int,
     n_cells: int,
     target_sum: float = 1e4,
@@ -84,19 +97,20 @@ def ate_draws(
     """Posterior draws of the ATE on the ``log2(1e4 x / sum x + 1)`` scale.
 
     For each draw of the globals and each context, ``n_cells`` basal states are drawn from
-    the prior with library size ``target_sum``; every condition then reuses those basal
-    states and the same random stream for its count noise as the control (common random
-    numbers), so the difference of means isolates the effect.
+    the prior with library size ``target_sum``. Every condition then reuses those basal
+    states, the same gamma variates of the negative binomial and the same Poisson stream as
+    the control (common random numbers), so the difference of means isolates the effect.
 
     Parameters
     ----------
     pair
         ``ModuleDict`` with ``"model"`` and ``"guide"``.
     condition_dosage
-        Conditions x perturbations dosage rows (the first row need not be control; the
-        control is added here).
+        Conditions x actions dosage rows (the control is added here).
     contexts
         Context ids to average over with equal weight.
+    n_genes
+        Number of genes the model observes.
     untrained
         Perturbations without training cells, drawn from the prior (see :func:`global_draw`).
 
@@ -108,7 +122,8 @@ def ate_draws(
     model, guide = pair["model"], pair["guide"]
     device = next(pair.parameters()).device
     condition_dosage = condition_dosage.to(device)
-    n_conditions, n_perturbations = condition_dosage.shape
+    n_actions = condition_dosage.shape[1]
+    generator = torch.Generator(device=device)
     draws = []
     for d in range(n_draws):
         torch.manual_seed(seed * 1_000_003 + d)
@@ -116,30 +131,26 @@ def ate_draws(
         per_context = []
         for c in contexts:
             batch = Batch(
-                counts=None,
-                dosage=torch.zeros(n_cells, n_perturbations, device=device),
+                counts=torch.zeros(n_cells, n_genes, device=device),  # placeholder: see trace_prior
+                dosage=torch.zeros(n_cells, n_actions, device=device),
                 library_size=torch.full((n_cells,), float(target_sum), device=device),
                 context=torch.full((n_cells,), int(c), dtype=torch.long, device=device),
                 index=torch.arange(n_cells, device=device),
             )
             latents = trace_prior(model, globals_trace, batch)
-            latents.remove_node("x")  # so that the counts are redrawn under each dosage
+            latents.remove_node("x")
             noise_seed = seed * 1_000_003 + 7919 * d + c + 1
-            control = _mean_log_expression(
-                model,
-                latents,
-                batch,
-                torch.zeros(n_perturbations, device=device),
-                noise_seed,
-                target_sum,
+            theta = count_distribution(model, latents, batch).inverse_dispersion
+            generator.manual_seed(noise_seed)
+            gamma = torch._standard_gamma(
+                theta.expand(n_cells, n_genes).contiguous(), generator=generator
             )
+
+            common = (model, latents, batch, gamma, generator, noise_seed + 1, target_sum)
+            control = _mean_log_expression(torch.zeros(n_actions, device=device), *common)
             per_context.append(
                 torch.stack(
-                    [
-                        _mean_log_expression(model, latents, batch, row, noise_seed, target_sum)
-                        - control
-                        for row in condition_dosage
-                    ]
+                    [_mean_log_expression(row, *common) - control for row in condition_dosage]
                 )
             )
         draws.append(torch.stack(per_context).mean(dim=0).cpu())
@@ -147,18 +158,19 @@ def ate_draws(
 
 
 def _mean_log_expression(
+    dosage_row: torch.Tensor,
     model: nn.Module,
     latents: poutine.Trace,
     batch: Batch,
-    dosage_row: torch.Tensor,
-    noise_seed: int,
+    gamma: torch.Tensor,
+    generator: torch.Generator,
+    poisson_seed: int,
     target_sum: float,
 ) -> torch.Tensor:
-    """Mean log-normalised expression of ``batch`` under one dosage, with seeded count noise.
-
-    Reseeding before each call is what makes the noise common to all conditions.
-    """
-    torch.manual_seed(noise_seed)
-    dosage = dosage_row.expand_as(batch.dosage)
-    counts = sample_counts(model, latents, replace(batch, dosage=dosage))
-    return log_normalize_torch(counts, target_sum).mean(dim=0)
+    """Mean log-normalised expression under one dosage, with the shared gamma variates and a
+    reseeded Poisson stream (the common random numbers of :func:`ate_draws`)."""
+    nb = count_distribution(
+        model, latents, replace(batch, dosage=dosage_row.expand_as(batch.dosage))
+    )
+    generator.manual_seed(poisson_seed)
+    return log_normalize_torch(nb.sample_given_gamma(gamma, generator), target_sum).mean(dim=0)
