@@ -210,6 +210,7 @@ def simulate(
             "cells_per_condition": cells_per_condition,
             "n_control_cells": n_control_cells,
             "effect_size": effect_size,
+            "ate_cells": ate_cells,
             "seed": seed,
         },
     }

@@ -9,6 +9,7 @@ only relies on the guide's ``sample_globals`` and on the model observing counts 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 
 import pyro.poutine as poutine
@@ -21,6 +22,20 @@ from samsvae_plus.data.loaders import Batch
 def global_draw(guide: nn.Module) -> poutine.Trace:
     """One joint draw of the global latents (masks, embeddings) from the guide."""
     return poutine.trace(guide.sample_globals).get_trace()
+
+
+def draw_seed(seed: int, draw: int) -> int:
+    """The torch seed of posterior draw ``draw``: every verb that indexes draws by ``seed``
+    and draw number sees the same globals for the same pair."""
+    return seed * 1_000_003 + draw
+
+
+def global_draws(guide: nn.Module, n_draws: int, seed: int) -> Iterator[poutine.Trace]:
+    """``n_draws`` draws of the globals, draw ``d`` taken right after seeding with
+    :func:`draw_seed`; so ATE draws and ArviZ draws of one seed are the same joint draws."""
+    for d in range(n_draws):
+        torch.manual_seed(draw_seed(seed, d))
+        yield global_draw(guide)
 
 
 def encode_basal(guide: nn.Module, globals_trace: poutine.Trace, batch: Batch) -> poutine.Trace:
@@ -63,6 +78,8 @@ def ate_draws(
     n_cells: int,
     target_sum: float = 1e4,
     seed: int = 0,
+    per_context: bool = False,
+    basal_cells: dict[int, Batch] | None = None,
 ) -> torch.Tensor:
     """Posterior draws of the ATE on the ``log2(1e4 x / sum x + 1)`` scale.
 
@@ -80,32 +97,46 @@ def ate_draws(
         control is added here).
     contexts
         Context ids to average over with equal weight.
+    per_context
+        Keep the contexts apart instead of averaging them.
+    basal_cells
+        Optional real control cells per context id: the basal states are then drawn from
+        the guide's encoder applied to these cells (``n_cells`` is ignored for those
+        contexts), and counts are still sampled with library size ``target_sum``.
 
     Returns
     -------
     Tensor
-        Draws x conditions x genes, on the CPU.
+        Draws x conditions x genes (draws x contexts x conditions x genes with
+        ``per_context``), on the CPU.
     """
     model, guide = pair["model"], pair["guide"]
     device = next(pair.parameters()).device
     condition_dosage = condition_dosage.to(device)
     n_conditions, n_perturbations = condition_dosage.shape
     draws = []
-    for d in range(n_draws):
-        torch.manual_seed(seed * 1_000_003 + d)
-        globals_trace = global_draw(guide)
-        per_context = []
+    for d, globals_trace in enumerate(global_draws(guide, n_draws, seed)):
+        per_context_draw = []
         for c in contexts:
-            batch = Batch(
-                counts=None,
-                dosage=torch.zeros(n_cells, n_perturbations, device=device),
-                library_size=torch.full((n_cells,), float(target_sum), device=device),
-                context=torch.full((n_cells,), int(c), dtype=torch.long, device=device),
-                index=torch.arange(n_cells, device=device),
-            )
-            latents = trace_prior(model, globals_trace, batch)
-            latents.remove_node("x")  # so that the counts are redrawn under each dosage
-            noise_seed = seed * 1_000_003 + 7919 * d + c + 1
+            if basal_cells is not None and c in basal_cells:
+                source = basal_cells[c].to(device)
+                latents = encode_basal(guide, globals_trace, source)
+                batch = replace(
+                    source,
+                    counts=None,
+                    library_size=torch.full_like(source.library_size, float(target_sum)),
+                )
+            else:
+                batch = Batch(
+                    counts=None,
+                    dosage=torch.zeros(n_cells, n_perturbations, device=device),
+                    library_size=torch.full((n_cells,), float(target_sum), device=device),
+                    context=torch.full((n_cells,), int(c), dtype=torch.long, device=device),
+                    index=torch.arange(n_cells, device=device),
+                )
+                latents = trace_prior(model, globals_trace, batch)
+                latents.remove_node("x")  # so that the counts are redrawn under each dosage
+            noise_seed = draw_seed(seed, 7919 * d + c + 1)
             control = _mean_log_expression(
                 model,
                 latents,
@@ -114,7 +145,7 @@ def ate_draws(
                 noise_seed,
                 target_sum,
             )
-            per_context.append(
+            per_context_draw.append(
                 torch.stack(
                     [
                         _mean_log_expression(model, latents, batch, row, noise_seed, target_sum)
@@ -123,7 +154,8 @@ def ate_draws(
                     ]
                 )
             )
-        draws.append(torch.stack(per_context).mean(dim=0).cpu())
+        stacked = torch.stack(per_context_draw)
+        draws.append((stacked if per_context else stacked.mean(dim=0)).cpu())
     return torch.stack(draws)
 
 
