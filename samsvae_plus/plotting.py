@@ -205,13 +205,16 @@ def enrichment(
     fig, ax = _axes(ax, (0.35 * max(len(dims), 4) + 4, 0.3 * max(len(sets), 3) + 1.5))
     x = pd.Index(dims).get_indexer(shown["dimension"])
     y = pd.Index(sets).get_indexer(shown["gene_set"])
+    colour = -np.log10(shown["q_value"].clip(lower=1e-300))
     points = ax.scatter(
         x,
         y,
         s=30 * shown["overlap"],
-        c=-np.log10(shown["q_value"].clip(lower=1e-300)),
+        c=colour,
         cmap="viridis",
         vmin=0,
+        # at least q = 0.1 at the top, so that a plot without any hit does not look like one
+        vmax=max(1.0, float(colour.max()) if len(colour) else 1.0),
     )
     ax.set_xticks(np.arange(len(dims)), dims, rotation=90, fontsize=7)
     ax.set_yticks(

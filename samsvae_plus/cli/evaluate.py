@@ -12,6 +12,7 @@ from samsvae_plus.errors import InputError
 
 # Kept here rather than imported from the model, so that building the parser stays light.
 SPLITS = ("train", "validation", "test", "all")
+BASALS = ("prior", "encoder")
 DPI = 120
 
 
@@ -67,6 +68,8 @@ def _set_name(source: str) -> str:
 def run(args: argparse.Namespace) -> int:
     if args.split not in SPLITS:
         raise InputError(f"--split {args.split!r} is not a split; choose one of {list(SPLITS)}")
+    if args.basal not in BASALS:
+        raise InputError(f"--basal {args.basal!r} is not available; choose one of {list(BASALS)}")
     if min(args.n_samples, args.n_draws, args.n_cells, args.batch_size) < 1:
         raise InputError("--n-samples, --n-draws, --n-cells and --batch-size must be positive")
     out = check_output_dir(args.out, args.overwrite)

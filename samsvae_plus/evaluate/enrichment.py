@@ -74,8 +74,8 @@ def dimension_enrichment(
         n_active = int(active[:, k].sum())
         if n_active == 0:
             continue
-        overlap = active[:, k] @ sets  # per set
-        sizes = sets.sum(axis=0)
+        overlap = active[:, k].astype(int) @ sets.astype(int)  # per set
+        sizes = sets.sum(axis=0).astype(int)
         p_values = hypergeom.sf(overlap - 1, n, sizes, n_active)
         for j, name in enumerate(membership.columns):
             rows.append(
