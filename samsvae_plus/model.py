@@ -473,7 +473,8 @@ class PerturbationModel:
         basal
             ``"prior"``, or ``"encoder"``: basal states inferred by the guide from real
             control cells (``adata_controls``, by default the training data's controls;
-            at most ``n_cells`` per context).
+            at most ``n_cells`` per context; a context without control cells falls back
+            to the prior).
 
         Returns
         -------
@@ -698,6 +699,7 @@ class PerturbationModel:
         adata: ad.AnnData | None = None,
         *,
         reference: pd.DataFrame | None = None,
+        reference_se: pd.DataFrame | None = None,
         splits: pd.Series | dict | None = None,
         by_context: bool = False,
         basal: str = "prior",
@@ -721,11 +723,22 @@ class PerturbationModel:
         the same sampling noise as the data's (same cells, no common random numbers).
 
         With a ``reference`` table (e.g. a simulator's ``true_ate``), only population draws
-        are made, with ``n_cells`` cells per context; to check a reference that is itself a
-        Monte Carlo estimate, give ``n_cells`` the number of cells per context it used so
-        that the intervals include the same Monte Carlo error. A reference indexed by
-        condition is compared with the model's ATE pooled over all contexts with equal
-        weights; one indexed by ``(context, condition)`` context by context.
+        are made, with ``n_cells`` cells per context. Their spread is the posterior
+        uncertainty of the globals plus the Monte Carlo error of ``n_cells`` cells. A
+        reference that is itself a Monte Carlo estimate has an error of its own; two honest
+        ways to allow for it:
+
+        - estimate the model's ATE the way the reference was estimated (the simulator's
+          truth: common random numbers, library size 1e4, ``params["ate_cells"]`` cells
+          per context): pass that ``n_cells``, and every draw carries the same Monte Carlo
+          error as the reference;
+        - or pass the reference's standard error as ``reference_se`` (the simulator stores
+          ``true_ate_se``) with ``n_cells`` several times the reference's cells, so that
+          the model's own Monte Carlo error is not counted a second time.
+
+        A reference indexed by condition is compared with the model's ATE pooled over all
+        contexts with equal weights; one indexed by ``(context, condition)`` context by
+        context.
 
         Parameters
         ----------
@@ -734,6 +747,8 @@ class PerturbationModel:
             states with ``basal="encoder"``.
         reference
             A reference ATE table instead of the data's.
+        reference_se
+            Standard error of ``reference`` (same rows and genes), when it is an estimate.
         splits
             Split label (``"train"``, ``"validation"``, ``"test"``) per condition; by
             default derived from the model's saved split of its training data
@@ -743,7 +758,9 @@ class PerturbationModel:
             contexts in which a condition was observed.
         basal
             ``"prior"`` or ``"encoder"`` (basal states inferred from real control cells:
-            ``adata_controls``, by default the control cells of ``adata``).
+            ``adata_controls``, by default the training data's control cells, else those
+            of ``adata``). Replicated cells then take the encoded basal state of a random
+            control cell of their context among the evaluated cells.
         n_draws
             Posterior draws.
         n_cells
@@ -768,14 +785,15 @@ class PerturbationModel:
                 np.asarray(self.adata.obs[self.registry.perturbation_key]), self.split
             )
         splits = None if splits is None else pd.Series(splits)
-        if adata_controls is None and adata is not None and basal == "encoder":
-            adata_controls = adata
+        if adata_controls is None and basal == "encoder":
+            # the training data has the most control cells; the evaluated cells otherwise
+            adata_controls = self.adata if self.adata is not None else adata
         draw_options = dict(n_draws=n_draws, n_cells=n_cells, seed=seed, target_sum=ATE_TARGET_SUM)
         with seeded(seed):
             basal_cells = self._basal_cells(basal, adata_controls, n_cells, seed)
             if reference is not None:
                 return self._check_reference(
-                    reference, basal_cells, draw_options, splits, level, top_n
+                    reference, reference_se, basal_cells, draw_options, splits, level, top_n
                 )
             data = encode(adata, self.registry)
             contexts = np.asarray(self.registry.contexts)[data.context]
@@ -828,6 +846,7 @@ class PerturbationModel:
     def _check_reference(
         self,
         reference: pd.DataFrame,
+        reference_se: pd.DataFrame | None,
         basal_cells: dict[int, Batch] | None,
         draw_options: dict,
         splits: pd.Series | None,
@@ -851,7 +870,9 @@ class PerturbationModel:
                 self.module, self.registry, pairs, basal_cells=basal_cells, **draw_options
             )
             _, draws = pool_contexts(draws, pairs)
-        return summarise_ate(reference, draws, splits=splits, level=level, top_n=top_n)
+        return summarise_ate(
+            reference, draws, reference_se=reference_se, splits=splits, level=level, top_n=top_n
+        )
 
     @torch.no_grad()
     @torch.no_grad()
@@ -864,7 +885,7 @@ class PerturbationModel:
         perturbations: Sequence[str] | None = None,
         n_cells: int = 200,
         seed: int = 0,
-    ):
+    ) -> Any:
         """Posterior draws of the global latents as an ArviZ object.
 
         The ``posterior`` group holds independent draws from the guide, arranged as

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.special import ndtr
 
 from samsvae_plus.data.splits import Split
 from samsvae_plus.evaluate.ate import CONDITION_LEVEL, ate_pearson, ate_r2
@@ -43,8 +44,9 @@ class ATECheck:
     reference, prediction
         The reference ATE and the model's posterior mean ATE, rows x genes.
     interval
-        ``"predictive"`` (intervals of the replicated statistic) or ``"credible"``
-        (intervals of the population ATE).
+        ``"predictive"`` (intervals of the replicated statistic), ``"credible"``
+        (intervals of the population ATE) or ``"credible+reference_se"`` (those widened by
+        the reference's own standard error).
     level
         The nominal level of ``lower``/``upper`` and ``coverage``.
     """
@@ -97,15 +99,43 @@ def perturbation_splits(conditions: np.ndarray, split: Split) -> pd.Series:
     return pd.Series(labels, name="split").rename_axis(CONDITION_LEVEL)
 
 
-def central_interval(draws: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
-    """Equal-tailed interval of ``draws`` (draws on axis 0) at ``level``."""
+def pit_values(
+    reference: np.ndarray, draws: np.ndarray, se: np.ndarray | None = None
+) -> np.ndarray:
+    """Probability-integral-transform values: the model's CDF at each reference entry.
+
+    Without ``se`` the CDF is the empirical one of the draws (ties count half). With
+    ``se``, the reference's own standard error, it is the CDF of the draws convolved with
+    ``N(0, se²)``: the distribution the reference would have if the model were right. An
+    entry lies inside the central interval of level ``q`` when ``|u - 0.5| <= q / 2``.
+    """
+    if se is None:
+        return (draws < reference).mean(axis=0) + 0.5 * (draws == reference).mean(axis=0)
+    return ndtr((reference - draws) / np.maximum(se, 1e-12)).mean(axis=0)
+
+
+def interval_bounds(
+    draws: np.ndarray, level: float, se: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Equal-tailed interval at ``level`` of the draws (draws on axis 0), convolved with
+    ``N(0, se²)`` when ``se`` is given (bisection on the mixture CDF)."""
     tail = (1.0 - level) / 2.0
-    return np.quantile(draws, tail, axis=0), np.quantile(draws, 1.0 - tail, axis=0)
+    if se is None:
+        return np.quantile(draws, tail, axis=0), np.quantile(draws, 1.0 - tail, axis=0)
+    se = np.maximum(se, 1e-12)
+    bounds = []
+    for q in (tail, 1.0 - tail):
+        low, high = draws.min(axis=0) - 9 * se, draws.max(axis=0) + 9 * se
+        for _ in range(40):  # the bracket shrinks by 2**40
+            middle = (low + high) / 2
+            below = ndtr((middle - draws) / se).mean(axis=0) < q
+            low, high = np.where(below, middle, low), np.where(below, high, middle)
+        bounds.append((low + high) / 2)
+    return bounds[0], bounds[1]
 
 
-def _inside(reference: np.ndarray, draws: np.ndarray, level: float) -> np.ndarray:
-    lower, upper = central_interval(draws, level)
-    return (reference >= lower) & (reference <= upper)
+def _inside(pit: np.ndarray, level: float) -> np.ndarray:
+    return np.abs(pit - 0.5) <= level / 2 + 1e-12
 
 
 def _condition_of(index: pd.Index) -> np.ndarray:
@@ -119,6 +149,7 @@ def summarise_ate(
     model_draws: np.ndarray,
     *,
     interval_draws: np.ndarray | None = None,
+    reference_se: pd.DataFrame | None = None,
     splits: pd.Series | None = None,
     level: float = 0.9,
     top_n: int = 20,
@@ -138,6 +169,11 @@ def summarise_ate(
         Optional draws x rows x genes of a replicated statistic (the data ATE of replicated
         cells). When given, coverage and calibration use their intervals ("predictive"),
         and ``coverage_credible`` reports the credible intervals beside them.
+    reference_se
+        Optional standard error of the reference (rows x genes), when it is itself an
+        estimate (a simulator's Monte Carlo truth): the checked intervals are those of the
+        draws convolved with ``N(0, se²)`` ("credible+reference_se"), and
+        ``coverage_credible`` reports the plain credible intervals beside them.
     splits
         Split label per condition (e.g. from :func:`perturbation_splits`); conditions
         missing from it are labelled ``"unknown"``. Metrics are reported for all rows and
@@ -156,9 +192,18 @@ def summarise_ate(
     ref = reference.to_numpy(dtype=float)
     point = pd.DataFrame(model_draws.mean(axis=0), index=reference.index, columns=reference.columns)
     checked = model_draws if interval_draws is None else interval_draws
-    lower, upper = central_interval(checked, level)
-    inside = (ref >= lower) & (ref <= upper)
-    inside_credible = _inside(ref, model_draws, level)
+    se = None
+    if reference_se is not None:
+        se = reference_se.loc[reference.index, reference.columns].to_numpy(dtype=float)
+    pit = pit_values(ref, checked, se)
+    credible_pit = pit_values(ref, model_draws)
+    lower, upper = interval_bounds(checked, level, se)
+    inside = _inside(pit, level)
+    inside_credible = _inside(credible_pit, level)
+    if interval_draws is not None:
+        interval = "predictive"
+    else:
+        interval = "credible" if se is None else "credible+reference_se"
 
     conditions = _condition_of(reference.index)
     split_of = (
@@ -180,7 +225,7 @@ def summarise_ate(
             "coverage": float(inside[rows].mean()),
             "nominal": level,
         }
-        if interval_draws is not None:
+        if interval != "credible":
             row["coverage_credible"] = float(inside_credible[rows].mean())
         metrics[group] = row
 
@@ -196,7 +241,7 @@ def summarise_ate(
     calibration = pd.DataFrame(
         {
             "nominal": list(levels),
-            "coverage": [float(_inside(ref, checked, q).mean()) for q in levels],
+            "coverage": [float(_inside(pit, q).mean()) for q in levels],
         }
     )
     long = _long_table(reference, point, lower, upper, split_of)
@@ -207,7 +252,7 @@ def summarise_ate(
         calibration=calibration,
         reference=reference,
         prediction=point,
-        interval="credible" if interval_draws is None else "predictive",
+        interval=interval,
         level=level,
     )
 
