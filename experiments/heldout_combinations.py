@@ -23,12 +23,11 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import torch
+from _common import write_outputs
 
 import samsvae_plus as sp
 from samsvae_plus.data.splits import held_out_combinations
 from samsvae_plus.evaluate.ate import ate_pearson, data_ate
-
-from _common import write_outputs
 
 SIMULATION = dict(n_perturbations=40, n_combinations=120, cells_per_condition=60, latent_dim=10)
 SMOKE_SIMULATION = dict(

@@ -21,13 +21,12 @@ import warnings
 import numpy as np
 import pandas as pd
 import torch
+from _common import write_outputs
 
 import samsvae_plus as sp
 from samsvae_plus.data.splits import random_split
 from samsvae_plus.evaluate.ate import ate_pearson
 from samsvae_plus.evaluate.masks import mask_recovery
-
-from _common import write_outputs
 
 PAIRS = [
     ("SAMS-VAE", "mean_field", sp.SAMSVAE, {"guide": "mean_field"}),

@@ -25,12 +25,11 @@ import warnings
 import numpy as np
 import pandas as pd
 import torch
+from _common import write_outputs
 
 import samsvae_plus as sp
 from samsvae_plus.data.splits import held_out_perturbations
 from samsvae_plus.evaluate.ate import ate_pearson, data_ate
-
-from _common import write_outputs
 
 SIMULATION = dict(
     n_perturbations=60,

@@ -8,6 +8,9 @@ else may subclass it for internal failures.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from typing import Any
+
 
 class InputError(ValueError):
     """Bad input that the user can fix; the message says what is wrong and how to fix it."""
@@ -15,3 +18,11 @@ class InputError(ValueError):
 
 class DivergenceError(RuntimeError):
     """Training produced a non-finite loss or gradient; the last good state was kept."""
+
+
+def check_choice(name: str, value: Any, allowed: Collection) -> Any:
+    """Return ``value`` if it is one of ``allowed``; otherwise raise an :class:`InputError`
+    that lists the choices."""
+    if value not in allowed:
+        raise InputError(f"{name}={value!r} is not available; choose one of {list(allowed)}")
+    return value

@@ -14,7 +14,7 @@ training loop; each only says how to build its Pyro model and guide.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import anndata as ad
 import pandas as pd
@@ -22,7 +22,7 @@ from torch import nn
 
 from samsvae_plus.data.encode import action_names
 from samsvae_plus.data.registry import Registry, get_registry
-from samsvae_plus.errors import InputError
+from samsvae_plus.errors import InputError, check_choice
 from samsvae_plus.model import PerturbationModel
 from samsvae_plus.models.conditional_vae import ConditionalVAEGuide, ConditionalVAEModel
 from samsvae_plus.models.guides import GUIDES, SAMSVAEGuide
@@ -32,12 +32,6 @@ from samsvae_plus.nn.encoders import MLPBasalEncoder
 
 BASAL_ENCODERS = ("mlp",)
 PERTURBATION_PRIORS = ("normal", "gene_embedding")
-
-
-def _choice(name: str, value: Any, allowed) -> Any:
-    if value not in allowed:
-        raise InputError(f"{name}={value!r} is not available; choose one of {list(allowed)}")
-    return value
 
 
 def _hidden(config: dict) -> tuple[int, ...]:
@@ -59,7 +53,7 @@ def _basal_encoder(registry: Registry, config: dict, basal_input: str) -> MLPBas
 def _check_common(latent_dim: int, basal_encoder: str) -> None:
     if latent_dim < 1:
         raise InputError(f"latent_dim must be at least 1, got {latent_dim}")
-    _choice("basal_encoder", basal_encoder, BASAL_ENCODERS)
+    check_choice("basal_encoder", basal_encoder, BASAL_ENCODERS)
 
 
 class _MaskedShiftModel(PerturbationModel):
@@ -197,10 +191,10 @@ class SAMSVAE(_MaskedShiftModel):
         temperature: float = 0.5,
     ) -> None:
         _check_common(latent_dim, basal_encoder)
-        _choice("guide", guide, list(GUIDES))
-        _choice("masks", masks, ("bernoulli", "beta_bernoulli"))
-        _choice("mask_probability_guide", mask_probability_guide, ("beta", "point"))
-        _choice("perturbation_prior", perturbation_prior, PERTURBATION_PRIORS)
+        check_choice("guide", guide, list(GUIDES))
+        check_choice("masks", masks, ("bernoulli", "beta_bernoulli"))
+        check_choice("mask_probability_guide", mask_probability_guide, ("beta", "point"))
+        check_choice("perturbation_prior", perturbation_prior, PERTURBATION_PRIORS)
         if not 0 < mask_prior < 1:
             raise InputError(f"mask_prior must lie strictly between 0 and 1, got {mask_prior}")
         if perturbation_prior == "gene_embedding" and masks != "bernoulli":
@@ -250,8 +244,8 @@ class CPAVAE(_MaskedShiftModel):
         n_layers: int = 2,
     ) -> None:
         _check_common(latent_dim, basal_encoder)
-        _choice("guide", guide, ("mean_field", "correlated_basal"))
-        _choice("perturbation_prior", perturbation_prior, PERTURBATION_PRIORS)
+        check_choice("guide", guide, ("mean_field", "correlated_basal"))
+        check_choice("perturbation_prior", perturbation_prior, PERTURBATION_PRIORS)
         config = dict(
             latent_dim=latent_dim,
             guide=guide,
@@ -306,7 +300,7 @@ class SVAEPlus(PerturbationModel):
         temperature: float = 0.5,
     ) -> None:
         _check_common(latent_dim, "mlp")
-        _choice("mask_probability_guide", mask_probability_guide, ("beta", "point"))
+        check_choice("mask_probability_guide", mask_probability_guide, ("beta", "point"))
         super().__init__(
             adata,
             latent_dim=latent_dim,

@@ -11,15 +11,15 @@ from samsvae_plus.cli.train import add_model_args, build_model, fit
 
 # The demo's defaults differ from `train`'s: they are tuned to finish in a few minutes on
 # two CPU cores while recovering the simulator's ground truth.
-DEMO_DEFAULTS = {
-    "latent_dim": 10,
-    "guide": "correlated_basal",
+DEMO_MODEL = {"latent_dim": 10, "guide": "correlated_basal"}
+DEMO_TRAINING = {
     "max_epochs": 150,
     "dense_epochs": 60,
     "batch_size": 512,
     "n_particles": 1,
     "lr": 2e-3,
 }
+DEMO_DEFAULTS = {**DEMO_MODEL, **DEMO_TRAINING}
 
 
 def add_parser(subparsers) -> None:

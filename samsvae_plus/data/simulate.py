@@ -15,7 +15,8 @@ learned quantity has a true value to be compared with:
 The true average treatment effect (ATE) is estimated by Monte Carlo on the same
 log-normalised scale the evaluation uses, ``log2(1e4 x / sum(x) + 1)``, at library size
 1e4, with common random numbers between each condition and control so that the noise
-cancels. Contexts are weighted equally in the pooled ATE.
+cancels. Contexts are weighted equally in the pooled ATE. Its Monte Carlo standard error
+is stored beside it: intervals checked against the truth must allow for it.
 """
 
 from __future__ import annotations
@@ -154,7 +155,8 @@ def simulate(
         ``obs['cell_type']``; and in ``uns['simulation']`` the ground truth: ``mask`` and
         ``embedding`` (perturbations x latent), ``perturbations``, ``context_means``,
         ``decoder_weight``, ``gene_offset``, ``inverse_dispersion``, ``true_ate``
-        (non-control conditions x genes, pooled over contexts) and ``true_ate_by_context``.
+        (non-control conditions x genes, pooled over contexts), its Monte Carlo standard
+        error ``true_ate_se``, and ``true_ate_by_context``.
     """
     if (
         min(n_perturbations, n_contexts, n_genes, latent_dim, cells_per_condition, n_control_cells)
@@ -208,7 +210,7 @@ def simulate(
     while (empty := np.flatnonzero(counts.sum(axis=1) == 0)).size:
         counts[empty] = _negative_binomial(rng, library[empty, None] * rho[empty], theta)
 
-    ate_by_context = _true_ate(
+    ate_by_context, se_by_context = _true_ate(
         rng, context_means, shifts, weight, offset, theta, ate_cells, seed=seed
     )
     labels = np.array([CONTROL_LABEL] + conditions, dtype=object)[condition_of_cell + 1]
@@ -235,6 +237,10 @@ def simulate(
         "gene_offset": offset.astype(np.float32),
         "inverse_dispersion": theta.astype(np.float32),
         "true_ate": pd.DataFrame(ate_by_context.mean(axis=0), index=conditions, columns=genes),
+        # the truth is itself a Monte Carlo estimate; comparisons must allow for its error
+        "true_ate_se": pd.DataFrame(
+            np.sqrt((se_by_context**2).sum(axis=0)) / n_contexts, index=conditions, columns=genes
+        ),
         "true_ate_by_context": ate_by_context.astype(np.float32),
         **(
             {
@@ -258,6 +264,7 @@ def simulate(
             "n_control_cells": n_control_cells,
             "effect_size": effect_size,
             "perturbation_embedding_dim": perturbation_embedding_dim,
+            "ate_cells": ate_cells,
             "seed": seed,
         },
     }
@@ -274,25 +281,29 @@ def _true_ate(
     n_cells: int,
     *,
     seed: int,
-) -> np.ndarray:
-    """Monte Carlo ATE per context (contexts x conditions x genes), common random numbers.
+) -> tuple[np.ndarray, np.ndarray]:
+    """Monte Carlo ATE per context (contexts x conditions x genes), common random numbers,
+    and its Monte Carlo standard error (same shape).
 
     Every condition of a context reuses the same basal states and the same stream of
     gamma/Poisson draws as that context's control, so the difference measures the effect
-    rather than sampling noise.
+    rather than sampling noise. The standard error is that of the mean of the per-cell
+    (condition - control) differences.
     """
     n_contexts, latent_dim = context_means.shape
     ate = np.empty((n_contexts, len(shifts), weight.shape[1]))
+    se = np.empty_like(ate)
     for c in range(n_contexts):
         z = context_means[c] + rng.normal(size=(n_cells, latent_dim))
 
-        def mean_expression(shift: np.ndarray, c: int = c, z: np.ndarray = z) -> np.ndarray:
+        def log_expression(shift: np.ndarray, c: int = c, z: np.ndarray = z) -> np.ndarray:
             noise = np.random.default_rng([seed, c])  # the common random numbers
             rho = _softmax(offset + (z + shift) @ weight)
-            x = _negative_binomial(noise, ATE_TARGET_SUM * rho, theta)
-            return log_normalize(x).mean(axis=0)
+            return log_normalize(_negative_binomial(noise, ATE_TARGET_SUM * rho, theta))
 
-        control = mean_expression(np.zeros(latent_dim))
+        control = log_expression(np.zeros(latent_dim))
         for k, shift in enumerate(shifts):
-            ate[c, k] = mean_expression(shift) - control
-    return ate
+            difference = log_expression(shift) - control
+            ate[c, k] = difference.mean(axis=0)
+            se[c, k] = difference.std(axis=0, ddof=1) / np.sqrt(n_cells) if n_cells > 1 else np.nan
+    return ate, se

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from pyro.poutine.messenger import Messenger
 
-CELL_PLATE = "cells"
+from samsvae_plus.inference.sites import CELL_PLATE, in_cell_plate
+
+__all__ = ["CELL_PLATE", "KLWeights"]
 
 
 class KLWeights(Messenger):
@@ -31,7 +33,7 @@ class KLWeights(Messenger):
     def _process_message(self, msg) -> None:
         if msg["type"] != "sample" or self.is_exact:
             return
-        if not any(frame.name == CELL_PLATE for frame in msg["cond_indep_stack"]):
+        if not in_cell_plate(msg):
             msg["scale"] = msg["scale"] * self.global_weight
         elif not msg["is_observed"]:
             msg["scale"] = msg["scale"] * self.local_weight

@@ -9,6 +9,7 @@ only relies on the guide's ``sample_globals`` and on the model observing counts 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 
 import pyro.poutine as poutine
@@ -37,6 +38,27 @@ def global_draw(
                 untrained[:, None], prior.nodes[name]["value"], node["value"]
             )
     return trace
+
+
+def draw_seed(seed: int, draw: int) -> int:
+    """The torch seed of posterior draw ``draw``: every verb that indexes draws by ``seed``
+    and draw number sees the same globals for the same pair."""
+    return seed * 1_000_003 + draw
+
+
+def global_draws(
+    guide: nn.Module,
+    n_draws: int,
+    seed: int,
+    model: nn.Module | None = None,
+    untrained: torch.Tensor | None = None,
+) -> Iterator[poutine.Trace]:
+    """``n_draws`` draws of the globals (see :func:`global_draw`), draw ``d`` taken right after
+    seeding with :func:`draw_seed`; so ATE draws and ArviZ draws of one seed are the same
+    joint draws."""
+    for d in range(n_draws):
+        torch.manual_seed(draw_seed(seed, d))
+        yield global_draw(guide, model, untrained)
 
 
 def encode_basal(guide: nn.Module, globals_trace: poutine.Trace, batch: Batch) -> poutine.Trace:
@@ -93,6 +115,8 @@ def ate_draws(
     target_sum: float = 1e4,
     seed: int = 0,
     untrained: torch.Tensor | None = None,
+    per_context: bool = False,
+    basal_cells: dict[int, Batch] | None = None,
 ) -> torch.Tensor:
     """Posterior draws of the ATE on the ``log2(1e4 x / sum x + 1)`` scale.
 
@@ -113,11 +137,18 @@ def ate_draws(
         Number of genes the model observes.
     untrained
         Perturbations without training cells, drawn from the prior (see :func:`global_draw`).
+    per_context
+        Keep the contexts apart instead of averaging them.
+    basal_cells
+        Optional real control cells per context id: the basal states are then drawn from
+        the guide's encoder applied to these cells (``n_cells`` is ignored for those
+        contexts), and counts are still sampled with library size ``target_sum``.
 
     Returns
     -------
     Tensor
-        Draws x conditions x genes, on the CPU.
+        Draws x conditions x genes (draws x contexts x conditions x genes with
+        ``per_context``), on the CPU.
     """
     model, guide = pair["model"], pair["guide"]
     device = next(pair.parameters()).device
@@ -125,35 +156,44 @@ def ate_draws(
     n_actions = condition_dosage.shape[1]
     generator = torch.Generator(device=device)
     draws = []
-    for d in range(n_draws):
-        torch.manual_seed(seed * 1_000_003 + d)
-        globals_trace = global_draw(guide, model, untrained)
-        per_context = []
+    for d, globals_trace in enumerate(global_draws(guide, n_draws, seed, model, untrained)):
+        per_context_draw = []
         for c in contexts:
-            batch = Batch(
-                counts=torch.zeros(n_cells, n_genes, device=device),  # placeholder: see trace_prior
-                dosage=torch.zeros(n_cells, n_actions, device=device),
-                library_size=torch.full((n_cells,), float(target_sum), device=device),
-                context=torch.full((n_cells,), int(c), dtype=torch.long, device=device),
-                index=torch.arange(n_cells, device=device),
-            )
-            latents = trace_prior(model, globals_trace, batch)
-            latents.remove_node("x")
-            noise_seed = seed * 1_000_003 + 7919 * d + c + 1
+            if basal_cells is not None and c in basal_cells:
+                source = basal_cells[c].to(device)
+                latents = encode_basal(guide, globals_trace, source)
+                # the real counts stay as the placeholder count_distribution needs
+                batch = replace(
+                    source,
+                    dosage=torch.zeros(len(source), n_actions, device=device),
+                    library_size=torch.full_like(source.library_size, float(target_sum)),
+                )
+            else:
+                batch = Batch(
+                    counts=torch.zeros(n_cells, n_genes, device=device),  # see trace_prior
+                    dosage=torch.zeros(n_cells, n_actions, device=device),
+                    library_size=torch.full((n_cells,), float(target_sum), device=device),
+                    context=torch.full((n_cells,), int(c), dtype=torch.long, device=device),
+                    index=torch.arange(n_cells, device=device),
+                )
+                latents = trace_prior(model, globals_trace, batch)
+                latents.remove_node("x")
+            noise_seed = draw_seed(seed, 7919 * d + c + 1)
             theta = count_distribution(model, latents, batch).inverse_dispersion
             generator.manual_seed(noise_seed)
             gamma = torch._standard_gamma(
-                theta.expand(n_cells, n_genes).contiguous(), generator=generator
+                theta.expand(len(batch), n_genes).contiguous(), generator=generator
             )
 
             common = (model, latents, batch, gamma, generator, noise_seed + 1, target_sum)
             control = _mean_log_expression(torch.zeros(n_actions, device=device), *common)
-            per_context.append(
+            per_context_draw.append(
                 torch.stack(
                     [_mean_log_expression(row, *common) - control for row in condition_dosage]
                 )
             )
-        draws.append(torch.stack(per_context).mean(dim=0).cpu())
+        stacked = torch.stack(per_context_draw)
+        draws.append((stacked if per_context else stacked.mean(dim=0)).cpu())
     return torch.stack(draws)
 
 
