@@ -30,6 +30,16 @@ def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:
     return "\n".join(lines) + "\n"
 
 
+def configure_torch() -> None:
+    """Threads from ``SAMSVAE_THREADS`` (default 2, the CI machine's cores), so that
+    experiments run side by side do not oversubscribe the CPU."""
+    import os
+
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("SAMSVAE_THREADS", "2")))
+
+
 def write_outputs(
     out: str | Path, table: pd.DataFrame, runs: pd.DataFrame, meta: dict, started: float
 ) -> Path:

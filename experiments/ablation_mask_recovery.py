@@ -1,16 +1,17 @@
 """Which training choices make SAMS-VAE recover the simulator's masks? One table.
 
-Rows switch off one choice at a time, at the demo's budget:
+Rows switch off one choice at a time, at the demo's settings and budget:
 
-- ``full``: dense start + varimax rotation, basal encoder sees the shift, per-perturbation
-  learning rate x30 (the demo's settings);
+- ``full``: the demo (``samsvae-plus demo``): dense start + varimax rotation, the
+  ``correlated_basal`` guide (q(z_basal | x, sampled shift)), per-perturbation learning
+  rate x30;
 - ``no dense start``: masks learned from random initial values (``dense_epochs=0``);
-- ``x-only encoder``: the paper's mean-field encoder q(z_basal | x) (``basal_sees_shift=False``);
+- ``x-only encoder``: the paper's mean-field guide, q(z_basal | x) (``guide="mean_field"``);
 - ``plain learning rate``: ``global_lr_factor=1``.
 
 Usage::
 
-    python experiments/ablation_mask_recovery.py --out figures/ablation_mask_recovery [--seeds 0 1] [--smoke]
+    python experiments/ablation_mask_recovery.py --out figures/ablation_mask_recovery [--seeds 0 1 2] [--smoke]
 """
 
 from __future__ import annotations
@@ -18,42 +19,33 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
 import pandas as pd
-import torch
+from _common import configure_torch, write_outputs
 
 import samsvae_plus as sp
-from samsvae_plus.atomic import atomic_write_text
+from samsvae_plus.cli.demo import DEMO_MODEL, DEMO_TRAINING
 from samsvae_plus.evaluate.ate import ate_pearson
 from samsvae_plus.evaluate.masks import mask_recovery
 
 VARIANTS = {
     "full": {},
     "no dense start": {"train": {"dense_epochs": 0}},
-    "x-only encoder": {"model": {"basal_sees_shift": False}},
+    "x-only encoder": {"model": {"guide": "mean_field"}},
     "plain learning rate": {"train": {"global_lr_factor": 1.0}},
 }
-BUDGET = dict(
-    max_epochs=150, dense_epochs=60, n_particles=1, lr=2e-3, batch_size=512, progress=False
-)
+SMOKE_SIMULATION = dict(n_perturbations=10, n_genes=100, cells_per_condition=30, n_combinations=5)
+SMOKE_TRAINING = dict(max_epochs=6, dense_epochs=2)
 
 
 def run(seed: int, variant: dict, smoke: bool) -> dict:
-    simulation = (
-        dict(n_perturbations=10, n_genes=100, cells_per_condition=30, n_combinations=5)
-        if smoke
-        else {}
-    )
-    adata = sp.datasets.simulate(seed=seed, **simulation)
+    adata = sp.datasets.simulate(seed=seed, **(SMOKE_SIMULATION if smoke else {}))
     truth = adata.uns["simulation"]
     sp.setup_anndata(adata, "condition", "control", context_key="cell_type")
-    model = sp.SAMSVAE(
-        adata, **{"latent_dim": 10, "basal_sees_shift": True, **variant.get("model", {})}
-    )
-    budget = {**BUDGET, **({"max_epochs": 6, "dense_epochs": 2} if smoke else {})}
+    model = sp.SAMSVAE(adata, **{**DEMO_MODEL, **variant.get("model", {})})
+    budget = {**DEMO_TRAINING, **(SMOKE_TRAINING if smoke else {}), **variant.get("train", {})}
     start = time.perf_counter()
-    model.train(**{**budget, **variant.get("train", {})}, seed=seed)
+    model.train(**budget, seed=seed, progress=False)
     recovery = mask_recovery(
         truth["mask"], model.mask_probabilities().loc[list(truth["perturbations"])]
     )
@@ -69,37 +61,29 @@ def run(seed: int, variant: dict, smoke: bool) -> dict:
     }
 
 
-def markdown_table(frame: pd.DataFrame) -> str:
-    header = [frame.index.name or "", *frame.columns]
-    lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header)]
-    lines += [
-        "| " + " | ".join(map(str, [i, *row])) + " |"
-        for i, row in zip(frame.index, frame.to_numpy(), strict=True)
-    ]
-    return "\n".join(lines) + "\n"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="figures/ablation_mask_recovery")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--smoke", action="store_true", help="tiny data and budget, for tests")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    configure_torch()
+    started = time.perf_counter()
     rows = []
     for name, variant in VARIANTS.items():
         for seed in args.seeds:
             rows.append({"variant": name, "seed": seed, **run(seed, variant, args.smoke)})
             print(json.dumps(rows[-1]), flush=True)
-    table = pd.DataFrame(rows)
-    summary = table.groupby("variant", sort=False)[
+    runs = pd.DataFrame(rows)
+    table = runs.groupby("variant", sort=False)[
         ["mask_f1", "ate_pearson", "validation_elbo", "train_s"]
     ].mean()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / "runs.csv", index=False)
-    atomic_write_text(out / "table.md", markdown_table(summary.round(3)))
-    print(summary.round(3).to_string())
+    meta = {"variants": VARIANTS, "model": DEMO_MODEL, "training": DEMO_TRAINING}
+    out = write_outputs(
+        args.out, table, runs, {**meta, "smoke": args.smoke, "seeds": args.seeds}, started
+    )
+    print(table.round(3).to_string())
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

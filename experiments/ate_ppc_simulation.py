@@ -26,7 +26,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+from _common import configure_torch  # noqa: E402
 
 import samsvae_plus as sp  # noqa: E402
 from samsvae_plus.atomic import atomic_write_text  # noqa: E402
@@ -75,7 +75,7 @@ def main() -> None:
     parser.add_argument("--save-model", default=None, help="save the trained model here")
     parser.add_argument("--n-draws", type=int, default=100)
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    configure_torch()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     n_draws = 5 if args.smoke else args.n_draws

@@ -22,8 +22,7 @@ import time
 import anndata as ad
 import numpy as np
 import pandas as pd
-import torch
-from _common import write_outputs
+from _common import configure_torch, write_outputs
 
 import samsvae_plus as sp
 from samsvae_plus.data.splits import held_out_combinations
@@ -86,7 +85,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--smoke", action="store_true", help="tiny data and budget, for tests")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    configure_torch()
     started = time.perf_counter()
     results = [run(seed, args.smoke) for seed in args.seeds]
     runs = pd.DataFrame([{k: v for k, v in r.items() if k != "split"} for r in results])

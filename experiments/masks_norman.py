@@ -32,7 +32,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
-import torch  # noqa: E402
+from _common import configure_torch  # noqa: E402
 
 import samsvae_plus as sp  # noqa: E402
 from samsvae_plus.atomic import atomic_write_text  # noqa: E402
@@ -88,7 +88,7 @@ def main() -> None:
     parser.add_argument("--collections", nargs="+", default=["corum", "gobp"])
     parser.add_argument("--smoke", action="store_true", help="tiny data and budget, for tests")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    configure_torch()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 

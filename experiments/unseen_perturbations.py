@@ -24,8 +24,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
-import torch
-from _common import write_outputs
+from _common import configure_torch, write_outputs
 
 import samsvae_plus as sp
 from samsvae_plus.data.splits import held_out_perturbations
@@ -87,7 +86,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--smoke", action="store_true", help="tiny data and budget, for tests")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    configure_torch()
     warnings.filterwarnings("ignore", message=".*have no embedding.*")
     started = time.perf_counter()
     results = [run(seed, args.smoke) for seed in args.seeds]

@@ -14,6 +14,7 @@ EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
 
 def _run(script: str, out: Path, monkeypatch) -> None:
+    monkeypatch.syspath_prepend(str(EXPERIMENTS))  # for their shared _common module
     monkeypatch.setattr(sys, "argv", [script, "--smoke", "--out", str(out)])
     runpy.run_path(str(EXPERIMENTS / script), run_name="__main__")
 

@@ -180,7 +180,9 @@ def test_perturbations_without_training_cells_fall_back_to_the_prior(held_out_mo
     probabilities = model.mask_probabilities().loc[untrained[0]]
     np.testing.assert_allclose(probabilities.to_numpy(), 0.01, rtol=1e-5)
     torch.manual_seed(0)
-    draws = torch.stack([model._global_draw().nodes["embedding"]["value"][row].detach() for _ in range(200)])
+    draws = torch.stack(
+        [model._global_draw().nodes["embedding"]["value"][row].detach() for _ in range(200)]
+    )
     assert draws.abs().max() < 10  # drawn from N(0, 1), not from the guide's 100
     assert abs(float(draws.std()) - 1.0) < 0.15
     trained_row = model.actions.index(
