@@ -11,7 +11,7 @@ import samsvae_plus as sp
 from samsvae_plus.data.encode import encode
 from samsvae_plus.data.loaders import make_batch
 from samsvae_plus.inference.kl_weights import KLWeights
-from samsvae_plus.model import seeded
+from samsvae_plus.settings import seeded
 
 
 @pytest.fixture(scope="module")
