@@ -99,7 +99,9 @@ def masks(
                 fontsize=6,
                 clip_on=False,
             )
-    fig.colorbar(image, ax=ax, label="q(mask = 1)", pad=0.25 if groups is not None else 0.05)
+    # group names take the right margin, so the colour bar goes above them
+    placement = {"location": "top", "shrink": 0.5} if groups is not None else {}
+    fig.colorbar(image, ax=ax, label="q(mask = 1)", **placement)
     return fig if return_fig else ax
 
 
