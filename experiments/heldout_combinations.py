@@ -16,15 +16,15 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import anndata as ad
 import numpy as np
 import pandas as pd
-from _common import configure_torch, write_outputs
+from _common import configure_torch, write_seed_summary
 
 import samsvae_plus as sp
+from samsvae_plus.cli.demo import DEMO_TRAINING
 from samsvae_plus.data.splits import held_out_combinations
 from samsvae_plus.evaluate.ate import ate_pearson, data_ate
 
@@ -37,9 +37,7 @@ SMOKE_SIMULATION = dict(
     n_genes=60,
     ate_cells=50,
 )
-TRAINING = dict(
-    max_epochs=150, dense_epochs=60, n_particles=1, lr=2e-3, batch_size=512, progress=False
-)
+TRAINING = {**DEMO_TRAINING, "progress": False}
 SMOKE_TRAINING = dict(max_epochs=4, dense_epochs=2, n_particles=1, batch_size=128, progress=False)
 
 
@@ -88,26 +86,25 @@ def main() -> None:
     configure_torch()
     started = time.perf_counter()
     results = [run(seed, args.smoke) for seed in args.seeds]
-    runs = pd.DataFrame([{k: v for k, v in r.items() if k != "split"} for r in results])
-    metrics = [c for c in runs.columns if c.startswith(("sams_vae", "additive"))]
-    table = pd.DataFrame({"mean": runs[metrics].mean(), "sd": runs[metrics].std(ddof=1)})
-    table.index.name = "ATE Pearson"
-    out = write_outputs(
+    write_seed_summary(
         args.out,
-        table,
-        runs,
+        results,
+        [
+            "sams_vae_unseen",
+            "additive_unseen",
+            "sams_vae_unseen_vs_test_data",
+            "additive_unseen_vs_test_data",
+            "sams_vae_seen",
+        ],
+        "ATE Pearson",
         {
             "simulation": SIMULATION,
             "training": TRAINING,
             "smoke": args.smoke,
             "seeds": args.seeds,
-            "splits": [r["split"] for r in results],
         },
         started,
     )
-    print(json.dumps(runs.to_dict(orient="records"), default=float))
-    print(table.round(3).to_string())
-    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
