@@ -105,8 +105,7 @@ def _report(metrics: dict, config: dict) -> str:
     return f"""# samsvae-plus demo
 
 Simulated data: {metrics["n_cells"]} cells x {metrics["n_genes"]} genes (`sp.datasets.simulate`).
-Model: SAMS-VAE, {config["guide"]} guide, latent dimension {config["latent_dim"]}, \
-basal encoder sees shift: {config["basal_sees_shift"]}.
+Model: SAMS-VAE, {config["guide"]} guide, latent dimension {config["latent_dim"]}.
 
 | metric | value |
 |---|---|
