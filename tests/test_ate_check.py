@@ -66,6 +66,11 @@ def test_predictive_draws_are_checked_and_credible_coverage_is_kept_beside():
     assert check.metrics.loc["all", "coverage_credible"] == pytest.approx(6 / 8)
 
 
+def test_pearson_of_a_no_effect_prediction_is_undefined():
+    reference = pd.DataFrame(np.arange(12.0).reshape(3, 4) - 5)
+    assert np.isnan(ate_pearson(reference * 0.0, reference))
+
+
 def test_r2_penalises_scale_errors_where_pearson_does_not():
     reference = pd.DataFrame(np.arange(12.0).reshape(3, 4) - 5)
     assert ate_pearson(reference / 2, reference) == pytest.approx(1.0)

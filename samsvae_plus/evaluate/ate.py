@@ -184,9 +184,12 @@ def ate_pearson(
     """Pearson correlation of two ATE tables over perturbation x gene entries.
 
     Rows and columns are aligned by label. With ``top_n``, only the ``top_n`` genes per
-    perturbation with the largest ``|reference|`` enter.
+    perturbation with the largest ``|reference|`` enter. NaN when either side is constant
+    (a model that predicts no effect at all, for example).
     """
     p, r = aligned_entries(predicted, reference, top_n)
+    if np.ptp(p) == 0 or np.ptp(r) == 0:
+        return float("nan")
     return float(np.corrcoef(p, r)[0, 1])
 
 
