@@ -21,7 +21,7 @@ def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:
     def cell(value) -> str:
         if isinstance(value, (float, np.floating)):
             return f"{value:.{digits}f}"
-        return str(value)
+        return str(value).replace("|", "\\|")  # a bare pipe would split the cell
 
     header = [frame.index.name or "", *map(str, frame.columns)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
