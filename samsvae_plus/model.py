@@ -590,6 +590,8 @@ class PerturbationModel(EvaluationVerbs):
         The saved registry is replayed: ``adata``, if given, must have the model's genes in
         the model's order; the package version must match in major.minor.
         """
+        import samsvae_plus.family  # noqa: F401  (registers the user classes by name)
+
         state, metadata = load_model_dir(path)
         saved_class = PerturbationModel._classes.get(metadata.get("class", ""))
         if saved_class is None or not issubclass(saved_class, cls):

@@ -124,3 +124,21 @@ def test_save_replaces_an_existing_directory_whole(trained_model, tmp_path):
     trained_model.save(path)
     assert sorted(p.name for p in path.iterdir()) == sorted([METADATA_FILE, PARAMS_FILE])
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_the_base_class_loads_every_family_member_in_a_fresh_process(tiny_adata, tmp_path):
+    # The CLI loads through PerturbationModel without importing the user classes; the
+    # saved class name must still resolve (it did not for CPAVAE before).
+    import subprocess
+    import sys
+
+    model = sp.CPAVAE(tiny_adata, latent_dim=3)
+    model.train(max_epochs=1, batch_size=64, progress=False)
+    model.save(tmp_path / "cpa")
+    code = (
+        "from samsvae_plus.model import PerturbationModel; "
+        f"print(type(PerturbationModel.load({str(tmp_path / 'cpa')!r})).__name__)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "CPAVAE"
