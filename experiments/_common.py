@@ -67,21 +67,21 @@ def write_outputs(
 
 
 def write_seed_summary(
-    out: str | Path,
-    results: list[dict],
-    metrics: list[str],
-    name: str,
-    meta: dict,
-    started: float,
+    args, results: list[dict], metrics: list[str], name: str, meta: dict, started: float
 ) -> Path:
     """Per-seed ``results`` (each with its ``split``) -> a mean/sd table of ``metrics``, with
-    the splits saved in the run record; printed and written by :func:`write_outputs`."""
+    the splits, seeds and smoke flag of ``args`` saved in the run record; printed and
+    written to ``args.out`` by :func:`write_outputs`."""
     runs = pd.DataFrame([{k: v for k, v in r.items() if k != "split"} for r in results])
     table = pd.DataFrame({"mean": runs[metrics].mean(), "sd": runs[metrics].std(ddof=1)})
     table.index.name = name
-    written = write_outputs(
-        out, table, runs, {**meta, "splits": [r["split"] for r in results]}, started
-    )
+    record = {
+        **meta,
+        "smoke": args.smoke,
+        "seeds": args.seeds,
+        "splits": [r["split"] for r in results],
+    }
+    written = write_outputs(args.out, table, runs, record, started)
     print(json.dumps(runs.to_dict(orient="records"), default=float))
     print(table.round(3).to_string())
     print(f"wrote {written}")

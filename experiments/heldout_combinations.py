@@ -87,7 +87,7 @@ def main() -> None:
     started = time.perf_counter()
     results = [run(seed, args.smoke) for seed in args.seeds]
     write_seed_summary(
-        args.out,
+        args,
         results,
         [
             "sams_vae_unseen",
@@ -97,12 +97,7 @@ def main() -> None:
             "sams_vae_seen",
         ],
         "ATE Pearson",
-        {
-            "simulation": SIMULATION,
-            "training": TRAINING,
-            "smoke": args.smoke,
-            "seeds": args.seeds,
-        },
+        {"simulation": SIMULATION, "training": TRAINING},
         started,
     )
 

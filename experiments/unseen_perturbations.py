@@ -89,16 +89,11 @@ def main() -> None:
     started = time.perf_counter()
     results = [run(seed, args.smoke) for seed in args.seeds]
     write_seed_summary(
-        args.out,
+        args,
         results,
         ["gene_embedding_prior", "normal_prior", "mean_of_perturbations"],
         "ATE Pearson on held-out genes",
-        {
-            "simulation": SIMULATION,
-            "training": TRAINING,
-            "smoke": args.smoke,
-            "seeds": args.seeds,
-        },
+        {"simulation": SIMULATION, "training": TRAINING},
         started,
     )
 

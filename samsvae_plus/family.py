@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 import anndata as ad
+import numpy as np
 import pandas as pd
 from torch import nn
 
@@ -81,8 +82,6 @@ class _MaskedShiftModel(PerturbationModel):
         if config["perturbation_prior"] != "gene_embedding":
             return None
         # At load the buffers are zeros here and come from the saved state.
-        import numpy as np
-
         n = len(action_names(registry, self.ACTIONS))
         matrix, found = getattr(self, "_gene_embedding", None) or (
             np.zeros((n, config["gene_embedding_dim"]), dtype=np.float32),

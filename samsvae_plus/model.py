@@ -33,10 +33,7 @@ from samsvae_plus.data.registry import Registry, get_registry
 from samsvae_plus.data.splits import Split, random_split
 from samsvae_plus.data.transforms import ATE_TARGET_SUM, encoder_input_statistics
 from samsvae_plus.errors import InputError
-from samsvae_plus.evaluate.ate import (
-    CONDITION_LEVEL,
-    CONTEXT_LEVEL,
-)
+from samsvae_plus.evaluate.ate import CONDITION_LEVEL, CONTEXT_LEVEL
 from samsvae_plus.inference import posterior
 from samsvae_plus.inference.checkpoints import load_model_dir, save_model_dir, write_model_files
 from samsvae_plus.inference.predictive_ate import context_ate_draws
@@ -256,21 +253,11 @@ class PerturbationModel(EvaluationVerbs):
             probs = guide.mask_probabilities().detach().clone()
             untrained = self._untrained()
             if untrained is not None and guide.learns_masks:
-                prior = self._prior_mask_probabilities()
-                probs[untrained] = prior[untrained]
+                probs[untrained] = self.module["model"].prior_mask_probabilities()[untrained]
         columns = [f"z{k}" for k in range(probs.shape[1])]
         return pd.DataFrame(
             probs.cpu().numpy(), index=pd.Index(self.actions, name="perturbation"), columns=columns
         )
-
-    def _prior_mask_probabilities(self) -> torch.Tensor:
-        model = self.module["model"]
-        if getattr(model, "prior", None) is not None:
-            return torch.sigmoid(model.prior()[1])
-        if model.masks == "beta_bernoulli":
-            a, b = model.beta_prior
-            return (a / (a + b)).expand(len(self.actions), model.latent_dim)
-        return model.mask_prior.expand(len(self.actions), model.latent_dim)
 
     def _untrained(self) -> torch.Tensor | None:
         """Actions without training cells, as a device tensor, or None when all had cells."""

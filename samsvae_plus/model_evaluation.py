@@ -259,7 +259,13 @@ class EvaluationVerbs:
         if adata_controls is None and basal == "encoder":
             # the training data has the most control cells; the evaluated cells otherwise
             adata_controls = self.adata if self.adata is not None else adata
-        draw_options = dict(n_draws=n_draws, n_cells=n_cells, seed=seed, target_sum=ATE_TARGET_SUM)
+        draw_options = dict(
+            n_draws=n_draws,
+            n_cells=n_cells,
+            seed=seed,
+            target_sum=ATE_TARGET_SUM,
+            **self._draw_context(),
+        )
         with seeded(seed):
             basal_cells = self._basal_cells(basal, adata_controls, n_cells, seed)
             if reference is not None:
@@ -303,7 +309,6 @@ class EvaluationVerbs:
                 pairs,
                 basal_cells=basal_cells,
                 **draw_options,
-                **self._draw_context(),
             )
         index = pairs
         if not by_context:
@@ -332,30 +337,19 @@ class EvaluationVerbs:
     ) -> ATECheck:
         """:meth:`check_ate` against a given reference table (population draws only)."""
         reference = reference.loc[:, list(self.registry.genes)]
-        if isinstance(reference.index, pd.MultiIndex):
+        by_context = isinstance(reference.index, pd.MultiIndex)
+        if by_context:
             pairs = reference.index
             self._conditions(list(pairs.get_level_values(-1)))
-            draws = context_ate_draws(
-                self.module,
-                self.registry,
-                pairs,
-                basal_cells=basal_cells,
-                **draw_options,
-                **self._draw_context(),
-            )
         else:
-            conditions = self._conditions(list(reference.index))
             pairs = pd.MultiIndex.from_product(
-                [list(self.registry.contexts), conditions], names=[CONTEXT_LEVEL, CONDITION_LEVEL]
+                [list(self.registry.contexts), self._conditions(list(reference.index))],
+                names=[CONTEXT_LEVEL, CONDITION_LEVEL],
             )
-            draws = context_ate_draws(
-                self.module,
-                self.registry,
-                pairs,
-                basal_cells=basal_cells,
-                **draw_options,
-                **self._draw_context(),
-            )
+        draws = context_ate_draws(
+            self.module, self.registry, pairs, basal_cells=basal_cells, **draw_options
+        )
+        if not by_context:
             _, draws = pool_contexts(draws, pairs)
         return summarise_ate(
             reference, draws, reference_se=reference_se, splits=splits, level=level, top_n=top_n

@@ -130,6 +130,19 @@ class SAMSVAEModel(PyroModule):
         self.basal_loc = nn.Parameter(torch.zeros(n_contexts, latent_dim))
         self.likelihood = CountLikelihood(latent_dim, n_genes, hidden)
 
+    def prior_mask_probabilities(self) -> torch.Tensor:
+        """Prior ``P(m_tk = 1)``, perturbations x latent dims (the Beta mean for
+        Beta-Bernoulli masks, 1 for fixed ones)."""
+        shape = (self.n_perturbations, self.latent_dim)
+        if self.masks == "fixed":
+            return torch.ones(shape, device=self.basal_loc.device)
+        if self.masks == "beta_bernoulli":
+            a, b = self.beta_prior
+            return (a / (a + b)).expand(shape)
+        if self.prior is not None:
+            return torch.sigmoid(self.prior()[1])
+        return self.mask_prior.expand(shape)
+
     def sample_globals(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Sample (or return) the masks and embeddings, both perturbations x latent dims."""
         shape = (self.n_perturbations, self.latent_dim)
