@@ -13,6 +13,11 @@ from typing import TYPE_CHECKING, Any
 from samsvae_plus._version import __version__
 from samsvae_plus.errors import DivergenceError, InputError
 
+# Imported eagerly, not lazily: importing the submodule `samsvae_plus.settings` (as the
+# model code does) sets the package attribute `settings` to that module, which would hide
+# the lazy lookup and make `sp.settings.seed = s` a silent no-op.
+from samsvae_plus.settings import settings
+
 # public name -> (module, attribute); attribute None means the module itself
 _LAZY: dict[str, tuple[str, str | None]] = {
     "SAMSVAE": ("samsvae_plus.family", "SAMSVAE"),
@@ -23,7 +28,6 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "datasets": ("samsvae_plus.data.datasets", None),
     "metrics": ("samsvae_plus.metrics", None),
     "pl": ("samsvae_plus.plotting", None),
-    "settings": ("samsvae_plus.settings", "settings"),
 }
 
 __all__ = [
@@ -62,4 +66,3 @@ if TYPE_CHECKING:
     from samsvae_plus.data import datasets
     from samsvae_plus.data.registry import setup_anndata
     from samsvae_plus.family import CPAVAE, SAMSVAE, ConditionalVAE, SVAEPlus
-    from samsvae_plus.settings import settings

@@ -10,13 +10,19 @@ from __future__ import annotations
 import contextlib
 import random
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
+if TYPE_CHECKING:
+    import torch
+
+# numpy and torch are imported inside the functions: the package imports this module eagerly (see
+# samsvae_plus/__init__.py), and light entry points must not pay for torch.
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     """Turn ``"auto"``/``None`` into CUDA when available, else CPU; pass others through."""
+    import torch
+
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
@@ -24,7 +30,9 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
 
 def seed_everything(seed: int) -> None:
     """Seed Python's, NumPy's, torch's and Pyro's generators from one integer."""
+    import numpy as np
     import pyro  # imported here so that `data/` can use settings without importing pyro
+    import torch
 
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -58,6 +66,8 @@ settings = Settings()
 @contextlib.contextmanager
 def seeded(seed: int) -> Iterator[None]:
     """Run a block on a forked torch generator seeded with ``seed``; the global stream is kept."""
+    import torch
+
     devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)

@@ -227,3 +227,40 @@ def test_diverged_training_exits_1_and_keeps_the_last_good_model(
     assert main(_train_args(good_h5ad, out)) == 1
     assert "diverged at step 3" in capsys.readouterr().err
     assert (out / "DIVERGED.txt").exists() and (out / "params.pt").exists()
+
+
+def test_an_interrupted_train_resumes_to_the_uninterrupted_model(
+    good_h5ad, tmp_path, capsys, monkeypatch
+):
+    import torch
+
+    from samsvae_plus.inference.checkpoints import read_tensors
+
+    options = ["--max-epochs", "4", "--dense-epochs", "2", "--latent-dim", "3"]
+    options += ["--n-particles", "1", "--batch-size", "32", "--checkpoint-every", "2"]
+    reference, out = tmp_path / "reference", tmp_path / "run"
+    args = _train_args(good_h5ad, out) + options  # later --max-epochs wins
+    assert main(_train_args(good_h5ad, reference) + options) == 0
+
+    step, count = torch.optim.Adam.step, [0]
+
+    def interrupting_step(self, *a, **k):
+        result = step(self, *a, **k)
+        count[0] += 1
+        if count[0] == 7:
+            raise KeyboardInterrupt
+        return result
+
+    monkeypatch.setattr(torch.optim.Adam, "step", interrupting_step)
+    assert main(args) == 130
+    monkeypatch.setattr(torch.optim.Adam, "step", step)
+    checkpoints = tmp_path / "run.checkpoints"
+    assert not out.exists() and (checkpoints / "checkpoint.json").exists()
+    capsys.readouterr()
+    assert main(args) == 2  # an interrupted run is not silently restarted
+    assert "--resume" in capsys.readouterr().err
+    assert main([*args, "--resume"]) == 0
+    assert not checkpoints.exists()  # the finished model is in --out
+    expected, resumed = read_tensors(reference / "params.pt"), read_tensors(out / "params.pt")
+    for name, value in expected.items():
+        assert torch.equal(value, resumed[name]), name

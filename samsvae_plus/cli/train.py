@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import shutil
+from pathlib import Path
 
 from samsvae_plus.atomic import atomic_directory
 from samsvae_plus.cli.common import add_output_args, check_output_dir, finish, read_h5ad, write_json
-from samsvae_plus.errors import DivergenceError
+from samsvae_plus.errors import DivergenceError, InputError
 
 # Modelling code (torch, pyro, matplotlib) is imported inside the functions that use it,
 # so that building the parser for another subcommand stays light.
@@ -59,7 +61,26 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--combination-delimiter", default="+")
     add_output_args(parser)
     add_model_args(parser)
+    checkpoints = parser.add_argument_group("checkpoints")
+    checkpoints.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the checkpoint in OUT.checkpoints/ left by an interrupted run "
+        "(same arguments; --lr may change)",
+    )
+    checkpoints.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=500,
+        help="optimizer steps between checkpoints in OUT.checkpoints/ (default 500)",
+    )
     parser.set_defaults(run=run)
+
+
+def checkpoint_dir(out: Path) -> Path:
+    """Where ``train`` keeps resumable checkpoints: beside ``--out``, which is written only
+    once training has finished."""
+    return out.with_name(out.name + ".checkpoints")
 
 
 def build_model(adata, args: argparse.Namespace):
@@ -74,7 +95,7 @@ def build_model(adata, args: argparse.Namespace):
     )
 
 
-def fit(model, args: argparse.Namespace) -> None:
+def fit(model, args: argparse.Namespace, **checkpointing) -> None:
     model.train(
         max_epochs=args.max_epochs,
         dense_epochs=args.dense_epochs,
@@ -84,6 +105,7 @@ def fit(model, args: argparse.Namespace) -> None:
         device=args.device,
         seed=args.seed,
         progress=not args.no_progress,
+        **checkpointing,
     )
 
 
@@ -93,8 +115,15 @@ def run(args: argparse.Namespace) -> int:
     matplotlib.use("Agg")
     from samsvae_plus import plotting
     from samsvae_plus.data.registry import setup_anndata
+    from samsvae_plus.inference.training_checkpoints import CHECKPOINT_FILE
 
     out = check_output_dir(args.out, args.overwrite)
+    checkpoints = checkpoint_dir(out)
+    if (checkpoints / CHECKPOINT_FILE).exists() and not args.resume:
+        raise InputError(
+            f"{checkpoints} holds the checkpoint of an interrupted run; pass --resume to "
+            "continue it, or delete it to start afresh"
+        )
     adata = read_h5ad(args.data)
     setup_anndata(
         adata,
@@ -107,9 +136,16 @@ def run(args: argparse.Namespace) -> int:
     )
     model = build_model(adata, args)
     try:
-        fit(model, args)
+        fit(
+            model,
+            args,
+            checkpoint_dir=checkpoints,
+            checkpoint_every=args.checkpoint_every,
+            resume=args.resume,
+        )
     except DivergenceError as err:
-        # Nothing is lost: the parameters of the last completed epoch go to --out, marked.
+        # Nothing is lost: the parameters of the last completed epoch go to --out, marked,
+        # and the checkpoints stay for --resume (with a lower --lr).
         with atomic_directory(out) as tmp:
             model.save_into(tmp)
             (tmp / "DIVERGED.txt").write_text(f"{err}\n")
@@ -128,6 +164,8 @@ def run(args: argparse.Namespace) -> int:
         plotting.training_curves(history, return_fig=True).savefig(
             tmp / "figures" / "training.png", dpi=120
         )
+    # The finished model is in --out; the checkpoints only served to get there.
+    shutil.rmtree(checkpoints, ignore_errors=True)
     return finish(
         "train",
         f"{adata.n_obs} cells, {len(history.train_elbo)} epochs, best validation ELBO "

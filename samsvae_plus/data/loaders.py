@@ -106,9 +106,23 @@ class InMemoryLoader:
     def __len__(self) -> int:
         return -(-self.n_cells // self.batch_size)
 
+    @property
+    def shuffle_state(self) -> dict:
+        """The state of the shuffling generator (JSON-serialisable), to resume an epoch."""
+        return self.rng.bit_generator.state
+
+    @shuffle_state.setter
+    def shuffle_state(self, state: dict) -> None:
+        self.rng.bit_generator.state = state
+
     def __iter__(self) -> Iterator[Batch]:
+        return self.batches()
+
+    def batches(self, skip: int = 0) -> Iterator[Batch]:
+        """One pass; the first ``skip`` batches of the pass's order are left out (but the
+        order is drawn as for a full pass), so a resumed epoch continues where it stopped."""
         order = self.rng.permutation(self.n_cells) if self.shuffle else np.arange(self.n_cells)
-        for start in range(0, self.n_cells, self.batch_size):
+        for start in range(skip * self.batch_size, self.n_cells, self.batch_size):
             positions = np.sort(order[start : start + self.batch_size])
             # Sorted rows make the CSR slice a contiguous-ish read; the set is what matters.
             yield make_batch(self.data, self.indices[positions], positions).to(self.device)

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from samsvae_plus.data.loaders import InMemoryLoader
 from samsvae_plus.errors import DivergenceError
 from samsvae_plus.inference.kl_weights import KLWeights
+from samsvae_plus.inference.training_checkpoints import TrainingCheckpoints
 
 
 @dataclass
@@ -126,6 +127,31 @@ def estimate_elbo(loss: nn.Module, loader: InMemoryLoader, *, seed: int = 0) -> 
     return -total / loader.n_cells / loader.n_cells
 
 
+@dataclass
+class LoopState:
+    """Where one training phase stands: with the tensors, enough to continue it exactly.
+
+    ``loader_state`` is the shuffling generator at the start of the current epoch, so a
+    resumed epoch draws the same order and skips the ``batches_done`` already taken.
+    """
+
+    history: TrainingHistory = field(default_factory=TrainingHistory)
+    epoch: int = 0
+    batches_done: int = 0
+    epoch_loss: float = 0.0
+    best_score: float | None = None
+    epochs_since_best: int = 0
+    loader_state: dict | None = None
+    finished: bool = False
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "history": self.history.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> LoopState:
+        return cls(**{**data, "history": TrainingHistory.from_dict(data["history"])})
+
+
 def train_svi(
     pair: nn.ModuleDict,
     train_loader: InMemoryLoader,
@@ -141,6 +167,8 @@ def train_svi(
     keep_best: bool = True,
     progress: bool = True,
     description: str = "training",
+    checkpoints: TrainingCheckpoints | None = None,
+    phase: str = "svi",
 ) -> TrainingHistory:
     """Fit ``pair`` (a ``ModuleDict`` with ``"model"`` and ``"guide"``) by SVI with Adam.
 
@@ -153,39 +181,58 @@ def train_svi(
     ----------
     local_kl_weight
         Optional schedule ``epoch -> weight`` of the local latent KL (``z_basal``).
+    checkpoints
+        Where to write resumable checkpoints: every ``checkpoints.every_steps`` steps, at
+        each best validation ELBO and at the end. If it was opened on a checkpoint of
+        ``phase``, training continues from there and ends as the uninterrupted run would.
+    phase
+        Name of this call within a run of several (``"dense"``, ``"sparse"``).
 
     Raises
     ------
     DivergenceError
         If a loss or gradient is NaN or infinite. The parameters are first restored to the
-        end of the last completed epoch, so the model stays usable.
+        end of the last completed epoch, so the model stays usable; the checkpoint on disk
+        is the last one written before the divergence.
     """
     weights = KLWeights()
     loss = make_loss(pair, n_particles, weights)
     exact_loss = make_loss(pair, n_particles)
     optimizer = torch.optim.Adam(parameter_groups(pair, lr, global_lr_factor))
     params = [p for group in optimizer.param_groups for p in group["params"]]
-    history = TrainingHistory()
-    best_score, best_state = -math.inf, snapshot(pair)
-    last_good = best_state
-    epochs_since_best = 0
+    loop = LoopState()
+    best_state = last_good = snapshot(pair)
+    restored = None if checkpoints is None else checkpoints.restore(phase, pair, optimizer)
+    if restored is not None:
+        saved_loop, best_state, last_good = restored
+        loop = LoopState.from_dict(saved_loop)
+        train_loader.shuffle_state = loop.loader_state
+    history = loop.history
+
+    def save() -> None:
+        if checkpoints is not None:
+            checkpoints.write(phase, loop.to_dict(), pair, optimizer, best_state, last_good)
+
     start = time.perf_counter()
     bar = tqdm(
-        range(max_epochs),
+        total=max_epochs,
         desc=description,
         unit="epoch",
         disable=not progress,
         leave=False,
         mininterval=1.0,
+        initial=loop.epoch,
     )
     # Argument validation would turn a NaN into a ValueError deep inside a distribution;
     # without it the NaN reaches the loss, where the divergence guard below reports it.
     with pyro.validation_enabled(False):
-        for epoch in bar:
+        for epoch in range(loop.epoch, max_epochs):
+            if loop.finished:
+                break
             weights.local_weight = 1.0 if local_kl_weight is None else float(local_kl_weight(epoch))
             pair.train()
-            epoch_loss = 0.0
-            for batch in train_loader:
+            loop.loader_state = train_loader.shuffle_state
+            for batch in train_loader.batches(skip=loop.batches_done):
                 value = loss(batch, train_loader.n_cells)
                 if not torch.isfinite(value):
                     _diverged(
@@ -202,8 +249,13 @@ def train_svi(
                     _diverged(pair, last_good, "a gradient became non-finite", history.steps, epoch)
                 optimizer.step()
                 history.steps += 1
-                epoch_loss += float(value.detach()) * len(batch)
-            history.train_elbo.append(-epoch_loss / train_loader.n_cells**2)
+                loop.batches_done += 1
+                loop.epoch_loss += float(value.detach()) * len(batch)
+                if checkpoints is not None and checkpoints.due(history.steps):
+                    save()
+            history.train_elbo.append(-loop.epoch_loss / train_loader.n_cells**2)
+            loop.epoch, loop.batches_done, loop.epoch_loss = epoch + 1, 0, 0.0
+            loop.loader_state = train_loader.shuffle_state
 
             pair.eval()
             if validation_loader is not None and validation_loader.n_cells > 0:
@@ -212,26 +264,36 @@ def train_svi(
             else:
                 score = history.train_elbo[-1]
             last_good = snapshot(pair)
-            if keep_best and weights.is_exact and score > best_score:
-                best_score, best_state, history.best_epoch = score, last_good, epoch
-                epochs_since_best = 0
+            improved = keep_best and weights.is_exact and score > _or_minus_inf(loop.best_score)
+            if improved:
+                loop.best_score, best_state, history.best_epoch = score, last_good, epoch
+                loop.epochs_since_best = 0
+                save()
             elif weights.is_exact:
-                epochs_since_best += 1
+                loop.epochs_since_best += 1
+            bar.update()
             bar.set_postfix(elbo=f"{history.train_elbo[-1]:.1f}", val=f"{score:.1f}", refresh=False)
             if (
                 keep_best
                 and early_stopping_patience is not None
-                and epochs_since_best > early_stopping_patience
+                and loop.epochs_since_best > early_stopping_patience
             ):
                 history.stopped_early = True
                 break
     bar.close()
-    if keep_best and history.best_epoch >= 0:
-        pair.load_state_dict(best_state)
-    else:
-        history.best_epoch = len(history.train_elbo) - 1
-    history.wall_time_s = time.perf_counter() - start
+    if not loop.finished:
+        if keep_best and history.best_epoch >= 0:
+            pair.load_state_dict(best_state)
+        else:
+            history.best_epoch = len(history.train_elbo) - 1
+        loop.finished = True
+        history.wall_time_s += time.perf_counter() - start
+        save()
     return history
+
+
+def _or_minus_inf(value: float | None) -> float:
+    return -math.inf if value is None else value
 
 
 def train_with_dense_start(
@@ -242,6 +304,7 @@ def train_with_dense_start(
     dense_epochs: int,
     max_epochs: int,
     basal_kl_start: float = 20.0,
+    checkpoints: TrainingCheckpoints | None = None,
     **svi_options,
 ) -> TrainingHistory:
     """SVI for models with sparse masks: a dense phase, a sparsifying rotation, then the ELBO.
@@ -254,6 +317,9 @@ def train_with_dense_start(
        are released.
     3. The remaining ``max_epochs - dense_epochs`` epochs train the exact ELBO, with
        best-validation selection and early stopping.
+
+    With ``checkpoints``, the phases are checkpointed as ``"dense"`` and ``"sparse"`` and a
+    resumed run continues in whichever phase it was stopped.
     """
     from samsvae_plus.inference.sparse_basis import rotate_to_sparse_basis
 
@@ -263,30 +329,48 @@ def train_with_dense_start(
         )
     if dense_epochs == 0:
         return train_svi(
-            pair, train_loader, validation_loader, max_epochs=max_epochs, **svi_options
+            pair,
+            train_loader,
+            validation_loader,
+            max_epochs=max_epochs,
+            checkpoints=checkpoints,
+            **svi_options,
         )
     ramp = max(dense_epochs // 2, 1)
 
     def basal_weight(epoch: int) -> float:
         return basal_kl_start + (1.0 - basal_kl_start) * min(epoch / ramp, 1.0)
 
-    pair["guide"].pin_masks(True)
-    dense = train_svi(
+    options = {**svi_options, "checkpoints": checkpoints}
+    finished_dense = None if checkpoints is None else checkpoints.finished_phase("dense")
+    if finished_dense is None:
+        pair["guide"].pin_masks(True)
+        dense = train_svi(
+            pair,
+            train_loader,
+            validation_loader,
+            **{
+                **options,
+                "max_epochs": dense_epochs,
+                "local_kl_weight": basal_weight,
+                "keep_best": False,
+            },
+            description="dense start",
+            phase="dense",
+        )
+        rotate_to_sparse_basis(pair)
+    else:
+        # Resuming after the rotation: the sparse phase's checkpoint holds the rotated state.
+        dense = TrainingHistory.from_dict(finished_dense["history"])
+        pair["guide"].pin_masks(False)
+    dense.dense_epochs = dense_epochs
+    sparse = train_svi(
         pair,
         train_loader,
         validation_loader,
-        **{
-            **svi_options,
-            "max_epochs": dense_epochs,
-            "local_kl_weight": basal_weight,
-            "keep_best": False,
-        },
-        description="dense start",
-    )
-    dense.dense_epochs = dense_epochs
-    rotate_to_sparse_basis(pair)
-    sparse = train_svi(
-        pair, train_loader, validation_loader, max_epochs=max_epochs - dense_epochs, **svi_options
+        max_epochs=max_epochs - dense_epochs,
+        **options,
+        phase="sparse",
     )
     return dense.extend(sparse)
 

@@ -12,7 +12,8 @@ from torch import nn
 from samsvae_plus.data.transforms import ENCODER_TARGET_SUM
 from samsvae_plus.nn.mlp import MLP
 
-# Added to the standard deviation so a gene constant in training maps to 0, not NaN.
+# Added to the standard deviation so a gene constant in training maps to 0, not NaN; such
+# genes also get a unit scale (see ExpressionStandardizer.set_statistics).
 STANDARDIZE_EPS = 1e-3
 MIN_SCALE = 1e-4
 
@@ -30,6 +31,9 @@ class ExpressionStandardizer(nn.Module):
         self.register_buffer("std", torch.ones(n_genes))
 
     def set_statistics(self, mean: np.ndarray, std: np.ndarray) -> None:
+        """Use these per-gene statistics; a gene (nearly) constant in training is centred
+        but not scaled, so that a later cell expressing it cannot blow up the input."""
+        std = np.where(np.asarray(std) < STANDARDIZE_EPS, 1.0, std)
         self.mean.copy_(torch.as_tensor(mean, dtype=self.mean.dtype))
         self.std.copy_(torch.as_tensor(std, dtype=self.std.dtype))
 
