@@ -23,6 +23,7 @@ from torch import nn
 from samsvae_plus.data.encode import (
     EncodedData,
     action_names,
+    check_conditions,
     check_genes,
     context_ids,
     dosage_matrix,
@@ -637,7 +638,8 @@ class PerturbationModel(EvaluationVerbs):
         """Restore a model saved by :meth:`save`.
 
         The saved registry is replayed: ``adata``, if given, must have the model's genes in
-        the model's order; the package version must match in major.minor.
+        the model's order and only conditions the model knows; the package version must
+        match in major.minor.
         """
         import samsvae_plus.family  # noqa: F401  (registers the user classes by name)
 
@@ -650,6 +652,7 @@ class PerturbationModel(EvaluationVerbs):
         registry = Registry.from_dict(metadata["registry"])
         if adata is not None:
             check_genes(adata, registry)
+            check_conditions(adata, registry)
         model = saved_class.__new__(saved_class)
         model._setup(registry, metadata["config"], adata)
         try:

@@ -115,6 +115,17 @@ def test_a_checkpoint_carrying_code_is_refused(saved, tmp_path, capsys):
 def test_mismatched_genes_are_refused(saved, small_adata):
     with pytest.raises(InputError, match="genes"):
         sp.SAMSVAE.load(saved, adata=small_adata[:, ::-1].copy())
+    with pytest.raises(InputError, match="23 of the model's 200 genes are missing"):
+        sp.SAMSVAE.load(saved, adata=small_adata[:, 23:].copy())
+
+
+def test_mismatched_perturbations_are_refused(saved, small_adata):
+    other = small_adata.copy()
+    other.obs["condition"] = other.obs["condition"].astype(str).replace("P001", "NEWGENE")
+    with pytest.raises(
+        InputError, match=r"1 condition\(s\) the model was not set up with \(e.g. 'NEWGENE'\)"
+    ):
+        sp.SAMSVAE.load(saved, adata=other)
 
 
 def test_save_replaces_an_existing_directory_whole(trained_model, tmp_path):

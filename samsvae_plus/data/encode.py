@@ -79,6 +79,21 @@ def check_genes(adata: ad.AnnData, registry: Registry) -> None:
     )
 
 
+def check_conditions(adata: ad.AnnData, registry: Registry) -> None:
+    """Require that every condition label in ``adata`` (if it has the registry's
+    perturbation column) is one the registry knows; name the first one it does not."""
+    if registry.perturbation_key not in adata.obs:
+        return
+    labels = pd.Index(adata.obs[registry.perturbation_key].astype(str).unique())
+    unknown = labels.difference(pd.Index(registry.conditions))
+    if len(unknown):
+        raise InputError(
+            f"adata.obs[{registry.perturbation_key!r}] has {len(unknown)} condition(s) the "
+            f"model was not set up with (e.g. {unknown[0]!r}); pass the data the model was "
+            "trained on, or only cells of its conditions"
+        )
+
+
 ACTION_UNITS = ("genes", "conditions")
 
 
