@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import unicodedata
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import anndata as ad
 import numpy as np
@@ -231,7 +231,6 @@ class Case:
     setup_kwargs: dict
     defects: tuple[str, ...]
     perturbations: tuple[str, ...] = ()
-    extra: dict = field(default_factory=dict)
 
     @property
     def is_valid(self) -> bool:
@@ -453,7 +452,7 @@ def cells_for_model(draw, registry, defects_from=PREDICT_DATA_DEFECTS, defect_co
         applied.append("extra_gene")
     obs = pd.DataFrame(index=pd.Index(obs_names))
     key = registry.perturbation_key
-    conditions = [c for c in registry.conditions]
+    conditions = list(registry.conditions)
     if labelled or "unknown_perturbation" in wanted or "nfd_label" in wanted:
         labels = [conditions[int(k)] for k in rng.integers(0, len(conditions), size=n_cells)]
         if "unknown_perturbation" in wanted:
