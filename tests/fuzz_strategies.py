@@ -249,7 +249,7 @@ def _labels(rng, n_cells, genes, delimiter):
     return labels
 
 
-def _bad_char_name(rng, base: str, chars) -> str:
+def bad_char_name(rng, base: str, chars) -> str:
     char = chars[int(rng.integers(len(chars)))]
     at = int(rng.integers(0, len(base) + 1))
     return base[:at] + char + base[at:]
@@ -305,10 +305,10 @@ def registration_cases(
         var_names[0] = nfd(DECOMPOSABLE[int(rng.integers(len(DECOMPOSABLE)))])
         applied.append("nfd_gene")
     if "bad_char_gene" in wanted:
-        var_names[-1] = _bad_char_name(rng, var_names[-1], bad_chars)
+        var_names[-1] = bad_char_name(rng, var_names[-1], bad_chars)
         applied.append("bad_char_gene")
     if "bad_char_cell" in wanted:
-        obs_names[-1] = _bad_char_name(rng, obs_names[-1], bad_chars)
+        obs_names[-1] = bad_char_name(rng, obs_names[-1], bad_chars)
         applied.append("bad_char_cell")
 
     # Label defects go to cells other than the guaranteed control (0) and perturbed (1)
@@ -325,7 +325,7 @@ def registration_cases(
         if defect == "nfd_label":
             labels[i] = nfd(DECOMPOSABLE[int(rng.integers(len(DECOMPOSABLE)))])
         elif defect == "bad_char_label":
-            labels[i] = _bad_char_name(rng, str(genes[0]), bad_chars)
+            labels[i] = bad_char_name(rng, str(genes[0]), bad_chars)
         elif defect == "missing_label":
             labels[i] = None
         elif defect == "empty_label":
@@ -356,7 +356,7 @@ def registration_cases(
         contexts = [CONTEXTS[int(k)] for k in rng.integers(0, 2, size=n_cells)]
         if "bad_context_label" in wanted:
             contexts[int(rng.integers(n_cells))] = draw(
-                st.sampled_from([None, nfd("Å"), _bad_char_name(rng, "ctx", bad_chars)])
+                st.sampled_from([None, nfd("Å"), bad_char_name(rng, "ctx", bad_chars)])
             )
             applied.append("bad_context_label")
         obs["cell_type"] = pd.Series(contexts, index=obs.index, dtype=object)
@@ -438,7 +438,7 @@ def cells_for_model(draw, registry, defects_from=PREDICT_DATA_DEFECTS, defect_co
         obs_names[0] = " "
         applied.append("empty_cell")
     if "bad_char_cell" in wanted:
-        obs_names[0] = _bad_char_name(rng, obs_names[0], BAD_CHARS)
+        obs_names[0] = bad_char_name(rng, obs_names[0], BAD_CHARS)
         applied.append("bad_char_cell")
     if "gene_order" in wanted and len(genes) > 1:
         matrix, genes = matrix[:, ::-1], genes[::-1]
@@ -476,294 +476,6 @@ def cells_for_model(draw, registry, defects_from=PREDICT_DATA_DEFECTS, defect_co
         adata = adata[:0].copy()
         applied.append("no_cells")
     return adata, tuple(applied)
-
-
-# ---------------------------------------------------------------- prediction requests
-
-# The options of the prediction verbs a test may make bad, each with what its message must
-# mention. A test draws which options are bad (none, one or two), then each option as good
-# or bad, so that a lone bad option is common and must be the one the message names.
-REQUEST_PATTERNS = {
-    "bad_perturbations": r"perturbations|never saw perturbed|empty gene name|same gene twice",
-    "bad_n_draws": r"n_draws must be a positive integer",
-    "bad_n_cells": r"n_cells must be a positive integer",
-    "bad_batch_size": r"batch_size must be a positive integer",
-    "bad_seed": r"seed must be an integer",
-    "bad_context": r"context|NFC|non-printable",
-    "bad_library_size_option": r"library_size must be",
-    "bad_basal": r"basal=",
-    "bad_max_epochs": r"max_epochs must be a positive integer",
-    "bad_n_particles": r"n_particles must be a positive integer",
-    "bad_lr": r"lr must be a positive, finite number",
-}
-PATTERNS.update(REQUEST_PATTERNS)
-
-
-def bad_options(*names: str, counts=MOSTLY_CLEAN):
-    """Which of the named options to make bad: none, one or two of them."""
-    return some_of([f"bad_{name}" for name in names], counts)
-
-
-@st.composite
-def perturbation_option(draw, registry, bad: bool):
-    """``perturbations=`` for predict/sample/ATE: a label, a list of labels or None."""
-    genes = list(registry.perturbations)
-    d = registry.combination_delimiter
-    good = [*genes, *(f"{a}{d}{b}" for a in genes for b in genes if a < b), CONTROL]
-    if not bad:
-        shape = draw(st.sampled_from(["none", "one", "list"]))
-        if shape == "none":
-            return None
-        if shape == "one":
-            return draw(st.sampled_from(good))
-        return draw(st.lists(st.sampled_from(good), min_size=1, max_size=3))
-    wrong = [
-        "NOPE",
-        f"{genes[0]}{d}NOPE",
-        f"{genes[0]}{d}",
-        f"{genes[0]}{d}{genes[0]}",
-        "",
-        *(nfd(g) for g in genes if nfd(g) != g),
-        f"{genes[0]}\x00",
-        f"{genes[0]}\u200b",
-        1.5,
-        b"A",
-    ]
-    shape = draw(st.sampled_from(["empty", "not_iterable", "one", "list"]))
-    if shape == "empty":
-        return []
-    if shape == "not_iterable":
-        return draw(st.sampled_from([7, 2.5]))
-    if shape == "one":
-        return draw(st.sampled_from([w for w in wrong if w is not None]))
-    items = draw(st.lists(st.sampled_from(good), max_size=2))
-    at = draw(st.integers(0, len(items)))
-    return [*items[:at], draw(st.sampled_from([*wrong, None])), *items[at:]]
-
-
-def count_option(bad: bool, low: int = 1, high: int = 3):
-    """A positive-integer option (n_draws, n_cells, batch_size)."""
-    if bad:
-        return st.sampled_from([0, -1, 1.5, True, "2", None])
-    return st.integers(low, high)
-
-
-def seed_option(bad: bool):
-    if bad:
-        return st.sampled_from([-1, 2**63, 0.5, "0", None])
-    return st.integers(0, 2**31)
-
-
-def context_option(registry, bad: bool):
-    if bad:
-        return st.sampled_from(["never-seen", nfd("Å"), 3, "ctx\x00", "細胞\n"])
-    return st.sampled_from([None, *registry.contexts])
-
-
-def library_size_option(bad: bool):
-    """``sample(library_size=...)``: None (drawn per context) or a fixed total count."""
-    if bad:
-        return st.sampled_from([0.0, -1.0, np.nan, np.inf, "100", 2.0**31, 1e40, True])
-    return st.sampled_from([None, 1, 50.0, 1e6, float(INT32_MAX)])
-
-
-# ---------------------------------------------------------------- scorer pairs
-
-SCORER_DEFECTS = (
-    "nan",
-    "inf",
-    "negative",
-    "log_too_large",
-    "object",
-    "bool",
-    "int32_value",
-    "int32_total",
-    "dup_gene",
-    "empty_gene",
-    "nfd_gene",
-    "gene_order",
-    "gene_rename",
-    "label_sets_differ",
-    "no_control",
-    "all_control",
-    "missing_label",
-    "empty_label",
-    "nfd_label",
-    "bad_char_label",
-    "missing_key",
-    "not_anndata",
-)
-SCORER_FILE_DEFECTS = tuple(d for d in SCORER_DEFECTS if d not in ("object", "not_anndata"))
-
-
-def scorer_file(rng, genes, perturbations, *, log1p, dtype, column_kind):
-    """One valid expression file: 1-3 cells per label, raw counts or log1p values."""
-    labels = [SCORER_CONTROL, *perturbations]
-    sizes = rng.integers(1, 4, size=len(labels))
-    cell_labels = [label for label, size in zip(labels, sizes, strict=True) for _ in range(size)]
-    n = len(cell_labels)
-    counts = rng.integers(0, 8, size=(n, len(genes))).astype(np.float64)
-    if log1p:
-        totals = counts.sum(axis=1, keepdims=True)
-        values = np.log1p(np.divide(counts * 1e4, totals, where=totals > 0, out=counts * 0))
-        dtype = dtype if dtype in ("float16", "float32", "float64") else "float32"
-    else:
-        values = counts
-    obs = pd.DataFrame(index=pd.Index([f"c{i}" for i in range(n)]))
-    if column_kind == "categorical":
-        obs["target_gene"] = pd.Categorical(cell_labels)
-    else:
-        obs["target_gene"] = pd.Series(cell_labels, index=obs.index, dtype=object)
-    return values.astype(dtype), obs
-
-
-@dataclass
-class ScorerCase:
-    """A (pred, real) pair, optional baseline or reference, and the defects it carries."""
-
-    pred: object
-    real: object
-    options: dict
-    defects: tuple[str, ...]
-    perturbations: tuple[str, ...]
-
-
-def _corrupt_scorer_file(rng, values, obs, genes, defect, perturbations, log1p, bad_chars):
-    """Inject one defect into a file's values, labels or genes; return them and whether
-    the defect is present."""
-    if "target_gene" not in obs.columns:
-        return None  # the label column was renamed away by an earlier defect
-    values = np.array(values)
-    genes = list(genes)
-    labels = obs["target_gene"].astype(object).to_numpy().copy()
-    n, g = values.shape
-    i, j = int(rng.integers(n)), int(rng.integers(g))
-    if defect in ("nan", "inf", "log_too_large"):
-        values = values.astype(np.float64)
-        values[i, j] = {"nan": np.nan, "inf": np.inf, "log_too_large": 20.5}[defect]
-    elif defect == "negative":
-        values = values.astype(np.float64)
-        values[i, j] = -1.5 if log1p else -2.0
-    elif defect == "int32_value":
-        values = values.astype(np.float64 if log1p else np.int64)
-        values[i, j] = 2**31 + 5
-    elif defect == "int32_total":
-        if log1p or g < 2:
-            return None
-        values = values.astype(np.int64)
-        values[i, :2] = 2**30 + 1
-    elif defect == "object":
-        values = values.astype(object)
-    elif defect == "bool":
-        values = values > 0
-    elif defect == "dup_gene":
-        if g < 2:
-            return None
-        genes[1] = genes[0]
-    elif defect == "empty_gene":
-        genes[0] = ""
-    elif defect == "nfd_gene":
-        genes[0] = nfd("Å")
-    elif defect == "label_sets_differ":
-        labels = np.where(labels == perturbations[0], "OTHER", labels)
-    elif defect == "no_control":
-        labels = np.where(labels == SCORER_CONTROL, "ctrl", labels)
-    elif defect == "all_control":
-        labels[:] = SCORER_CONTROL
-    elif defect in ("missing_label", "empty_label", "nfd_label", "bad_char_label"):
-        # Not the only control cell, which would make this a missing control instead.
-        candidates = [k for k in range(n) if labels[k] != SCORER_CONTROL]
-        if not candidates:
-            return None
-        k = candidates[int(rng.integers(len(candidates)))]
-        labels[k] = {
-            "missing_label": None,
-            "empty_label": "",
-            "nfd_label": nfd("ÉPÉE"),
-            "bad_char_label": _bad_char_name(rng, str(labels[k]), bad_chars),
-        }[defect]
-    elif defect == "missing_key":
-        obs = obs.rename(columns={"target_gene": "guide"})
-        return values, obs, genes
-    elif defect in ("gene_order", "gene_rename"):
-        if defect == "gene_order":
-            if g < 2:
-                return None
-            values, genes = values[:, ::-1], genes[::-1]
-        else:
-            genes[-1] = "NOT_A_GENE"
-        return values, obs, genes
-    obs = obs.copy()
-    obs["target_gene"] = pd.Categorical(labels) if defect != "missing_label" else labels
-    return values, obs, genes
-
-
-@st.composite
-def scorer_cases(draw, defects_from=SCORER_DEFECTS, *, for_files=False, defect_counts=MIXED):
-    """A :class:`ScorerCase`: small real and pred files (counts or log1p, any layout,
-    float16 log1p included), with zero to two defects in either file. ``for_files``
-    keeps to values an h5ad file can hold."""
-    bad_chars = BAD_CHARS_IN_FILES if for_files else BAD_CHARS
-    n_genes = draw(st.integers(1, 5))
-    n_perturbed = draw(st.integers(1, 3))
-    unicode = draw(st.booleans())
-    names = UNICODE_GENES if unicode else ("P1", "P2", "P3")
-    perturbations = tuple(names[:n_perturbed])
-    # A perturbation named like a measured gene exercises the target-gene exclusion.
-    gene_names = [f"G{j}" for j in range(n_genes)]
-    if draw(st.booleans()):
-        gene_names[0] = perturbations[0]
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    files = {}
-    for name in ("real", "pred"):
-        log1p = draw(st.booleans())
-        kind = draw(st.sampled_from(["dense", "csr", "csc"]))
-        dtype = draw(st.sampled_from(["int32", "int64", "float16", "float32", "float64"]))
-        if not log1p and dtype == "float16":
-            dtype = "float32"
-        column_kind = draw(st.sampled_from(["categorical", "string"]))
-        values, obs = scorer_file(
-            rng, gene_names, perturbations, log1p=log1p, dtype=dtype, column_kind=column_kind
-        )
-        files[name] = dict(values=values, obs=obs, genes=list(gene_names), log1p=log1p, kind=kind)
-    if draw(st.booleans()):
-        # Unused levels and duplicate cell names are fine for the scorer.
-        obs = files["pred"]["obs"]
-        obs["target_gene"] = pd.Categorical(obs["target_gene"]).add_categories(["UNUSED"])
-    wanted = draw(some_of(defects_from, defect_counts))
-    applied = []
-    not_anndata = None
-    for defect in wanted:
-        if defect == "not_anndata":
-            not_anndata = draw(st.sampled_from(["pred", "real"]))
-            applied.append(defect)
-            continue
-        target = draw(st.sampled_from(["pred", "real"]))
-        f = files[target]
-        result = _corrupt_scorer_file(
-            rng, f["values"], f["obs"], f["genes"], defect, perturbations, f["log1p"], bad_chars
-        )
-        if result is None:
-            continue
-        f["values"], f["obs"], f["genes"] = result
-        applied.append(defect)
-    adatas = {}
-    for name, f in files.items():
-        adatas[name] = quiet_anndata(
-            X=layout(f["values"], f["kind"]),
-            obs=f["obs"],
-            var=pd.DataFrame(index=pd.Index(f["genes"])),
-        )
-    if not_anndata is not None:
-        adatas[not_anndata] = adatas[not_anndata].X
-    mode = draw(st.sampled_from(["none", "none", "baseline", "reference"]))
-    options = {}
-    if mode == "baseline":
-        options["baseline"] = adatas["real"].copy() if hasattr(adatas["real"], "copy") else None
-    elif mode == "reference":
-        options["reference"] = adatas["real"].copy() if hasattr(adatas["real"], "copy") else None
-    options = {k: v for k, v in options.items() if v is not None}
-    return ScorerCase(adatas["pred"], adatas["real"], options, tuple(applied), perturbations)
 
 
 # ---------------------------------------------------------------- the invariant

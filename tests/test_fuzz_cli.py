@@ -19,6 +19,7 @@ from pathlib import Path
 import anndata as ad
 import numpy as np
 import scipy.sparse as sps
+from fuzz_scorer_strategies import SCORER_FILE_DEFECTS, scorer_cases
 from fuzz_strategies import (
     CONTROL,
     FILE_DEFECTS,
@@ -27,10 +28,8 @@ from fuzz_strategies import (
     PATTERNS,
     QUIET_NAMES,
     SCORER_CONTROL,
-    SCORER_FILE_DEFECTS,
     message_names_a_defect,
     registration_cases,
-    scorer_cases,
     some_of,
 )
 from hypothesis import given, settings

@@ -13,6 +13,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sps
+from fuzz_requests import (
+    bad_options,
+    context_option,
+    count_option,
+    library_size_option,
+    perturbation_option,
+    seed_option,
+)
 from fuzz_strategies import (
     CONTEXTS,
     CONTROL,
@@ -20,15 +28,9 @@ from fuzz_strategies import (
     PREDICT_DATA_DEFECTS,
     QUIET_NAMES,
     UNICODE_GENES,
-    bad_options,
     cells_for_model,
-    context_option,
-    count_option,
     expect,
-    library_size_option,
-    perturbation_option,
     quiet_anndata,
-    seed_option,
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
