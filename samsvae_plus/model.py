@@ -20,6 +20,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
+from samsvae_plus.data import validate
 from samsvae_plus.data.encode import (
     EncodedData,
     action_names,
@@ -202,14 +203,25 @@ class PerturbationModel(EvaluationVerbs):
             checkpoint on disk is kept.
         """
         adata = self._require_adata()
-        if max_epochs < 1 or batch_size < 1 or n_particles < 1 or lr <= 0:
-            raise InputError(
-                "max_epochs, batch_size and n_particles must be positive integers and lr positive"
-            )
-        if resume and checkpoint_dir is None:
-            raise InputError("resume=True needs checkpoint_dir, the directory of the checkpoints")
+        max_epochs = validate.check_positive_int(max_epochs, "max_epochs")
+        batch_size = validate.check_positive_int(batch_size, "batch_size")
+        n_particles = validate.check_positive_int(n_particles, "n_particles")
+        lr = validate.check_positive_number(lr, "lr")
         if seed is None:
             seed = 0 if settings.seed is None else settings.seed
+        seed = validate.check_seed(seed)
+        global_lr_factor = validate.check_positive_number(global_lr_factor, "global_lr_factor")
+        if early_stopping_patience is not None:
+            validate.check_positive_int(early_stopping_patience, "early_stopping_patience")
+        if grad_clip is not None:
+            grad_clip = validate.check_positive_number(grad_clip, "grad_clip")
+        validate.check_device(device)
+        learns_masks = getattr(self.module["guide"], "learns_masks", False)
+        if learns_masks and dense_epochs is not None:
+            validate.check_dense_epochs(dense_epochs, max_epochs)
+        if resume and checkpoint_dir is None:
+            raise InputError("resume=True needs checkpoint_dir, the directory of the checkpoints")
+        checkpoint_every = validate.check_positive_int(checkpoint_every, "checkpoint_every")
         seed_everything(seed)
         data = encode(adata, self.registry, actions=self.ACTIONS)
         self.split = (
@@ -233,7 +245,6 @@ class PerturbationModel(EvaluationVerbs):
             grad_clip=grad_clip,
             progress=progress,
         )
-        learns_masks = getattr(self.module["guide"], "learns_masks", False)
         # A long dense phase matters: the embeddings must converge before the rotation
         # (on the demo simulation, 60 of 150 epochs gave F1 >= 0.98 on five seeds, where
         # 40 of 120 gave 0.73 on one of them).
@@ -340,13 +351,7 @@ class PerturbationModel(EvaluationVerbs):
         if perturbations is None:
             conditions = [c for c in self.registry.conditions if c != self.registry.control_label]
         else:
-            conditions = (
-                [perturbations]
-                if isinstance(perturbations, str)
-                else [str(p) for p in perturbations]
-            )
-            if not conditions:
-                raise InputError("perturbations is empty; name at least one condition")
+            conditions = validate.check_request_labels(perturbations, "perturbations")
         dosage = dosage_matrix(conditions, self.registry, self.ACTIONS)  # raises for unknown ones
         if not self.HAS_EFFECT_PRIOR and self.trained_actions is not None:
             unseen = np.asarray(dosage[:, ~self.trained_actions].sum(axis=1)).ravel() > 0
@@ -416,6 +421,10 @@ class PerturbationModel(EvaluationVerbs):
             and ``draw``.
         """
         self._require_trained()
+        validate.check_anndata(adata_controls, "adata_controls")
+        n_draws = validate.check_positive_int(n_draws, "n_draws")
+        batch_size = validate.check_positive_int(batch_size, "batch_size")
+        seed = validate.check_seed(seed)
         conditions = self._conditions_with_control(perturbations)
         key = self.registry.perturbation_key
         source_labels = (
@@ -462,6 +471,7 @@ class PerturbationModel(EvaluationVerbs):
     def _context_ids(self, context: str | None) -> list[int]:
         if context is None:
             return list(range(self.registry.n_contexts))
+        validate.check_context_request(context, self.registry.contexts)
         return [int(context_ids([context], self.registry)[0])]
 
     @torch.no_grad()
@@ -496,8 +506,14 @@ class PerturbationModel(EvaluationVerbs):
             Seed of the sampling.
         """
         self._require_trained()
-        if n_cells < 1:
-            raise InputError(f"n_cells must be at least 1, got {n_cells}")
+        n_cells = validate.check_positive_int(n_cells, "n_cells")
+        n_draws = validate.check_positive_int(n_draws, "n_draws")
+        seed = validate.check_seed(seed)
+        if library_size is not None:
+            # A library size is a cell's total count, so it obeys the counts' int32 bound.
+            library_size = validate.check_positive_number(
+                library_size, "library_size", at_most=validate.INT32_MAX
+            )
         conditions = self._conditions_with_control(perturbations)
         contexts = np.asarray(self._context_ids(context))[
             np.arange(n_cells) % len(self._context_ids(context))
@@ -573,6 +589,9 @@ class PerturbationModel(EvaluationVerbs):
             same globals as draw ``d`` of :meth:`to_inference_data`.
         """
         self._require_trained()
+        n_draws = validate.check_positive_int(n_draws, "n_draws")
+        n_cells = validate.check_positive_int(n_cells, "n_cells")
+        seed = validate.check_seed(seed)
         conditions = self._conditions(perturbations)
         basal_cells = self._basal_cells(basal, adata_controls, n_cells, seed)
         if by_context:
@@ -643,6 +662,7 @@ class PerturbationModel(EvaluationVerbs):
         """
         import samsvae_plus.family  # noqa: F401  (registers the user classes by name)
 
+        validate.check_device(device)
         state, metadata = load_model_dir(path)
         saved_class = PerturbationModel._classes.get(metadata.get("class", ""))
         if saved_class is None or not issubclass(saved_class, cls):

@@ -18,7 +18,9 @@ def read_h5ad(path: str | os.PathLike, what: str = "--data"):
 
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{what} {path} does not exist; pass the path of an .h5ad file")
+        raise InputError(
+            f"{what} {path} does not exist or is not a file; pass the path of an .h5ad file"
+        )
     try:
         with warnings.catch_warnings():
             # anndata warns about duplicate names on read; registration reports them as an error.
@@ -26,8 +28,22 @@ def read_h5ad(path: str | os.PathLike, what: str = "--data"):
             return ad.read_h5ad(path)
     except Exception as err:  # h5py and anndata raise many types for a bad file
         raise InputError(
-            f"{what} {path} is not a readable h5ad file ({type(err).__name__}: {err})"
+            f"{what} {path} is not a readable h5ad file ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else ''}); pass a file written by "
+            "anndata's write_h5ad"
         ) from None
+
+
+def _check_can_create(path: Path, what: str) -> None:
+    """Require that ``path`` can be created: its nearest existing ancestor is a writable
+    directory. Checked up front, so that a bad ``--out`` fails before the work, not after."""
+    parent = path.parent  # relative paths stay relative in the message
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"{what} {path} is inside {parent}, which is a file; choose another path")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"{what} {path} cannot be created: {parent} is not writable")
 
 
 def check_output_dir(path: str | os.PathLike, overwrite: bool) -> Path:
@@ -39,6 +55,17 @@ def check_output_dir(path: str | os.PathLike, overwrite: bool) -> Path:
         )
     if path.exists() and not path.is_dir():
         raise InputError(f"--out {path} exists and is not a directory")
+    _check_can_create(path, "--out")
+    return path
+
+
+def check_output_file(path: str | os.PathLike, what: str = "--out") -> Path:
+    """Require a path a file can be written to (replacing a file there); checked before any
+    work."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{what} {path} is a directory; pass a file path")
+    _check_can_create(path, what)
     return path
 
 

@@ -18,8 +18,16 @@ from samsvae_plus.errors import DivergenceError, InputError
 SUBCOMMANDS = ["demo", "simulate", "train", "evaluate", "score", "prep"]
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line, like every other CLI error
+    (argparse would print the whole usage block first); ``--help`` shows the usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="samsvae-plus",
         description="Sparse additive mechanism shift VAEs for Perturb-seq data.",
     )

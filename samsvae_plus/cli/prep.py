@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from samsvae_plus.atomic import atomic_write_bytes
-from samsvae_plus.cli.common import read_h5ad
+from samsvae_plus.cli.common import check_output_file, read_h5ad
 from samsvae_plus.errors import InputError
 
 
@@ -20,9 +20,18 @@ def read_genes(path: str | Path) -> list[str]:
     if path.suffix == ".h5ad":
         return [str(g) for g in read_h5ad(path, "--genes").var_names]
     if not path.is_file():
-        raise InputError(f"--genes file {str(path)!r} does not exist: check the path")
+        raise InputError(
+            f"--genes file {str(path)!r} does not exist or is not a file: check the path"
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputError(
+            f"--genes file {str(path)!r} is not UTF-8 text: pass an .h5ad or a text/CSV file "
+            "with one gene name per line"
+        ) from None
     genes = []
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         name = line.split(",")[0].strip()
         if name:
             genes.append(name)
@@ -68,6 +77,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from samsvae_plus.evaluate.prepare import prepare_prediction
 
+    check_output_file(args.out)
     pred = read_h5ad(args.pred, "--pred")
     controls = read_h5ad(args.controls, "--controls") if args.controls else None
     prepared = prepare_prediction(

@@ -11,7 +11,7 @@ import json
 import time
 
 from samsvae_plus.atomic import atomic_write_text
-from samsvae_plus.cli.common import read_h5ad
+from samsvae_plus.cli.common import check_output_file, read_h5ad
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -52,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from samsvae_plus.evaluate.challenge import challenge_score
 
     start = time.perf_counter()
+    check_output_file(args.out)
     pred = read_h5ad(args.pred, "--pred")
     real = read_h5ad(args.real, "--real")
     reference = read_h5ad(args.reference, "--reference") if args.reference else None

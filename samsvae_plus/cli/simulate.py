@@ -7,7 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from samsvae_plus.cli.common import finish
+from samsvae_plus.cli.common import check_output_file, finish
 from samsvae_plus.errors import InputError
 
 
@@ -36,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix != ".h5ad":
         raise InputError(f"--out {out} should end in .h5ad")
+    check_output_file(out)
     adata = simulate(
         n_perturbations=args.n_perturbations,
         n_contexts=args.n_contexts,

@@ -126,6 +126,7 @@ def dosage_matrix(
     unique, inverse = np.unique(np.asarray(conditions, dtype=str), return_inverse=True)
     rows, cols = [], []
     for u, label in enumerate(unique):
+        label = str(label)  # a numpy string would show as np.str_('A') in messages
         if actions == "conditions":
             parts = () if label == registry.control_label else (label,)
         else:
@@ -151,12 +152,7 @@ def context_ids(labels: Sequence[str], registry: Registry) -> np.ndarray:
     """Context ids of labels, with a clear error for contexts the model does not know."""
     lookup = {c: i for i, c in enumerate(registry.contexts)}
     labels = np.asarray(labels, dtype=str)
-    unknown = sorted(set(np.unique(labels)) - set(lookup))
-    if unknown:
-        raise InputError(
-            f"context(s) {unknown[:5]} were not seen in training (known: "
-            f"{list(registry.contexts)[:8]}); the MLP encoder cannot place them"
-        )
+    validate.check_known_contexts(np.unique(labels), registry.contexts)
     return np.fromiter((lookup[c] for c in labels), dtype=np.int64, count=len(labels))
 
 
@@ -182,6 +178,9 @@ def encode(
     actions
         Dosage columns: ``"genes"`` or ``"conditions"`` (see :func:`action_names`).
     """
+    validate.check_anndata(adata)
+    validate.check_unique_names(adata.var_names, "gene")
+    validate.check_unique_names(adata.obs_names, "cell")
     check_genes(adata, registry)
     counts = counts_matrix(adata, registry.layer)
     validate.check_counts(counts, registry.counts_location())
@@ -197,7 +196,7 @@ def encode(
             adata.obs, registry.context_key, "context", allow_unused=True
         )
         context = context_ids(labels, registry)
-    library = library_sizes(adata, counts, registry.library_size_key)
+    library = library_sizes(adata, counts, registry.library_size_key, registry.counts_location())
     return EncodedData(
         counts=sp.csr_matrix(counts, dtype=np.float32),
         dosage=dosage_matrix(conditions, registry, actions),

@@ -82,7 +82,7 @@ class Registry:
 
     def counts_location(self) -> str:
         """How a user would write the counts' location, for messages."""
-        return "adata.X" if self.layer is None else f"adata.layers[{self.layer!r}]"
+        return counts_location(self.layer)
 
     def split_condition(self, label: str) -> tuple[str, ...]:
         """The genes of a condition label; the control label gives an empty tuple."""
@@ -141,27 +141,38 @@ def counts_matrix(adata: ad.AnnData, layer: str | None):
         if adata.X is None:
             raise InputError("adata.X is empty; pass layer= naming the layer with raw counts")
         return adata.X
-    if layer not in adata.layers:
+    if not isinstance(layer, str) or layer not in adata.layers:
         shown = ", ".join(map(repr, adata.layers.keys())) or "none"
         raise InputError(f"layer {layer!r} is not in adata.layers (layers: {shown}); pass layer=")
     return adata.layers[layer]
 
 
-def library_sizes(adata: ad.AnnData, counts, library_size_key: str | None) -> np.ndarray:
-    """Per-cell library sizes: an ``obs`` column, or the sum over the modelled genes."""
+def counts_location(layer: str | None) -> str:
+    """How a user would write where the counts are (``adata.X``, ``adata.layers['counts']``)."""
+    return "adata.X" if layer is None else f"adata.layers[{layer!r}]"
+
+
+def library_sizes(
+    adata: ad.AnnData, counts, library_size_key: str | None, where: str = "adata.X"
+) -> np.ndarray:
+    """Per-cell library sizes: an ``obs`` column, or the sum over the modelled genes.
+
+    Either way every cell must have counts over the modelled genes, and its total must
+    fit an int32 (see :func:`~samsvae_plus.data.validate.check_totals_fit_int32`).
+    """
+    totals = validate.row_sums(counts)
+    validate.check_no_empty_cells(totals, adata.obs_names)
+    validate.check_totals_fit_int32(totals, adata.obs_names, where)
     if library_size_key is None:
-        totals = validate.row_sums(counts)
-        validate.check_no_empty_cells(totals, adata.obs_names)
         return totals
-    if library_size_key not in adata.obs.columns:
+    if not isinstance(library_size_key, str) or library_size_key not in adata.obs.columns:
         raise InputError(
             f"library size key {library_size_key!r} is not a column of adata.obs; "
             "pass library_size_key=None to use the sum of counts"
         )
-    values = np.asarray(adata.obs[library_size_key], dtype=np.float64)
+    values = np.asarray(adata.obs[library_size_key])
     validate.check_positive_finite(values, f"adata.obs[{library_size_key!r}]")
-    validate.check_no_empty_cells(validate.row_sums(counts), adata.obs_names)
-    return values
+    return values.astype(np.float64)
 
 
 def setup_anndata(
@@ -200,16 +211,16 @@ def setup_anndata(
     Raises
     ------
     InputError
-        For non-integer, negative, NaN or infinite counts; a missing key or layer; a missing
-        control; empty labels or unused categories; duplicate gene names; and cells with
-        zero counts. The message names the problem and the fix.
+        For non-integer, negative, NaN or infinite counts; float16, bool or object
+        matrices; a count or a cell total above the int32 range; cells with zero counts; a
+        missing key or layer; a missing control; missing, empty, non-NFC or non-printable
+        labels; unused categories; and empty, duplicate, non-NFC or non-printable gene or
+        cell names. The message names the problem and the fix; see
+        :mod:`samsvae_plus.data.validate`.
     """
-    if not isinstance(adata, ad.AnnData):
-        raise InputError(f"expected an AnnData, got {type(adata).__name__}; load one with anndata")
-    if adata.n_obs == 0 or adata.n_vars == 0:
-        raise InputError(f"adata is empty ({adata.n_obs} cells x {adata.n_vars} genes)")
-    if not combination_delimiter:
-        raise InputError("combination_delimiter must be a non-empty string such as '+'")
+    validate.check_anndata(adata)
+    validate.check_delimiter(combination_delimiter)
+    control_label = validate.check_control_label(control_label)
 
     validate.check_unique_names(adata.var_names, "gene")
     validate.check_unique_names(adata.obs_names, "cell")
@@ -227,9 +238,8 @@ def setup_anndata(
         )
 
     counts = counts_matrix(adata, layer)
-    where = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
-    validate.check_counts(counts, where)
-    library_sizes(adata, counts, library_size_key)
+    validate.check_counts(counts, counts_location(layer))
+    library_sizes(adata, counts, library_size_key, counts_location(layer))
 
     conditions = tuple(sorted(labels.unique()))
     genes_per_condition = [
@@ -238,13 +248,14 @@ def setup_anndata(
     perturbations = tuple(sorted({g for genes in genes_per_condition for g in genes}))
     if not perturbations:
         raise InputError(
-            f"every cell is a control in adata.obs[{perturbation_key!r}]; "
-            "the model needs perturbed cells to learn effects"
+            f"every cell is a control in adata.obs[{perturbation_key!r}]; the model needs "
+            "perturbed cells to learn effects, so include them (or pass the right "
+            "perturbation_key=)"
         )
 
     registry = Registry(
         perturbation_key=perturbation_key,
-        control_label=str(control_label),
+        control_label=control_label,
         combination_delimiter=combination_delimiter,
         context_key=context_key,
         layer=layer,

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from samsvae_plus.data import validate
 from samsvae_plus.errors import InputError
 
 # cell-eval's rule: a value with a fractional part above this is "not a count".
@@ -57,7 +58,7 @@ class ScorerInput:
         return np.dtype(np.float64) if dtype == np.float64 else np.dtype(np.float32)
 
 
-def _as_matrix(adata, name: str) -> sp.csr_matrix | np.ndarray:
+def as_matrix(adata, name: str) -> sp.csr_matrix | np.ndarray:
     """Return ``adata.X`` as CSR or ndarray, rejecting what cannot be expression values."""
     X = getattr(adata, "X", None)
     if X is None:
@@ -138,6 +139,7 @@ def detect_log1p(X: sp.csr_matrix | np.ndarray, name: str) -> bool:
             "counts or log1p values, both >= 0"
         )
     if not has_fraction:
+        validate.check_count_range(highest, f"{name}.X")
         return False
     if highest >= LOG1P_MAX:
         raise InputError(
@@ -169,6 +171,7 @@ def read_labels(adata, key: str, name: str) -> np.ndarray:
             f"{name}.obs[{key!r}] has {int(column.isna().sum())} missing labels: "
             "label every cell (controls too)"
         )
+    validate.check_label_text(validate.raw_labels(column), f"{name}.obs[{key!r}]")
     labels = np.asarray(column.astype(str), dtype=object).astype(str)
     if (labels == "").any():
         raise InputError(
@@ -176,6 +179,17 @@ def read_labels(adata, key: str, name: str) -> np.ndarray:
             "label every cell (controls too)"
         )
     return labels
+
+
+def check_totals(X: sp.csr_matrix | np.ndarray, cells: pd.Index, name: str) -> None:
+    """Reject count input whose per-cell totals overflow int32, as registration does.
+
+    The totals are summed only when the largest count times the number of genes could
+    reach the limit, which real data never do, so scoring pays nothing for the check.
+    """
+    largest = X.max() if X.size else 0
+    if float(largest) * X.shape[1] > validate.INT32_MAX:
+        validate.check_totals_fit_int32(validate.row_sums(X), cells, f"{name}.X")
 
 
 def check_input(adata, name: str, key: str, control: str) -> ScorerInput:
@@ -198,7 +212,10 @@ def check_input(adata, name: str, key: str, control: str) -> ScorerInput:
     """
     if not hasattr(adata, "obs") or not hasattr(adata, "var_names"):
         raise InputError(f"{name} is a {type(adata).__name__}, not an AnnData")
-    X = _as_matrix(adata, name)
+    validate.check_unique_names(adata.var_names, "gene", name)
+    # Strings only: the summaries look the control up among string labels.
+    validate.check_control_label(control, allow_int=False)
+    X = as_matrix(adata, name)
     labels = read_labels(adata, key, name)
     if control not in set(np.unique(labels)):
         raise InputError(
@@ -206,6 +223,8 @@ def check_input(adata, name: str, key: str, control: str) -> ScorerInput:
             "control cells, or pass control_label= / --control-label"
         )
     is_log1p = detect_log1p(X, name)
+    if not is_log1p:
+        check_totals(X, adata.obs_names, name)
     genes = pd.Index(np.asarray(adata.var_names).astype(str))
     return ScorerInput(name=name, X=X, labels=labels, genes=genes, is_log1p=is_log1p)
 

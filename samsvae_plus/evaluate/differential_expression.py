@@ -92,7 +92,10 @@ class ValueRuns:
 
 
 def _runs_from_sorted_keys(keys: np.ndarray, shift: int, n_cells: int) -> ValueRuns:
-    if keys.size and not (keys[1:] == keys[:-1]).any():
+    if not keys.size:
+        # A group whose cells are zero in every gene has no runs: all its cells are zeros.
+        return ValueRuns(keys, keys >> shift, np.empty(0), n_cells)
+    if not (keys[1:] == keys[:-1]).any():
         # Continuous values rarely repeat within a gene: every value is its own run.
         return ValueRuns(keys, keys >> shift, np.ones(keys.size), n_cells)
     starts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]]))

@@ -13,27 +13,28 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from samsvae_plus.data import validate
 from samsvae_plus.errors import InputError
-from samsvae_plus.evaluate.challenge_inputs import detect_log1p, read_labels
+from samsvae_plus.evaluate.challenge_inputs import as_matrix, detect_log1p, read_labels
 
 SCORER_KEY = "target_gene"
 
 
 def _in_gene_order(adata, genes: pd.Index, name: str) -> sp.csr_matrix:
     """``adata.X`` as float32 CSR with columns reordered to ``genes``."""
+    validate.check_unique_names(adata.var_names, "gene", name)
     have = pd.Index(np.asarray(adata.var_names).astype(str))
-    if have.has_duplicates:
-        raise InputError(f"{name} has duplicate gene names: make var_names unique")
     missing = genes.difference(have)
     if len(missing):
         raise InputError(
             f"{name} lacks {len(missing)} of the {len(genes)} reference genes (e.g. "
             f"{list(missing[:3])}): predict every reference gene"
         )
-    X = adata.X
-    if X is None:
-        raise InputError(f"{name}.X is empty: store the expression matrix in {name}.X")
-    X = sp.csr_matrix(X) if not sp.issparse(X) else X.tocsr()
+    # The scorer's own reading of X: CSR or ndarray, numeric, anything else refused.
+    X = as_matrix(adata, name)
+    if not sp.issparse(X):
+        # scipy.sparse has no float16, and the output is float32 anyway.
+        X = sp.csr_matrix(X.astype(np.float32, copy=False))
     X = X[:, have.get_indexer(genes)].astype(np.float32)
     X.eliminate_zeros()
     X.sort_indices()
