@@ -78,3 +78,28 @@ def test_cell_plate_scales_local_sites_and_not_global_ones(tiny_adata):
     assert trace.nodes["embedding"]["scale"] == 1.0
     assert trace.nodes["z_basal"]["scale"] == 25.0
     assert trace.nodes["x"]["scale"] == 25.0
+
+
+@torch.no_grad()
+def test_vectorized_particles_pair_each_basal_state_with_its_own_globals(tiny_adata):
+    """Particle p's counts are scored at z_basal[p] + d (m[p] * e[p]), once per particle."""
+    from pyro.infer import Trace_ELBO
+
+    for guide in ("mean_field", "correlated"):
+        model = sp.SAMSVAE(tiny_adata, latent_dim=3, guide=guide)
+        pair = model.module
+        data = encode(tiny_adata, model.registry)
+        batch = make_batch(data, np.arange(10), np.arange(10))
+        elbo = Trace_ELBO(num_particles=4, vectorize_particles=True, max_plate_nesting=1)
+        model_trace, _ = elbo._get_vectorized_trace(pair["model"], pair["guide"], (batch, 40), {})
+        model_trace.compute_log_prob()
+        nodes = model_trace.nodes
+        expected = []
+        for p in range(4):
+            z = nodes["z_basal"]["value"][p] + batch.dosage @ (
+                nodes["mask"]["value"][p, 0] * nodes["embedding"]["value"][p, 0]
+            )
+            likelihood = pair["model"].likelihood.distribution(z, batch.library_size)
+            expected.append(likelihood.log_prob(batch.counts).sum())
+        # the site holds one term per particle and cell (scaled by 40 / 10), no cross pairs
+        torch.testing.assert_close(nodes["x"]["log_prob_sum"], 4.0 * torch.stack(expected).sum())

@@ -40,8 +40,19 @@ EMBEDDING_MODELS = ("normal", "point")
 
 
 def latent_shift(dosage: torch.Tensor, mask: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
-    """``d_i (m * e)`` for every cell; broadcasts over leading particle dimensions."""
-    return dosage @ (mask * embedding)
+    """``d_i (m * e)`` for every cell; broadcasts over leading particle dimensions.
+
+    Under vectorized particles the globals are sampled outside the cell plate, so their
+    batch shape is ``(particles, 1)``: the 1 is the cell plate's slot. The cells come from
+    the rows of ``dosage``, so that slot is dropped and the shift is ``(particles, cells,
+    latent)``, aligned with ``z_basal``. Kept, ``dosage @`` would give ``(particles, 1,
+    cells, latent)`` and every particle's ``z_basal`` would be paired with every particle's
+    globals (``particles**2`` likelihood terms, weighted ``particles`` times too much).
+    """
+    effect = mask * embedding
+    if effect.dim() > 2 and effect.shape[-3] == 1:
+        effect = effect.squeeze(-3)
+    return dosage @ effect
 
 
 class PointEmbedding(nn.Module):
