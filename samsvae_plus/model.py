@@ -38,6 +38,7 @@ from samsvae_plus.errors import InputError
 from samsvae_plus.evaluate.ate import CONDITION_LEVEL, CONTEXT_LEVEL
 from samsvae_plus.inference import posterior
 from samsvae_plus.inference.checkpoints import load_model_dir, save_model_dir, write_model_files
+from samsvae_plus.inference.data_parallel import DataParallel
 from samsvae_plus.inference.predictive_ate import context_ate_draws
 from samsvae_plus.inference.svi import TrainingHistory, train_svi, train_with_dense_start
 from samsvae_plus.inference.training_checkpoints import TrainingCheckpoints, digest
@@ -140,6 +141,7 @@ class PerturbationModel(EvaluationVerbs):
         checkpoint_dir: str | os.PathLike | None = None,
         checkpoint_every: int = 500,
         resume: bool = False,
+        distributed: bool = False,
     ) -> TrainingHistory:
         """Fit the model by SVI on the registered AnnData.
 
@@ -189,6 +191,12 @@ class PerturbationModel(EvaluationVerbs):
             ends with the same parameters as an uninterrupted one on CPU. ``lr``,
             ``grad_clip`` and ``early_stopping_patience`` may change on resume, for example
             to recover from a divergence; everything else must match.
+        distributed
+            Data-parallel training in a ``torch.distributed`` process group (launch one
+            process per device with ``torchrun``; see
+            :mod:`~samsvae_plus.inference.data_parallel`). ``batch_size`` is the global
+            batch, split between the processes; every process ends with the same
+            parameters. Save from rank 0 only.
 
         Returns
         -------
@@ -222,6 +230,12 @@ class PerturbationModel(EvaluationVerbs):
         if resume and checkpoint_dir is None:
             raise InputError("resume=True needs checkpoint_dir, the directory of the checkpoints")
         checkpoint_every = validate.check_positive_int(checkpoint_every, "checkpoint_every")
+        parallel = DataParallel.from_environment() if distributed else None
+        if parallel is not None and checkpoint_dir is not None:
+            raise InputError(
+                "checkpoint_dir is not supported with distributed=True yet (each process "
+                "has its own generator states); train without one of them"
+            )
         seed_everything(seed)
         data = encode(adata, self.registry, actions=self.ACTIONS)
         self.split = (
@@ -229,10 +243,19 @@ class PerturbationModel(EvaluationVerbs):
         )
         self._fit_data_statistics(data, self.split.train)
         self.trained_actions = np.asarray(data.dosage[self.split.train].sum(axis=0)).ravel() > 0
-        self.device = resolve_device(device)
+        self.device = resolve_device(device) if parallel is None else parallel.device()
         self.module.to(self.device)
+        if parallel is not None:
+            parallel.broadcast_parameters(self.module)
+            # the minibatch order (numpy, seeded above) is shared; the particles are not
+            torch.manual_seed(parallel.sampling_seed(seed))
         train_loader = InMemoryLoader(
-            data, self.split.train, batch_size=batch_size, seed=seed, device=self.device
+            data,
+            self.split.train,
+            batch_size=batch_size,
+            seed=seed,
+            device=self.device,
+            shard=None if parallel is None else parallel.shard,
         )
         validation_loader = InMemoryLoader(
             data, self.split.validation, batch_size=batch_size, shuffle=False, device=self.device
@@ -243,7 +266,8 @@ class PerturbationModel(EvaluationVerbs):
             n_particles=n_particles,
             early_stopping_patience=early_stopping_patience,
             grad_clip=grad_clip,
-            progress=progress,
+            progress=progress and (parallel is None or parallel.is_main),
+            parallel=parallel,
         )
         # A long dense phase matters: the embeddings must converge before the rotation
         # (on the demo simulation, 60 of 150 epochs gave F1 >= 0.98 on five seeds, where

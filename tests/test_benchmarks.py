@@ -26,3 +26,14 @@ def test_train_speed_smoke_times_both_losses_and_checks_they_agree(tmp_path, mon
         assert abs(result["pyro_over_plain"] - ratio) < 1e-12
     assert record["pyro_over_plain"] == record["guides"]["mean_field"]["pyro_over_plain"]
     assert record["versions"]["pyro"] and record["device"] == "cpu"
+
+
+def test_ddp_smoke_runs_one_and_two_processes(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["ddp.py", "--smoke"])
+    runpy.run_path(str(BENCHMARKS / "ddp.py"), run_name="__main__")
+    table = capsys.readouterr().out.strip().splitlines()
+    one, two = (line.split() for line in table[1:3])
+    assert one[0] == "1" and two[0] == "2"
+    assert one[1] == two[1]  # the same global batch gives the same number of steps
+    assert abs(float(one[4]) - float(two[4])) < 5  # validation ELBOs within noise
+    assert table[-1].startswith("2 processes / 1 process")

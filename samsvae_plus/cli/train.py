@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 from pathlib import Path
 
@@ -74,6 +75,12 @@ def add_parser(subparsers) -> None:
         default=500,
         help="optimizer steps between checkpoints in OUT.checkpoints/ (default 500)",
     )
+    parser.add_argument(
+        "--distributed",
+        action="store_true",
+        help="data-parallel training; launch with torchrun --nproc_per_node=N "
+        "(--batch-size is the global batch; rank 0 writes --out)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -118,6 +125,10 @@ def run(args: argparse.Namespace) -> int:
     from samsvae_plus.inference.training_checkpoints import CHECKPOINT_FILE
 
     out = check_output_dir(args.out, args.overwrite)
+    if args.distributed and args.resume:
+        raise InputError("--resume is not supported with --distributed yet; drop one of them")
+    # With --distributed every process trains the same model; only rank 0 writes.
+    is_main = not args.distributed or int(os.environ.get("RANK", "0")) == 0
     checkpoints = checkpoint_dir(out)
     if (checkpoints / CHECKPOINT_FILE).exists() and not args.resume:
         raise InputError(
@@ -135,21 +146,28 @@ def run(args: argparse.Namespace) -> int:
         library_size_key=args.library_size_key,
     )
     model = build_model(adata, args)
+    checkpointing = (
+        {"distributed": True}
+        if args.distributed
+        else {
+            "checkpoint_dir": checkpoints,
+            "checkpoint_every": args.checkpoint_every,
+            "resume": args.resume,
+        }
+    )
     try:
-        fit(
-            model,
-            args,
-            checkpoint_dir=checkpoints,
-            checkpoint_every=args.checkpoint_every,
-            resume=args.resume,
-        )
+        fit(model, args, **checkpointing)
     except DivergenceError as err:
         # Nothing is lost: the parameters of the last completed epoch go to --out, marked,
         # and the checkpoints stay for --resume (with a lower --lr).
+        if not is_main:
+            raise
         with atomic_directory(out) as tmp:
             model.save_into(tmp)
             (tmp / "DIVERGED.txt").write_text(f"{err}\n")
         raise
+    if not is_main:
+        return 0  # every process holds the same model; rank 0 writes it
     history = model.history
     best = (
         history.validation_elbo[history.best_epoch]

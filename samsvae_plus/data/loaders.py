@@ -7,7 +7,7 @@ uses as its subsample so that local terms are scaled by ``n_cells / batch_size``
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -77,6 +77,9 @@ class InMemoryLoader:
         Draw a new order every pass, from a generator seeded with ``seed``.
     device
         Where the tensors are moved.
+    shard
+        For data-parallel training: picks this process's share of each batch (positions
+        stay those of the whole set, so the cell plate keeps its full size).
     """
 
     def __init__(
@@ -88,6 +91,7 @@ class InMemoryLoader:
         shuffle: bool = True,
         seed: int = 0,
         device: torch.device | str = "cpu",
+        shard: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -97,6 +101,7 @@ class InMemoryLoader:
         self.shuffle = shuffle
         self.rng = np.random.default_rng(seed)
         self.device = torch.device(device)
+        self.shard = shard
 
     @property
     def n_cells(self) -> int:
@@ -124,5 +129,7 @@ class InMemoryLoader:
         order = self.rng.permutation(self.n_cells) if self.shuffle else np.arange(self.n_cells)
         for start in range(skip * self.batch_size, self.n_cells, self.batch_size):
             positions = np.sort(order[start : start + self.batch_size])
+            if self.shard is not None:
+                positions = self.shard(positions)
             # Sorted rows make the CSR slice a contiguous-ish read; the set is what matters.
             yield make_batch(self.data, self.indices[positions], positions).to(self.device)

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from samsvae_plus.data.loaders import InMemoryLoader
 from samsvae_plus.errors import DivergenceError
+from samsvae_plus.inference.data_parallel import DataParallel
 from samsvae_plus.inference.kl_weights import KLWeights
 from samsvae_plus.inference.training_checkpoints import TrainingCheckpoints
 
@@ -169,6 +170,7 @@ def train_svi(
     description: str = "training",
     checkpoints: TrainingCheckpoints | None = None,
     phase: str = "svi",
+    parallel: DataParallel | None = None,
 ) -> TrainingHistory:
     """Fit ``pair`` (a ``ModuleDict`` with ``"model"`` and ``"guide"``) by SVI with Adam.
 
@@ -187,6 +189,9 @@ def train_svi(
         ``phase``, training continues from there and ends as the uninterrupted run would.
     phase
         Name of this call within a run of several (``"dense"``, ``"sparse"``).
+    parallel
+        For data-parallel training: gradients are averaged over the processes after each
+        backward pass (``train_loader`` must shard its batches with ``parallel.shard``).
 
     Raises
     ------
@@ -244,6 +249,8 @@ def train_svi(
                     )
                 optimizer.zero_grad(set_to_none=True)
                 value.backward()
+                if parallel is not None:
+                    parallel.average_gradients(params, len(batch))
                 norm = torch.nn.utils.clip_grad_norm_(params, grad_clip or math.inf)
                 if not torch.isfinite(norm):
                     _diverged(pair, last_good, "a gradient became non-finite", history.steps, epoch)
@@ -253,7 +260,8 @@ def train_svi(
                 loop.epoch_loss += float(value.detach()) * len(batch)
                 if checkpoints is not None and checkpoints.due(history.steps):
                     save()
-            history.train_elbo.append(-loop.epoch_loss / train_loader.n_cells**2)
+            epoch_loss = loop.epoch_loss if parallel is None else parallel.sum(loop.epoch_loss)
+            history.train_elbo.append(-epoch_loss / train_loader.n_cells**2)
             loop.epoch, loop.batches_done, loop.epoch_loss = epoch + 1, 0, 0.0
             loop.loader_state = train_loader.shuffle_state
 
