@@ -135,9 +135,10 @@ def is_backed_sparse(matrix) -> bool:
     return isinstance(matrix, (ad.abc.CSRDataset, ad.abc.CSCDataset))
 
 
-def sparse_row_blocks(matrix, rows: int = BACKED_ROW_BLOCK) -> Iterable[tuple[int, sp.csr_matrix]]:
-    """``(start, block)`` for consecutive blocks of ``rows`` rows of a backed sparse matrix,
-    each read from disk as a CSR matrix in memory."""
+def sparse_row_blocks(matrix, rows: int | None = None) -> Iterable[tuple[int, sp.csr_matrix]]:
+    """``(start, block)`` for consecutive blocks of ``rows`` rows (by default
+    ``BACKED_ROW_BLOCK``) of a backed sparse matrix, each read from disk as a CSR matrix."""
+    rows = rows or BACKED_ROW_BLOCK
     for start in range(0, matrix.shape[0], rows):
         yield start, sp.csr_matrix(matrix[start : start + rows])
 
