@@ -26,3 +26,24 @@ def test_train_speed_smoke_times_both_losses_and_checks_they_agree(tmp_path, mon
         assert abs(result["pyro_over_plain"] - ratio) < 1e-12
     assert record["pyro_over_plain"] == record["guides"]["mean_field"]["pyro_over_plain"]
     assert record["versions"]["pyro"] and record["device"] == "cpu"
+
+
+def test_scale_smoke_trains_from_a_backed_file_in_a_fresh_process(tmp_path, monkeypatch):
+    out = tmp_path / "scale.json"
+    monkeypatch.setattr(sys, "argv", ["scale.py", "--smoke", "--out", str(out)])
+    runpy.run_path(str(BENCHMARKS / "scale.py"), run_name="__main__")
+    record = json.loads(out.read_text())
+    assert record["smoke"] is True
+    assert record["data"]["cells"] == 3000 and record["data"]["genes"] == 50
+    assert record["data"]["nonzeros"] > 3000  # every cell has counts
+    assert record["training"]["steps"] == 4 and record["training"]["train_cells"] == 4 * 64
+    assert record["training"]["validation_elbo"] < 0
+    # the worker's own peak: a fresh interpreter with torch and a tiny file
+    assert 0.1 < record["peak_rss_gb"] < 2.0
+    loader = record["loader"]
+    assert loader["batches"] == 4 and 0 < loader["max_rows_held"] <= loader["row_bound"]
+    assert record["loader_batches_per_s"] == loader["batches_per_s"] > 0
+    assert record["training_steps_per_s"] == record["step"]["steps_per_s"] > 0
+    holds = record["peak_rss_gb"] < 4 and record["loader_over_step_rate"] >= 1
+    assert record["criterion_holds"] is holds
+    assert record["versions"]["torch"] and record["device"] == "cpu"
