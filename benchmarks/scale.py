@@ -22,6 +22,7 @@ last. The acceptance criterion is peak RSS < 4 GB and loader batches/s >= traini
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import platform
@@ -140,7 +141,7 @@ def worker(args) -> dict:
     figures["versions"] = {
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "anndata": ad.__version__ if hasattr(ad, "__version__") else None,
+        "anndata": importlib.metadata.version("anndata"),
         "numpy": np.__version__,
         "samsvae_plus": sp.__version__,
     }

@@ -114,8 +114,8 @@ class BackedLoader:
         return self.batches()
 
     def _hold(self, rows: int) -> None:
-        self.rows_held = rows
-        self.max_rows_held = max(self.max_rows_held, rows)
+        self.rows_held = int(rows)
+        self.max_rows_held = max(self.max_rows_held, int(rows))
 
     def row_blocks(self) -> Iterator[tuple[np.ndarray, sp.csr_matrix]]:
         """``(rows, counts)`` of the split, chunk by chunk in file order (rows sorted), for
