@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from samsvae_plus.data import validate
+from samsvae_plus.data.backed_loader import BackedLoader
 from samsvae_plus.data.encode import (
     EncodedData,
     action_names,
@@ -33,7 +34,7 @@ from samsvae_plus.data.encode import (
 from samsvae_plus.data.loaders import Batch, InMemoryLoader, make_batch
 from samsvae_plus.data.registry import Registry, get_registry
 from samsvae_plus.data.splits import Split, random_split
-from samsvae_plus.data.transforms import ATE_TARGET_SUM, encoder_input_statistics
+from samsvae_plus.data.transforms import ATE_TARGET_SUM, encoder_input_statistics_of_blocks
 from samsvae_plus.errors import InputError
 from samsvae_plus.evaluate.ate import CONDITION_LEVEL, CONTEXT_LEVEL
 from samsvae_plus.inference import posterior
@@ -48,6 +49,21 @@ from samsvae_plus.settings import resolve_device, seed_everything, seeded, setti
 
 # Parameters are initialised from this seed, so that train(seed=...) alone fixes a run.
 INIT_SEED = 0
+
+
+LOADERS = ("auto", "memory", "backed")
+
+
+def _uses_backed_loader(adata: ad.AnnData, loader: str) -> bool:
+    """Whether ``train(loader=...)`` reads the counts from disk."""
+    if loader not in LOADERS:
+        raise InputError(f"loader must be one of {LOADERS}, got {loader!r}")
+    if loader == "backed" and not adata.isbacked:
+        raise InputError(
+            "loader='backed' needs an AnnData opened from a file with "
+            "anndata.read_h5ad(path, backed='r'); pass loader='memory' or 'auto'"
+        )
+    return loader == "backed" or (loader == "auto" and adata.isbacked)
 
 
 class PerturbationModel(EvaluationVerbs):
@@ -142,6 +158,7 @@ class PerturbationModel(EvaluationVerbs):
         checkpoint_every: int = 500,
         resume: bool = False,
         distributed: bool = False,
+        loader: str = "auto",
     ) -> TrainingHistory:
         """Fit the model by SVI on the registered AnnData.
 
@@ -197,6 +214,12 @@ class PerturbationModel(EvaluationVerbs):
             :mod:`~samsvae_plus.inference.data_parallel`). ``batch_size`` is the global
             batch, split between the processes; every process ends with the same
             parameters. Save from rank 0 only.
+        loader
+            ``"memory"`` reads the counts into memory; ``"backed"`` reads them from the file
+            of an AnnData opened with ``anndata.read_h5ad(path, backed="r")``, in contiguous
+            chunks shuffled within a window of a few chunks, so memory stays bounded
+            (:class:`~samsvae_plus.data.backed_loader.BackedLoader`); ``"auto"`` picks
+            ``"backed"`` for a backed AnnData.
 
         Returns
         -------
@@ -230,36 +253,35 @@ class PerturbationModel(EvaluationVerbs):
         if resume and checkpoint_dir is None:
             raise InputError("resume=True needs checkpoint_dir, the directory of the checkpoints")
         checkpoint_every = validate.check_positive_int(checkpoint_every, "checkpoint_every")
+        backed = _uses_backed_loader(adata, loader)
         parallel = DataParallel.from_environment() if distributed else None
-        if parallel is not None and checkpoint_dir is not None:
+        if parallel is not None and (checkpoint_dir is not None or backed):
             raise InputError(
-                "checkpoint_dir is not supported with distributed=True yet (each process "
-                "has its own generator states); train without one of them"
+                "distributed=True does not support checkpoint_dir or a backed AnnData yet; "
+                "train without one of them"
             )
         seed_everything(seed)
-        data = encode(adata, self.registry, actions=self.ACTIONS)
+        data = encode(adata, self.registry, actions=self.ACTIONS, load_counts=not backed)
         self.split = (
             split if split is not None else random_split(data.n_cells, split_fractions, seed=seed)
         )
-        self._fit_data_statistics(data, self.split.train)
-        self.trained_actions = np.asarray(data.dosage[self.split.train].sum(axis=0)).ravel() > 0
         self.device = resolve_device(device) if parallel is None else parallel.device()
-        self.module.to(self.device)
         if parallel is not None:
+            self.module.to(self.device)
             parallel.broadcast_parameters(self.module)
             # the minibatch order (numpy, seeded above) is shared; the particles are not
             torch.manual_seed(parallel.sampling_seed(seed))
-        train_loader = InMemoryLoader(
-            data,
-            self.split.train,
-            batch_size=batch_size,
-            seed=seed,
-            device=self.device,
-            shard=None if parallel is None else parallel.shard,
+        make_loader = BackedLoader if backed else InMemoryLoader
+        shard = {} if parallel is None else {"shard": parallel.shard}
+        train_loader = make_loader(
+            data, self.split.train, batch_size=batch_size, seed=seed, device=self.device, **shard
         )
-        validation_loader = InMemoryLoader(
+        validation_loader = make_loader(
             data, self.split.validation, batch_size=batch_size, shuffle=False, device=self.device
         )
+        self._fit_data_statistics(data, self.split.train, train_loader if backed else None)
+        self.trained_actions = np.asarray(data.dosage[self.split.train].sum(axis=0)).ravel() > 0
+        self.module.to(self.device)
         options = dict(
             lr=lr,
             global_lr_factor=global_lr_factor,
@@ -280,6 +302,8 @@ class PerturbationModel(EvaluationVerbs):
                 batch_size=batch_size,
                 seed=seed,
                 dense_epochs=dense if learns_masks else None,
+                # the backed loader draws another order; older checkpoints lack the key
+                **({"loader": "backed"} if backed else {}),
             )
             options["checkpoints"] = self._open_checkpoints(
                 checkpoint_dir, checkpoint_every, resume, run
@@ -320,9 +344,16 @@ class PerturbationModel(EvaluationVerbs):
             checkpoints.open()
         return checkpoints
 
-    def _fit_data_statistics(self, data: EncodedData, train_rows: np.ndarray) -> None:
-        """Encoder standardisation and library-size statistics, from training cells only."""
-        mean, std = encoder_input_statistics(data.counts[train_rows], data.library_size[train_rows])
+    def _fit_data_statistics(
+        self, data: EncodedData, train_rows: np.ndarray, backed: BackedLoader | None = None
+    ) -> None:
+        """Encoder standardisation and library-size statistics, from training cells only;
+        read chunk by chunk through ``backed`` when the counts are on disk."""
+        if backed is None:
+            blocks = [(data.counts[train_rows], data.library_size[train_rows])]
+        else:
+            blocks = ((counts, data.library_size[rows]) for rows, counts in backed.row_blocks())
+        mean, std = encoder_input_statistics_of_blocks(blocks)
         for module in self.module.modules():
             if isinstance(module, ExpressionStandardizer):
                 module.set_statistics(mean, std)

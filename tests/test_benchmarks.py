@@ -37,3 +37,41 @@ def test_ddp_smoke_runs_one_and_two_processes(monkeypatch, capsys):
     assert one[1] == two[1]  # the same global batch gives the same number of steps
     assert abs(float(one[4]) - float(two[4])) < 5  # validation ELBOs within noise
     assert table[-1].startswith("2 processes / 1 process")
+
+
+def test_scale_smoke_trains_from_a_backed_file_in_a_fresh_process(tmp_path, monkeypatch):
+    out = tmp_path / "scale.json"
+    monkeypatch.setattr(sys, "argv", ["scale.py", "--smoke", "--out", str(out)])
+    runpy.run_path(str(BENCHMARKS / "scale.py"), run_name="__main__")
+    record = json.loads(out.read_text())
+    assert record["smoke"] is True
+    assert record["data"]["cells"] == 3000 and record["data"]["genes"] == 50
+    assert record["data"]["nonzeros"] > 3000  # every cell has counts
+    assert record["training"]["steps"] == 4 and record["training"]["train_cells"] == 4 * 64
+    assert record["training"]["validation_elbo"] < 0
+    # the worker's own peak: a fresh interpreter with torch and a tiny file
+    assert 0.1 < record["peak_rss_gb"] < 2.0
+    loader = record["loader"]
+    assert loader["batches"] == 4 and 0 < loader["max_rows_held"] <= loader["row_bound"]
+    assert record["loader_batches_per_s"] == loader["batches_per_s"] > 0
+    assert record["training_steps_per_s"] == record["step"]["steps_per_s"] > 0
+    holds = record["peak_rss_gb"] < 4 and record["loader_over_step_rate"] >= 1
+    assert record["criterion_holds"] is holds
+    assert record["versions"]["torch"] and record["device"] == "cpu"
+
+
+def test_loader_speed_smoke_times_both_loaders_and_notes_the_gpu_skip(tmp_path, monkeypatch):
+    out = tmp_path / "loader_speed.json"
+    monkeypatch.setattr(sys, "argv", ["loader_speed.py", "--smoke", "--out", str(out)])
+    runpy.run_path(str(BENCHMARKS / "loader_speed.py"), run_name="__main__")
+    record = json.loads(out.read_text())
+    assert record["smoke"] is True and record["data"]["cells"] == 2000
+    step_rate = record["step"]["steps_per_s"]
+    assert record["step"]["timed_steps"] == 2 and step_rate > 0
+    for name in ("memory", "backed"):
+        result = record["loaders"][name]
+        assert result["batches"] == -(-2000 // 64)  # one full pass at batch 64
+        assert abs(result["over_step_rate"] - result["batches_per_s"] / step_rate) < 1e-9
+    assert 0 < record["loaders"]["backed"]["max_rows_held"] <= 4 * 32768 + 63
+    gpu = record["loaders"]["gpu_resident"]
+    assert gpu["skipped"] is True and "CUDA" in gpu["note"]

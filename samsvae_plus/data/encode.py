@@ -28,7 +28,9 @@ class EncodedData:
     Attributes
     ----------
     counts
-        ``float32`` CSR matrix, cells x genes.
+        ``float32`` CSR matrix, cells x genes; or, encoded with ``load_counts=False`` from a
+        backed AnnData, the on-disk matrix, which
+        :class:`~samsvae_plus.data.backed_loader.BackedLoader` reads in chunks.
     dosage
         ``float32`` CSR matrix, cells x actions: single-gene perturbations by default (a
         combination has several ones; a control row is empty).
@@ -40,7 +42,7 @@ class EncodedData:
         The condition label of each cell, as given.
     """
 
-    counts: sp.csr_matrix
+    counts: sp.csr_matrix | ad.abc.CSRDataset
     dosage: sp.csr_matrix
     context: np.ndarray
     library_size: np.ndarray
@@ -156,14 +158,24 @@ def context_ids(labels: Sequence[str], registry: Registry) -> np.ndarray:
     return np.fromiter((lookup[c] for c in labels), dtype=np.int64, count=len(labels))
 
 
+def _counts_in_memory(counts) -> sp.csr_matrix:
+    if validate.is_backed_sparse(counts):
+        counts = counts[:]  # the whole on-disk matrix, as scipy sparse
+    return sp.csr_matrix(counts, dtype=np.float32)
+
+
 def encode(
     adata: ad.AnnData,
     registry: Registry,
     *,
     conditions: Sequence[str] | None = None,
     actions: str = "genes",
+    load_counts: bool = True,
 ) -> EncodedData:
     """Validate ``adata`` against ``registry`` and encode it.
+
+    On a backed AnnData the counts are validated and summed in row blocks, so memory stays
+    bounded; with ``load_counts=False`` they are then left on disk.
 
     Parameters
     ----------
@@ -177,6 +189,9 @@ def encode(
         counterfactual predictions assign perturbations to control cells.
     actions
         Dosage columns: ``"genes"`` or ``"conditions"`` (see :func:`action_names`).
+    load_counts
+        Read the counts into memory as ``float32`` CSR; ``False`` keeps the matrix of a
+        backed AnnData as it is (everything else is encoded either way).
     """
     validate.check_anndata(adata)
     validate.check_unique_names(adata.var_names, "gene")
@@ -198,7 +213,7 @@ def encode(
         context = context_ids(labels, registry)
     library = library_sizes(adata, counts, registry.library_size_key, registry.counts_location())
     return EncodedData(
-        counts=sp.csr_matrix(counts, dtype=np.float32),
+        counts=_counts_in_memory(counts) if load_counts else counts,
         dosage=dosage_matrix(conditions, registry, actions),
         context=context,
         library_size=library.astype(np.float32),

@@ -22,6 +22,8 @@ is stored beside it: intervals checked against the truth must allow for it.
 from __future__ import annotations
 
 import itertools
+import os
+from pathlib import Path
 
 import anndata as ad
 import numpy as np
@@ -85,6 +87,35 @@ def _combinations(rng, n_perturbations: int, n_combinations: int) -> list[tuple[
         )
     chosen = rng.choice(len(pairs), size=n_combinations, replace=False)
     return [pairs[i] for i in sorted(chosen)]
+
+
+def _draw_cells(
+    rng: np.random.Generator,
+    condition_of_cell: np.ndarray,
+    context_means: np.ndarray,
+    shifts: np.ndarray,
+    weight: np.ndarray,
+    offset: np.ndarray,
+    theta: np.ndarray,
+    library_size_median: float,
+    library_size_sd: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Contexts, library sizes and counts of cells of the given conditions (-1: control),
+    under one ground truth; :func:`simulate` draws all cells at once and
+    :func:`simulate_to_h5ad` a chunk at a time."""
+    n_cells = len(condition_of_cell)
+    n_contexts, latent_dim = context_means.shape
+    context_of_cell = rng.integers(0, n_contexts, size=n_cells)
+    z = context_means[context_of_cell] + rng.normal(size=(n_cells, latent_dim))
+    perturbed = condition_of_cell >= 0
+    z[perturbed] += shifts[condition_of_cell[perturbed]]
+    library = np.exp(rng.normal(np.log(library_size_median), library_size_sd, size=n_cells))
+    rho = _softmax(offset + z @ weight)
+    counts = _negative_binomial(rng, library[:, None] * rho, theta)
+    # A cell with no counts cannot be registered; redraw the (rare) empty ones.
+    while (empty := np.flatnonzero(counts.sum(axis=1) == 0)).size:
+        counts[empty] = _negative_binomial(rng, library[empty, None] * rho[empty], theta)
+    return context_of_cell, library, counts
 
 
 def simulate(
@@ -199,16 +230,17 @@ def simulate(
         [np.full(n_control_cells, -1), np.repeat(np.arange(len(conditions)), cells_per_condition)]
     )
     n_cells = len(condition_of_cell)
-    context_of_cell = rng.integers(0, n_contexts, size=n_cells)
-    z = context_means[context_of_cell] + rng.normal(size=(n_cells, latent_dim))
-    perturbed = condition_of_cell >= 0
-    z[perturbed] += shifts[condition_of_cell[perturbed]]
-    library = np.exp(rng.normal(np.log(library_size_median), library_size_sd, size=n_cells))
-    rho = _softmax(offset + z @ weight)
-    counts = _negative_binomial(rng, library[:, None] * rho, theta)
-    # A cell with no counts cannot be registered; redraw the (rare) empty ones.
-    while (empty := np.flatnonzero(counts.sum(axis=1) == 0)).size:
-        counts[empty] = _negative_binomial(rng, library[empty, None] * rho[empty], theta)
+    context_of_cell, library, counts = _draw_cells(
+        rng,
+        condition_of_cell,
+        context_means,
+        shifts,
+        weight,
+        offset,
+        theta,
+        library_size_median,
+        library_size_sd,
+    )
 
     ate_by_context, se_by_context = _true_ate(
         rng, context_means, shifts, weight, offset, theta, ate_cells, seed=seed
@@ -307,3 +339,120 @@ def _true_ate(
             ate[c, k] = difference.mean(axis=0)
             se[c, k] = difference.std(axis=0, ddof=1) / np.sqrt(n_cells) if n_cells > 1 else np.nan
     return ate, se
+
+
+def simulate_to_h5ad(
+    path: str | os.PathLike,
+    n_cells: int,
+    *,
+    chunk_cells: int = 20_000,
+    control_fraction: float = 0.1,
+    seed: int = 0,
+    **parameters,
+) -> Path:
+    """Simulate a large data set straight to an h5ad file, a chunk of cells at a time.
+
+    The ground truth (masks, embeddings, decoder, dispersions, true ATEs) is that of
+    :func:`simulate` with the same ``parameters`` and ``seed``, and is stored the same way in
+    ``uns['simulation']``; cells are then drawn ``chunk_cells`` at a time, each with a random
+    context and a condition that is the control with probability ``control_fraction`` and
+    otherwise uniform over the conditions, and appended to a CSR ``X`` on disk. Memory is
+    that of one chunk (dense while drawn), whatever ``n_cells`` is. Rows are in random
+    condition order, as in a pooled screen.
+
+    Parameters
+    ----------
+    path
+        The h5ad file to write (replaced if it exists).
+    n_cells
+        Cells in the file.
+    chunk_cells
+        Cells drawn and written at a time.
+    control_fraction
+        Expected share of control cells.
+    seed
+        Seed of the ground truth and of the cells.
+    **parameters
+        Keyword arguments of :func:`simulate` other than ``cells_per_condition`` and
+        ``n_control_cells`` (e.g. ``n_perturbations``, ``n_genes``, ``library_size_median``).
+
+    Returns
+    -------
+    Path
+        ``path``, readable with ``anndata.read_h5ad(path, backed="r")``.
+    """
+    import h5py
+    from anndata.io import sparse_dataset, write_elem
+
+    if n_cells < 1 or chunk_cells < 1 or not 0 <= control_fraction < 1:
+        raise InputError(
+            "simulate_to_h5ad needs n_cells >= 1, chunk_cells >= 1 and 0 <= control_fraction < 1"
+        )
+    # The ground truth of simulate(), with as few cells as it allows.
+    truth = simulate(**parameters, cells_per_condition=1, n_control_cells=1, seed=seed)
+    uns = truth.uns["simulation"]
+    conditions = list(truth.obs["condition"].cat.categories[1:])
+    contexts = list(uns["contexts"])
+    perturbations = {name: t for t, name in enumerate(uns["perturbations"])}
+    dosage = np.zeros((len(conditions), len(perturbations)))
+    for row, label in enumerate(conditions):
+        dosage[row, [perturbations[g] for g in label.split("+")]] = 1
+    effects = uns["mask"].astype(np.float64) * uns["embedding"].astype(np.float64)
+    shifts = dosage @ effects
+    params = uns["params"]
+    library_median = parameters.get("library_size_median", 2000.0)
+    library_sd = parameters.get("library_size_sd", 0.3)
+
+    rng = np.random.default_rng([seed, 1])
+    path = Path(path)
+    condition_codes, context_codes, libraries = [], [], []
+    with h5py.File(path, "w") as f:
+        f.attrs["encoding-type"] = "anndata"
+        f.attrs["encoding-version"] = "0.1.0"
+        matrix = None
+        for start in range(0, n_cells, chunk_cells):
+            size = min(chunk_cells, n_cells - start)
+            control = rng.random(size) < control_fraction
+            condition_of_cell = np.where(control, -1, rng.integers(0, len(conditions), size=size))
+            context_of_cell, library, counts = _draw_cells(
+                rng,
+                condition_of_cell,
+                uns["context_means"].astype(np.float64),
+                shifts,
+                uns["decoder_weight"].astype(np.float64),
+                uns["gene_offset"].astype(np.float64),
+                uns["inverse_dispersion"].astype(np.float64),
+                library_median,
+                library_sd,
+            )
+            block = sp.csr_matrix(counts.astype(np.int32))
+            block.indptr = block.indptr.astype(np.int64)  # the whole file passes 2**31 non-zeros
+            if matrix is None:
+                write_elem(f, "X", block)
+                matrix = sparse_dataset(f["X"])
+            else:
+                matrix.append(block)
+            condition_codes.append(condition_of_cell + 1)
+            context_codes.append(context_of_cell)
+            libraries.append(library.astype(np.float32))
+        width = len(str(n_cells - 1))
+        obs = pd.DataFrame(
+            {
+                "condition": pd.Categorical.from_codes(
+                    np.concatenate(condition_codes), [CONTROL_LABEL] + conditions
+                ),
+                "cell_type": pd.Categorical.from_codes(np.concatenate(context_codes), contexts),
+                "true_library_size": np.concatenate(libraries),
+            },
+            index=[f"cell{i:0{width}d}" for i in range(n_cells)],
+        )
+        write_elem(f, "obs", obs)
+        write_elem(f, "var", truth.var)
+        params = {
+            k: v for k, v in params.items() if k not in ("cells_per_condition", "n_control_cells")
+        }
+        params.update(n_cells=n_cells, control_fraction=control_fraction)
+        write_elem(f, "uns", {"simulation": {**uns, "params": params}})
+        for key in ("obsm", "varm", "obsp", "varp", "layers"):
+            write_elem(f, key, {})
+    return path

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -38,12 +40,23 @@ def encoder_input_statistics(
     Computed from the stored non-zeros only (a zero count maps to zero), so the training
     matrix is never densified.
     """
-    counts = sp.csr_matrix(counts, dtype=np.float64)
-    scale = ENCODER_TARGET_SUM / np.asarray(library_size, dtype=np.float64)
-    values = counts.copy()
-    values.data = np.log1p(values.data * np.repeat(scale, np.diff(values.indptr)))
-    n = counts.shape[0]
-    mean = np.asarray(values.sum(axis=0)).ravel() / n
-    second = np.asarray(values.multiply(values).sum(axis=0)).ravel() / n
-    std = np.sqrt(np.maximum(second - mean**2, 0.0))
+    return encoder_input_statistics_of_blocks([(counts, library_size)])
+
+
+def encoder_input_statistics_of_blocks(
+    blocks: Iterable[tuple[sp.csr_matrix, np.ndarray]],
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`encoder_input_statistics` over cells given as ``(counts, library_size)`` row
+    blocks, accumulated block by block so that out-of-core data stay out of memory."""
+    n, total, total_sq = 0, 0.0, 0.0
+    for counts, library_size in blocks:
+        counts = sp.csr_matrix(counts, dtype=np.float64)
+        scale = ENCODER_TARGET_SUM / np.asarray(library_size, dtype=np.float64)
+        values = counts.copy()
+        values.data = np.log1p(values.data * np.repeat(scale, np.diff(values.indptr)))
+        n += counts.shape[0]
+        total = total + np.asarray(values.sum(axis=0)).ravel()
+        total_sq = total_sq + np.asarray(values.multiply(values).sum(axis=0)).ravel()
+    mean = total / n
+    std = np.sqrt(np.maximum(total_sq / n - mean**2, 0.0))
     return mean.astype(np.float32), std.astype(np.float32)

@@ -22,6 +22,9 @@ from samsvae_plus.errors import InputError
 
 # Dense matrices are checked in row blocks so that a check never doubles peak memory.
 _ROW_BLOCK = 4096
+# A backed (on-disk) sparse matrix is read in blocks of this many rows, so that checking
+# a million-cell h5ad holds one block in memory (tens of MB), never the whole matrix.
+BACKED_ROW_BLOCK = 32768
 # Counts and per-cell totals must fit a signed 32-bit integer: h5ad writers, scanpy and
 # torch index and sum counts as int32 in places, and no real cell comes close.
 INT32_MAX = int(np.iinfo(np.int32).max)
@@ -127,10 +130,27 @@ def check_device(device) -> None:
 # ---------------------------------------------------------------- count matrices
 
 
+def is_backed_sparse(matrix) -> bool:
+    """Whether ``matrix`` is a sparse matrix on disk (``adata.X`` of a backed AnnData)."""
+    return isinstance(matrix, (ad.abc.CSRDataset, ad.abc.CSCDataset))
+
+
+def sparse_row_blocks(matrix, rows: int | None = None) -> Iterable[tuple[int, sp.csr_matrix]]:
+    """``(start, block)`` for consecutive blocks of ``rows`` rows (by default
+    ``BACKED_ROW_BLOCK``) of a backed sparse matrix, each read from disk as a CSR matrix."""
+    rows = rows or BACKED_ROW_BLOCK
+    for start in range(0, matrix.shape[0], rows):
+        yield start, sp.csr_matrix(matrix[start : start + rows])
+
+
 def _value_blocks(matrix) -> Iterable[np.ndarray]:
     """The stored values of a dense or sparse matrix, in memory-bounded blocks."""
     if sp.issparse(matrix):
         yield np.asarray(matrix.data)
+        return
+    if is_backed_sparse(matrix):
+        for _, block in sparse_row_blocks(matrix):
+            yield block.data
         return
     matrix = np.asarray(matrix) if not hasattr(matrix, "shape") else matrix
     for start in range(0, matrix.shape[0], _ROW_BLOCK):
@@ -200,7 +220,10 @@ def check_count_range(largest, where: str) -> None:
 
 
 def row_sums(matrix) -> np.ndarray:
-    """Per-row totals of a dense or sparse matrix as float64 (exact for any int32 total)."""
+    """Per-row totals of a dense, sparse or backed sparse matrix as float64 (exact for any
+    int32 total)."""
+    if is_backed_sparse(matrix):
+        return np.concatenate([row_sums(block) for _, block in sparse_row_blocks(matrix)])
     if sp.issparse(matrix):
         return np.asarray(matrix.sum(axis=1, dtype=np.float64)).ravel()
     return np.asarray(np.asarray(matrix).sum(axis=1, dtype=np.float64)).ravel()

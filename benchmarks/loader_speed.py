@@ -1,0 +1,154 @@
+"""Batches per second of each loader, against the training step rate.
+
+    python benchmarks/loader_speed.py [--cells 50000] [--genes 2000] [--smoke] [--out PATH]
+
+Simulates ``--cells`` x ``--genes`` to an h5ad (``simulate_to_h5ad``), then times one
+shuffled pass of batch 512 over all cells with
+
+- ``memory``: :class:`~samsvae_plus.data.loaders.InMemoryLoader` on the file read into
+  memory;
+- ``backed``: :class:`~samsvae_plus.data.backed_loader.BackedLoader` on the file opened
+  with ``backed="r"`` (default chunks of 32,768 rows, 4 per window);
+- ``gpu_resident``: needs CUDA; on a CPU-only machine it is skipped with a note.
+
+and the training step (SAMS-VAE, correlated guide, K = 10, 5 particles, Adam; on batches
+already in memory, 2 threads). Writes ``benchmarks/results/loader_speed.json`` and prints
+a table last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import torch
+
+import samsvae_plus as sp
+from samsvae_plus import __version__
+from samsvae_plus.atomic import atomic_write_text
+from samsvae_plus.data.backed_loader import BackedLoader
+from samsvae_plus.data.encode import encode
+from samsvae_plus.data.loaders import InMemoryLoader
+from samsvae_plus.data.registry import get_registry
+from samsvae_plus.data.simulate import simulate_to_h5ad
+from samsvae_plus.inference.svi import make_loss, parameter_groups
+
+RESULT = Path(__file__).resolve().parent / "results" / "loader_speed.json"
+SIMULATION = dict(
+    n_perturbations=200,
+    n_contexts=3,
+    latent_dim=10,
+    n_combinations=50,
+    library_size_median=500.0,
+    ate_cells=50,
+    seed=0,
+)
+SETUP = dict(perturbation_key="condition", control_label="control", context_key="cell_type")
+
+
+def time_pass(loader) -> dict:
+    start = time.perf_counter()
+    n = sum(1 for _ in loader)
+    elapsed = time.perf_counter() - start
+    return {"batches": n, "wall_s": elapsed, "batches_per_s": n / elapsed}
+
+
+def step_rate(adata, batches, particles: int, steps: int, warmup: int) -> dict:
+    model = sp.SAMSVAE(adata, latent_dim=10, guide="correlated")
+    loss = make_loss(model.module, particles)
+    optimizer = torch.optim.Adam(parameter_groups(model.module, 3e-4, 1.0))
+    times = []
+    for i in range(warmup + steps):
+        start = time.perf_counter()
+        value = loss(batches[i % len(batches)], adata.n_obs)
+        optimizer.zero_grad(set_to_none=True)
+        value.backward()
+        optimizer.step()
+        float(value.detach())
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    median = float(np.median(times))
+    return {"timed_steps": steps, "median_s": median, "steps_per_s": 1 / median}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cells", type=int, default=50_000)
+    parser.add_argument("--genes", type=int, default=2000)
+    parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--particles", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--smoke", action="store_true", help="tiny file")
+    parser.add_argument("--out", type=Path, default=RESULT)
+    args = parser.parse_args(argv)
+    simulation = {**SIMULATION, "n_genes": args.genes}
+    warmup = 3
+    if args.smoke:
+        args.cells, args.genes, args.batch_size, args.steps, warmup = 2000, 40, 64, 2, 1
+        simulation.update(n_genes=40, n_perturbations=10, n_combinations=5, ate_cells=10)
+    torch.set_num_threads(2)
+    with tempfile.TemporaryDirectory() as scratch:
+        path = simulate_to_h5ad(Path(scratch) / "cells.h5ad", args.cells, **simulation)
+        in_memory = ad.read_h5ad(path)
+        backed = ad.read_h5ad(path, backed="r")
+        sp.setup_anndata(in_memory, **SETUP)
+        sp.setup_anndata(backed, **SETUP)
+        registry = get_registry(in_memory)
+        loaders = {
+            "memory": InMemoryLoader(encode(in_memory, registry), batch_size=args.batch_size),
+            "backed": BackedLoader(
+                encode(backed, registry, load_counts=False), batch_size=args.batch_size
+            ),
+        }
+        results = {name: time_pass(loader) for name, loader in loaders.items()}
+        results["backed"]["max_rows_held"] = loaders["backed"].max_rows_held
+        backed.file.close()
+    if torch.cuda.is_available():
+        note = "CUDA present, but no GPU-resident loader is implemented in data/loaders.py yet"
+    else:
+        note = "skipped: needs a CUDA GPU, and this machine has none"
+    results["gpu_resident"] = {"skipped": True, "note": note}
+    batches = [b for _, b in zip(range(4), loaders["memory"], strict=False)]
+    step = step_rate(in_memory, batches, args.particles, args.steps, warmup)
+    for name in ("memory", "backed"):
+        results[name]["over_step_rate"] = results[name]["batches_per_s"] / step["steps_per_s"]
+    record = {
+        "command": "python benchmarks/loader_speed.py " + " ".join(sys.argv[1:] or argv or []),
+        "smoke": args.smoke,
+        "data": {
+            "generator": "samsvae_plus.data.simulate.simulate_to_h5ad",
+            "arguments": simulation,
+            "cells": args.cells,
+            "genes": args.genes,
+        },
+        "settings": {"batch_size": args.batch_size, "particles": args.particles, "threads": 2},
+        "loaders": results,
+        "step": step,
+        "device": "cpu",
+        "machine": platform.processor() or platform.machine(),
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "samsvae_plus": __version__,
+        },
+    }
+    atomic_write_text(args.out, json.dumps(record, indent=1) + "\n")
+    print(f"{'loader':14} {'batches/s':>10} {'/ step rate':>11}")
+    for name in ("memory", "backed"):
+        r = results[name]
+        print(f"{name:14} {r['batches_per_s']:10.1f} {r['over_step_rate']:11.1f}")
+    print(f"{'gpu_resident':14} {'skipped':>10}  ({note})")
+    print(f"{'training step':14} {step['steps_per_s']:10.2f} steps/s")
+    return record
+
+
+if __name__ == "__main__":
+    main()
