@@ -23,12 +23,12 @@ import json
 import platform
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import anndata as ad
 import numpy as np
 import torch
+from _loader_timing import MODEL, SIMULATION, step_rate, time_pass
 
 import samsvae_plus as sp
 from samsvae_plus import __version__
@@ -38,44 +38,9 @@ from samsvae_plus.data.encode import encode
 from samsvae_plus.data.loaders import InMemoryLoader
 from samsvae_plus.data.registry import get_registry
 from samsvae_plus.data.simulate import simulate_to_h5ad
-from samsvae_plus.inference.svi import make_loss, parameter_groups
 
 RESULT = Path(__file__).resolve().parent / "results" / "loader_speed.json"
-SIMULATION = dict(
-    n_perturbations=200,
-    n_contexts=3,
-    latent_dim=10,
-    n_combinations=50,
-    library_size_median=500.0,
-    ate_cells=50,
-    seed=0,
-)
 SETUP = dict(perturbation_key="condition", control_label="control", context_key="cell_type")
-
-
-def time_pass(loader) -> dict:
-    start = time.perf_counter()
-    n = sum(1 for _ in loader)
-    elapsed = time.perf_counter() - start
-    return {"batches": n, "wall_s": elapsed, "batches_per_s": n / elapsed}
-
-
-def step_rate(adata, batches, particles: int, steps: int, warmup: int) -> dict:
-    model = sp.SAMSVAE(adata, latent_dim=10, guide="correlated")
-    loss = make_loss(model.module, particles)
-    optimizer = torch.optim.Adam(parameter_groups(model.module, 3e-4, 1.0))
-    times = []
-    for i in range(warmup + steps):
-        start = time.perf_counter()
-        value = loss(batches[i % len(batches)], adata.n_obs)
-        optimizer.zero_grad(set_to_none=True)
-        value.backward()
-        optimizer.step()
-        float(value.detach())
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    median = float(np.median(times))
-    return {"timed_steps": steps, "median_s": median, "steps_per_s": 1 / median}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -116,7 +81,8 @@ def main(argv: list[str] | None = None) -> dict:
         note = "skipped: needs a CUDA GPU, and this machine has none"
     results["gpu_resident"] = {"skipped": True, "note": note}
     batches = [b for _, b in zip(range(4), loaders["memory"], strict=False)]
-    step = step_rate(in_memory, batches, args.particles, args.steps, warmup)
+    module = sp.SAMSVAE(in_memory, **MODEL).module
+    step = step_rate(module, batches, in_memory.n_obs, args.particles, args.steps, warmup)
     for name in ("memory", "backed"):
         results[name]["over_step_rate"] = results[name]["batches_per_s"] / step["steps_per_s"]
     record = {

@@ -34,19 +34,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _loader_timing import MODEL, SIMULATION, step_rate, time_pass
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULT = ROOT / "benchmarks" / "results" / "scale.json"
-SIMULATION = dict(
-    n_perturbations=200,
-    n_contexts=3,
-    latent_dim=10,
-    n_combinations=50,
-    library_size_median=500.0,
-    ate_cells=50,
-    seed=0,
-)
-MODEL = dict(latent_dim=10, guide="correlated")
 RSS_LIMIT_GB = 4.0
 
 
@@ -63,7 +54,6 @@ def worker(args) -> dict:
     from samsvae_plus.data.backed_loader import BackedLoader
     from samsvae_plus.data.encode import encode
     from samsvae_plus.data.splits import Split
-    from samsvae_plus.inference.svi import make_loss, parameter_groups
 
     torch.set_num_threads(2)
     figures: dict = {}
@@ -108,14 +98,10 @@ def worker(args) -> dict:
 
     data = encode(adata, model.registry, load_counts=False)
     loader = BackedLoader(data, split.train, batch_size=args.batch_size, seed=1)
-    start = time.perf_counter()
-    n_batches = sum(1 for _ in loader)
-    loader_s = time.perf_counter() - start
+    timed = time_pass(loader)
     figures["loader"] = {
-        "batches": n_batches,
-        "wall_s": loader_s,
-        "batches_per_s": n_batches / loader_s,
-        "cells_per_s": n_train / loader_s,
+        **timed,
+        "cells_per_s": n_train / timed["wall_s"],
         "chunk_size": loader.chunk_size,
         "window_chunks": loader.window_chunks,
         "max_rows_held": loader.max_rows_held,
@@ -123,20 +109,9 @@ def worker(args) -> dict:
     }
 
     batches = [batch for _, batch in zip(range(4), loader, strict=False)]
-    loss = make_loss(model.module, args.particles)
-    optimizer = torch.optim.Adam(parameter_groups(model.module, 3e-4, 1.0))
-    times = []
-    for i in range(args.warmup + args.timed_steps):
-        began = time.perf_counter()
-        value = loss(batches[i % len(batches)], loader.n_cells)
-        optimizer.zero_grad(set_to_none=True)
-        value.backward()
-        optimizer.step()
-        float(value.detach())
-        if i >= args.warmup:
-            times.append(time.perf_counter() - began)
-    median = float(np.median(times))
-    figures["step"] = {"timed_steps": len(times), "median_s": median, "steps_per_s": 1 / median}
+    figures["step"] = step_rate(
+        model.module, batches, loader.n_cells, args.particles, args.timed_steps, args.warmup
+    )
     figures["peak_rss_gb"] = peak_rss_gb()
     figures["versions"] = {
         "python": platform.python_version(),

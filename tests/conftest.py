@@ -45,19 +45,28 @@ def trained_model(small_adata):
     return model
 
 
+# A very small simulation: trains in a second, and a subprocess can rebuild it from the dict.
+TINY = dict(
+    n_perturbations=5,
+    n_contexts=2,
+    n_genes=30,
+    latent_dim=3,
+    n_combinations=2,
+    cells_per_condition=12,
+    n_control_cells=24,
+    ate_cells=20,
+    seed=1,
+)
+
+
+def tiny_simulation(**changes):
+    """A registered ``TINY`` simulation, with ``changes`` to its arguments."""
+    adata = sp.datasets.simulate(**{**TINY, **changes})
+    sp.setup_anndata(adata, "condition", "control", context_key="cell_type")
+    return adata
+
+
 @pytest.fixture()
 def tiny_adata():
     """A fresh, very small registered simulation a test may modify."""
-    adata = sp.datasets.simulate(
-        n_perturbations=5,
-        n_contexts=2,
-        n_genes=30,
-        latent_dim=3,
-        n_combinations=2,
-        cells_per_condition=12,
-        n_control_cells=24,
-        ate_cells=20,
-        seed=1,
-    )
-    sp.setup_anndata(adata, "condition", "control", context_key="cell_type")
-    return adata
+    return tiny_simulation()

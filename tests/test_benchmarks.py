@@ -6,6 +6,8 @@ import sys
 from pathlib import Path
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+# The scripts import their shared helpers as a script beside them would.
+sys.path.insert(0, str(BENCHMARKS))
 
 
 def test_train_speed_smoke_times_both_losses_and_checks_they_agree(tmp_path, monkeypatch):

@@ -9,6 +9,7 @@ import textwrap
 
 import pytest
 import torch
+from conftest import TINY, tiny_simulation
 
 import samsvae_plus as sp
 from samsvae_plus.errors import DivergenceError, InputError
@@ -18,20 +19,20 @@ from samsvae_plus.inference.training_checkpoints import CHECKPOINT_FILE
 # Small enough for a subprocess to train in a few seconds; the dense start makes a run two
 # phases (dense, then sparse after the rotation), and a kill can land in either.
 TRAINING = dict(max_epochs=8, dense_epochs=3, batch_size=16, n_particles=2, progress=False, seed=3)
+# The tiny simulation with more controls: about 100 training cells.
+SIMULATION = {**TINY, "n_control_cells": 40, "seed": 0}
 STEPS_PER_EPOCH = 7  # about 100 training cells in batches of 16; checked by a test below
 
-SCRIPT = textwrap.dedent(
-    """
+SCRIPT = (
+    textwrap.dedent(
+        """
     import os, signal, sys
     import torch
     import samsvae_plus as sp
 
     torch.set_num_threads(1)
     checkpoint_dir, kill_at, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    adata = sp.datasets.simulate(
-        n_perturbations=5, n_contexts=2, n_genes=30, latent_dim=3, n_combinations=2,
-        cells_per_condition=12, n_control_cells=40, seed=0,
-    )
+    adata = sp.datasets.simulate(**SIMULATION)
     sp.setup_anndata(adata, "condition", "control", context_key="cell_type")
     if kill_at > 0:
         # SIGKILL this very process after the given optimizer step: no handler runs, no
@@ -56,7 +57,10 @@ SCRIPT = textwrap.dedent(
     )
     torch.save(model.module.state_dict(), out)
     """
-).replace("**TRAINING", f"**{TRAINING!r}")
+    )
+    .replace("**TRAINING", f"**{TRAINING!r}")
+    .replace("**SIMULATION", f"**{SIMULATION!r}")
+)
 
 
 def run_script(tmp_path, checkpoint_dir, kill_at, out):
@@ -122,18 +126,7 @@ def resume_after_interrupt(adata_factory, tmp_path, model_class, interrupt_at, *
 
 
 def tiny():
-    adata = sp.datasets.simulate(
-        n_perturbations=5,
-        n_contexts=2,
-        n_genes=30,
-        latent_dim=3,
-        n_combinations=2,
-        cells_per_condition=12,
-        n_control_cells=40,
-        seed=0,
-    )
-    sp.setup_anndata(adata, "condition", "control", context_key="cell_type")
-    return adata
+    return tiny_simulation(**SIMULATION)
 
 
 def test_steps_per_epoch_is_what_the_kill_points_assume():

@@ -1,8 +1,8 @@
 """Minibatches of an on-disk (backed) AnnData, read in contiguous chunks.
 
-:class:`BackedLoader` has the interface of :class:`~samsvae_plus.data.loaders.InMemoryLoader`
-that the training loop uses (``n_cells``, ``len``, ``batches(skip=...)``, ``shuffle_state``),
-but holds only a window of the counts in memory. The file's rows are cut into fixed chunks
+:class:`BackedLoader` is a :class:`~samsvae_plus.data.loaders.MinibatchLoader`, with the
+interface the training loop uses (``n_cells``, ``len``, ``batches(skip=...)``,
+``shuffle_state``), but holds only a window of the counts in memory. The file's rows are cut into fixed chunks
 of ``chunk_size`` rows; a pass visits the chunks that hold cells of the split in a shuffled
 order, ``window_chunks`` at a time, and shuffles the cells within each window. Each chunk
 is one contiguous read (HDF5 reads whole CSR row ranges fast, and scattered rows slowly).
@@ -24,10 +24,10 @@ import scipy.sparse as sp
 import torch
 
 from samsvae_plus.data.encode import EncodedData
-from samsvae_plus.data.loaders import Batch, make_batch
+from samsvae_plus.data.loaders import Batch, MinibatchLoader, make_batch
 
 
-class BackedLoader:
+class BackedLoader(MinibatchLoader):
     """Minibatches of :class:`EncodedData` whose counts stay on disk.
 
     Parameters
@@ -63,17 +63,14 @@ class BackedLoader:
         chunk_size: int = 32768,
         window_chunks: int = 4,
     ) -> None:
-        if batch_size < 1 or chunk_size < 1 or window_chunks < 1:
+        if chunk_size < 1 or window_chunks < 1:
             raise ValueError(
-                "batch_size, chunk_size and window_chunks must be at least 1, got "
-                f"{batch_size}, {chunk_size}, {window_chunks}"
+                "chunk_size and window_chunks must be at least 1, got "
+                f"{chunk_size}, {window_chunks}"
             )
-        self.data = data
-        self.indices = np.arange(data.n_cells) if indices is None else np.asarray(indices)
-        self.batch_size = int(batch_size)
-        self.shuffle = shuffle
-        self.rng = np.random.default_rng(seed)
-        self.device = torch.device(device)
+        super().__init__(
+            data, indices, batch_size=batch_size, shuffle=shuffle, seed=seed, device=device
+        )
         self.chunk_size = int(chunk_size)
         self.window_chunks = int(window_chunks)
         # The split in file order, with each row's position within `indices`.
@@ -89,29 +86,9 @@ class BackedLoader:
         self.max_rows_held = 0
 
     @property
-    def n_cells(self) -> int:
-        """Cells per pass: the size of the Pyro cell plate."""
-        return len(self.indices)
-
-    def __len__(self) -> int:
-        return -(-self.n_cells // self.batch_size)
-
-    @property
     def row_bound(self) -> int:
         """The most rows of counts held at once: a window's chunks and a carried remainder."""
         return self.window_chunks * self.chunk_size + self.batch_size - 1
-
-    @property
-    def shuffle_state(self) -> dict:
-        """The state of the shuffling generator (JSON-serialisable), to resume an epoch."""
-        return self.rng.bit_generator.state
-
-    @shuffle_state.setter
-    def shuffle_state(self, state: dict) -> None:
-        self.rng.bit_generator.state = state
-
-    def __iter__(self) -> Iterator[Batch]:
-        return self.batches()
 
     def _hold(self, rows: int) -> None:
         self.rows_held = int(rows)

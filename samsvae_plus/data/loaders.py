@@ -62,7 +62,57 @@ def make_batch(data: EncodedData, rows: np.ndarray, positions: np.ndarray) -> Ba
     )
 
 
-class InMemoryLoader:
+class MinibatchLoader:
+    """What every loader shares: a split of encoded cells, a batch size, a seeded shuffling
+    generator and a device. Subclasses implement :meth:`batches`; the training loop uses
+    only ``n_cells``, ``len``, ``batches(skip=...)`` and ``shuffle_state``."""
+
+    def __init__(
+        self,
+        data: EncodedData,
+        indices: np.ndarray | None = None,
+        *,
+        batch_size: int = 512,
+        shuffle: bool = True,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.data = data
+        self.indices = np.arange(data.n_cells) if indices is None else np.asarray(indices)
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.rng = np.random.default_rng(seed)
+        self.device = torch.device(device)
+
+    @property
+    def n_cells(self) -> int:
+        """Cells per pass: the size of the Pyro cell plate."""
+        return len(self.indices)
+
+    def __len__(self) -> int:
+        return -(-self.n_cells // self.batch_size)
+
+    @property
+    def shuffle_state(self) -> dict:
+        """The state of the shuffling generator (JSON-serialisable), to resume an epoch."""
+        return self.rng.bit_generator.state
+
+    @shuffle_state.setter
+    def shuffle_state(self, state: dict) -> None:
+        self.rng.bit_generator.state = state
+
+    def __iter__(self) -> Iterator[Batch]:
+        return self.batches()
+
+    def batches(self, skip: int = 0) -> Iterator[Batch]:
+        """One pass; the first ``skip`` batches of the pass's order are left out (but the
+        order is drawn as for a full pass), so a resumed epoch continues where it stopped."""
+        raise NotImplementedError
+
+
+class InMemoryLoader(MinibatchLoader):
     """Minibatches of an in-memory :class:`EncodedData`, densified per batch on the host.
 
     Parameters
@@ -93,39 +143,12 @@ class InMemoryLoader:
         device: torch.device | str = "cpu",
         shard: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        self.data = data
-        self.indices = np.arange(data.n_cells) if indices is None else np.asarray(indices)
-        self.batch_size = int(batch_size)
-        self.shuffle = shuffle
-        self.rng = np.random.default_rng(seed)
-        self.device = torch.device(device)
+        super().__init__(
+            data, indices, batch_size=batch_size, shuffle=shuffle, seed=seed, device=device
+        )
         self.shard = shard
 
-    @property
-    def n_cells(self) -> int:
-        """Cells per pass: the size of the Pyro cell plate."""
-        return len(self.indices)
-
-    def __len__(self) -> int:
-        return -(-self.n_cells // self.batch_size)
-
-    @property
-    def shuffle_state(self) -> dict:
-        """The state of the shuffling generator (JSON-serialisable), to resume an epoch."""
-        return self.rng.bit_generator.state
-
-    @shuffle_state.setter
-    def shuffle_state(self, state: dict) -> None:
-        self.rng.bit_generator.state = state
-
-    def __iter__(self) -> Iterator[Batch]:
-        return self.batches()
-
     def batches(self, skip: int = 0) -> Iterator[Batch]:
-        """One pass; the first ``skip`` batches of the pass's order are left out (but the
-        order is drawn as for a full pass), so a resumed epoch continues where it stopped."""
         order = self.rng.permutation(self.n_cells) if self.shuffle else np.arange(self.n_cells)
         for start in range(skip * self.batch_size, self.n_cells, self.batch_size):
             positions = np.sort(order[start : start + self.batch_size])

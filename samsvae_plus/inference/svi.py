@@ -20,7 +20,7 @@ from pyro.infer import Trace_ELBO
 from torch import nn
 from tqdm.auto import tqdm
 
-from samsvae_plus.data.loaders import InMemoryLoader
+from samsvae_plus.data.loaders import MinibatchLoader
 from samsvae_plus.errors import DivergenceError
 from samsvae_plus.inference.data_parallel import DataParallel
 from samsvae_plus.inference.kl_weights import KLWeights
@@ -114,7 +114,7 @@ def snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
-def estimate_elbo(loss: nn.Module, loader: InMemoryLoader, *, seed: int = 0) -> float:
+def estimate_elbo(loss: nn.Module, loader: MinibatchLoader, *, seed: int = 0) -> float:
     """Full-data ELBO per cell of ``loader``'s cells, from one pass of minibatches.
 
     Each minibatch loss estimates the full-data loss; weighting them by their share of the
@@ -155,8 +155,8 @@ class LoopState:
 
 def train_svi(
     pair: nn.ModuleDict,
-    train_loader: InMemoryLoader,
-    validation_loader: InMemoryLoader | None = None,
+    train_loader: MinibatchLoader,
+    validation_loader: MinibatchLoader | None = None,
     *,
     max_epochs: int = 400,
     lr: float = 3e-4,
@@ -306,8 +306,8 @@ def _or_minus_inf(value: float | None) -> float:
 
 def train_with_dense_start(
     pair: nn.ModuleDict,
-    train_loader: InMemoryLoader,
-    validation_loader: InMemoryLoader | None,
+    train_loader: MinibatchLoader,
+    validation_loader: MinibatchLoader | None,
     *,
     dense_epochs: int,
     max_epochs: int,
