@@ -266,8 +266,8 @@ class PerturbationModel(EvaluationVerbs):
             split if split is not None else random_split(data.n_cells, split_fractions, seed=seed)
         )
         self.device = resolve_device(device) if parallel is None else parallel.device()
+        self.module.to(self.device)
         if parallel is not None:
-            self.module.to(self.device)
             parallel.broadcast_parameters(self.module)
             # the minibatch order (numpy, seeded above) is shared; the particles are not
             torch.manual_seed(parallel.sampling_seed(seed))
@@ -281,7 +281,6 @@ class PerturbationModel(EvaluationVerbs):
         )
         self._fit_data_statistics(data, self.split.train, train_loader if backed else None)
         self.trained_actions = np.asarray(data.dosage[self.split.train].sum(axis=0)).ravel() > 0
-        self.module.to(self.device)
         options = dict(
             lr=lr,
             global_lr_factor=global_lr_factor,

@@ -8,21 +8,14 @@ import textwrap
 import numpy as np
 import pytest
 import torch
+from conftest import TINY, tiny_simulation
 
 import samsvae_plus as sp
 from samsvae_plus.data.splits import random_split
 from samsvae_plus.inference.data_parallel import DataParallel
 
-SIMULATION = dict(
-    n_perturbations=5,
-    n_contexts=2,
-    n_genes=30,
-    latent_dim=3,
-    n_combinations=2,
-    cells_per_condition=30,
-    n_control_cells=60,
-    seed=0,
-)
+# The tiny simulation with more cells, so that a few epochs reach a stable ELBO.
+SIMULATION = {**TINY, "cells_per_condition": 30, "n_control_cells": 60, "seed": 0}
 TRAINING = dict(
     max_epochs=30, dense_epochs=12, batch_size=64, n_particles=1, lr=3e-3, progress=False
 )
@@ -56,8 +49,7 @@ SCRIPT = (
 
 def single_process(seed):
     """One process on the same split; the seed changes the batch order and the draws."""
-    adata = sp.datasets.simulate(**SIMULATION)
-    sp.setup_anndata(adata, "condition", "control", context_key="cell_type")
+    adata = tiny_simulation(**SIMULATION)
     model = sp.SAMSVAE(adata, latent_dim=3)
     split = random_split(adata.n_obs, (0.8, 0.1, 0.1), seed=0)
     history = model.train(**TRAINING, seed=seed, split=split)

@@ -84,6 +84,15 @@ def check_version(saved: str) -> None:
         )
 
 
+def read_json(path: Path) -> dict:
+    """A metadata file of a save or checkpoint; a file that is not JSON is reported as
+    corrupt, not raised as a decoding error."""
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise InputError(f"{path} is not valid JSON ({err}); the file is corrupt") from None
+
+
 def load_model_dir(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
     """Read a model directory written by :func:`save_model_dir`: ``(state, metadata)``."""
     path = Path(path)
@@ -92,11 +101,6 @@ def load_model_dir(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], di
         raise InputError(
             f"{path} is not a saved model (no {METADATA_FILE}); pass the directory model.save wrote"
         )
-    try:
-        metadata = json.loads(metadata_path.read_text())
-    except json.JSONDecodeError as err:
-        raise InputError(
-            f"{metadata_path} is not valid JSON ({err}); the save is corrupt"
-        ) from None
+    metadata = read_json(metadata_path)
     check_version(str(metadata.get("version", "unknown")))
     return read_tensors(path / PARAMS_FILE), metadata

@@ -27,7 +27,12 @@ from torch import nn
 from samsvae_plus._version import __version__
 from samsvae_plus.atomic import atomic_write_bytes, atomic_write_text
 from samsvae_plus.errors import InputError
-from samsvae_plus.inference.checkpoints import check_version, read_tensors, tensor_bytes
+from samsvae_plus.inference.checkpoints import (
+    check_version,
+    read_json,
+    read_tensors,
+    tensor_bytes,
+)
 
 CHECKPOINT_FILE = "checkpoint.json"
 FORMAT = 1
@@ -79,12 +84,7 @@ class TrainingCheckpoints:
         if not path.is_file():
             self._record = None
             return
-        try:
-            record = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise InputError(
-                f"{path} is not valid JSON ({err}); the checkpoint is corrupt"
-            ) from None
+        record = read_json(path)
         if record.get("format") != FORMAT:
             raise InputError(
                 f"{path} has checkpoint format {record.get('format')!r}, not {FORMAT}; "
