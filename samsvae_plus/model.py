@@ -31,7 +31,7 @@ from samsvae_plus.data.encode import (
     dosage_matrix,
     encode,
 )
-from samsvae_plus.data.loaders import Batch, InMemoryLoader, make_batch
+from samsvae_plus.data.loaders import Batch, InMemoryLoader, ResidentLoader, make_batch
 from samsvae_plus.data.registry import Registry, get_registry
 from samsvae_plus.data.splits import Split, random_split
 from samsvae_plus.data.transforms import ATE_TARGET_SUM, encoder_input_statistics_of_blocks
@@ -51,11 +51,14 @@ from samsvae_plus.settings import resolve_device, seed_everything, seeded, setti
 INIT_SEED = 0
 
 
-LOADERS = ("auto", "memory", "backed")
+LOADERS = ("auto", "memory", "resident", "backed")
+# "auto" keeps a data set on the GPU when its CSR arrays take at most this share of the
+# free device memory; the rest is left to activations and the optimizer.
+RESIDENT_SHARE = 0.5
 
 
-def _uses_backed_loader(adata: ad.AnnData, loader: str) -> bool:
-    """Whether ``train(loader=...)`` reads the counts from disk."""
+def _check_loader(adata: ad.AnnData, loader: str) -> str:
+    """``train(loader=...)`` validated against the AnnData, before any work."""
     if loader not in LOADERS:
         raise InputError(f"loader must be one of {LOADERS}, got {loader!r}")
     if loader == "backed" and not adata.isbacked:
@@ -63,7 +66,20 @@ def _uses_backed_loader(adata: ad.AnnData, loader: str) -> bool:
             "loader='backed' needs an AnnData opened from a file with "
             "anndata.read_h5ad(path, backed='r'); pass loader='memory' or 'auto'"
         )
-    return loader == "backed" or (loader == "auto" and adata.isbacked)
+    return "backed" if loader == "auto" and adata.isbacked else loader
+
+
+def _resolve_loader(loader: str, data: EncodedData, rows: np.ndarray, device: torch.device):
+    """The loader class for ``loader``: ``"auto"`` keeps the cells on a CUDA device when
+    they fit (:data:`RESIDENT_SHARE`), else slices them on the host per batch."""
+    if loader == "auto":
+        fits = (
+            device.type == "cuda"
+            and ResidentLoader.device_bytes(data, rows)
+            <= RESIDENT_SHARE * torch.cuda.mem_get_info(device)[0]
+        )
+        loader = "resident" if fits else "memory"
+    return {"memory": InMemoryLoader, "resident": ResidentLoader, "backed": BackedLoader}[loader]
 
 
 class PerturbationModel(EvaluationVerbs):
@@ -215,11 +231,16 @@ class PerturbationModel(EvaluationVerbs):
             batch, split between the processes; every process ends with the same
             parameters. Save from rank 0 only.
         loader
-            ``"memory"`` reads the counts into memory; ``"backed"`` reads them from the file
-            of an AnnData opened with ``anndata.read_h5ad(path, backed="r")``, in contiguous
-            chunks shuffled within a window of a few chunks, so memory stays bounded
-            (:class:`~samsvae_plus.data.backed_loader.BackedLoader`); ``"auto"`` picks
-            ``"backed"`` for a backed AnnData.
+            ``"memory"`` holds the counts in host memory and copies each batch to the
+            device (as CSR, densified there); ``"resident"`` copies the training and
+            validation cells to the device once, as CSR, and gathers each batch there
+            (:class:`~samsvae_plus.data.loaders.ResidentLoader`; the same batches as
+            ``"memory"``); ``"backed"`` reads the counts from the file of an AnnData
+            opened with ``anndata.read_h5ad(path, backed="r")``, in contiguous chunks
+            shuffled within a window of a few chunks, so memory stays bounded
+            (:class:`~samsvae_plus.data.backed_loader.BackedLoader`). ``"auto"`` picks
+            ``"backed"`` for a backed AnnData, ``"resident"`` on a CUDA device when the
+            cells take at most half of its free memory, and ``"memory"`` otherwise.
 
         Returns
         -------
@@ -253,7 +274,8 @@ class PerturbationModel(EvaluationVerbs):
         if resume and checkpoint_dir is None:
             raise InputError("resume=True needs checkpoint_dir, the directory of the checkpoints")
         checkpoint_every = validate.check_positive_int(checkpoint_every, "checkpoint_every")
-        backed = _uses_backed_loader(adata, loader)
+        loader = _check_loader(adata, loader)
+        backed = loader == "backed"
         parallel = DataParallel.from_environment() if distributed else None
         if parallel is not None and (checkpoint_dir is not None or backed):
             raise InputError(
@@ -271,7 +293,9 @@ class PerturbationModel(EvaluationVerbs):
             parallel.broadcast_parameters(self.module)
             # the minibatch order (numpy, seeded above) is shared; the particles are not
             torch.manual_seed(parallel.sampling_seed(seed))
-        make_loader = BackedLoader if backed else InMemoryLoader
+        make_loader = _resolve_loader(
+            loader, data, np.concatenate([self.split.train, self.split.validation]), self.device
+        )
         shard = {} if parallel is None else {"shard": parallel.shard}
         train_loader = make_loader(
             data, self.split.train, batch_size=batch_size, seed=seed, device=self.device, **shard
@@ -495,7 +519,7 @@ class PerturbationModel(EvaluationVerbs):
                 globals_trace = self._global_draw()
                 for start in range(0, data.n_cells, batch_size):
                     rows = np.arange(start, min(start + batch_size, data.n_cells))
-                    batch = make_batch(data, rows, rows - start).to(self.device)
+                    batch = make_batch(data, rows, rows - start, self.device)
                     latents = posterior.encode_basal(guide, globals_trace, batch)
                     for j, target in enumerate(targets):
                         dosage = target.expand_as(batch.dosage)
