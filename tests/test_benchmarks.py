@@ -77,3 +77,18 @@ def test_loader_speed_smoke_times_both_loaders_and_notes_the_gpu_skip(tmp_path, 
     assert 0 < record["loaders"]["backed"]["max_rows_held"] <= 4 * 32768 + 63
     gpu = record["loaders"]["gpu_resident"]
     assert gpu["skipped"] is True and "CUDA" in gpu["note"]
+
+
+def test_nb_kernel_smoke_checks_the_fused_kernel_against_two_softplus(tmp_path, monkeypatch):
+    out = tmp_path / "nb_kernel.json"
+    monkeypatch.setattr(sys, "argv", ["nb_kernel.py", "--smoke", "--out", str(out)])
+    runpy.run_path(str(BENCHMARKS / "nb_kernel.py"), run_name="__main__")
+    record = json.loads(out.read_text())
+    assert record["shape"] == {"particles": 2, "cells": 16, "genes": 30}
+    assert record["agreement"]["fused"]["value_relative"] < 1e-6
+    # float32 bytes: the fused kernel keeps one particle-sized tensor (a) besides the counts,
+    # x + theta (lgamma's input) and theta; two softplus calls keep three
+    particles_cells_genes, cells_genes, genes = 2 * 16 * 30 * 4, 16 * 30 * 4, 30 * 4
+    saved = record["saved_for_backward_bytes"]
+    assert saved["fused"] == particles_cells_genes + 2 * cells_genes + genes
+    assert saved["two_softplus"] >= 3 * particles_cells_genes

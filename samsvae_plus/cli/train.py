@@ -41,6 +41,17 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     training.add_argument("--batch-size", type=int, default=512)
     training.add_argument("--n-particles", type=int, default=5)
     training.add_argument("--lr", type=float, default=3e-4)
+    training.add_argument(
+        "--lr-scaling",
+        choices=("sqrt", "linear"),
+        default=None,
+        help="scale --lr from 512 cells per step to --batch-size (default: as given)",
+    )
+    training.add_argument(
+        "--compile-kernels",
+        action="store_true",
+        help="compile the fused NB log-probability with torch.compile (GPU speed)",
+    )
     training.add_argument("--seed", type=int, default=0)
     training.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda'")
     training.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -109,6 +120,8 @@ def fit(model, args: argparse.Namespace, **checkpointing) -> None:
         batch_size=args.batch_size,
         n_particles=args.n_particles,
         lr=args.lr,
+        lr_scaling=args.lr_scaling,
+        compile_kernels=args.compile_kernels,
         device=args.device,
         seed=args.seed,
         progress=not args.no_progress,
