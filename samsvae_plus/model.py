@@ -22,6 +22,7 @@ from torch import nn
 
 from samsvae_plus.data import validate
 from samsvae_plus.data.backed_loader import BackedLoader
+from samsvae_plus.data.device_csr import stack_csr, to_host_csr
 from samsvae_plus.data.encode import (
     EncodedData,
     action_names,
@@ -473,13 +474,13 @@ class PerturbationModel(EvaluationVerbs):
     def _dosage_tensor(self, conditions: Sequence[str]) -> torch.Tensor:
         return torch.from_numpy(dosage_matrix(conditions, self.registry, self.ACTIONS).toarray())
 
-    def _output_adata(self, blocks: list[np.ndarray], obs: pd.DataFrame) -> ad.AnnData:
+    def _output_adata(self, blocks: list[sp.csr_matrix], obs: pd.DataFrame) -> ad.AnnData:
         obs.index = pd.Index([f"cell{i}" for i in range(len(obs))])
         for key in obs.columns:
             if obs[key].dtype == object:
                 obs[key] = pd.Categorical(obs[key])
         return ad.AnnData(
-            X=sp.csr_matrix(np.concatenate(blocks).astype(np.float32)),
+            X=stack_csr(blocks),
             obs=obs,
             var=pd.DataFrame(index=pd.Index(self.registry.genes)),
         )
@@ -536,7 +537,8 @@ class PerturbationModel(EvaluationVerbs):
         data = encode(adata_controls, self.registry, conditions=source_labels, actions=self.ACTIONS)
         targets = self._dosage_tensor(conditions).to(self.device)
         model, guide = self.module["model"], self.module["guide"]
-        blocks: dict[tuple[int, int], list[np.ndarray]] = {}
+        # Each block is made sparse as soon as it is drawn: memory follows the non-zeros.
+        blocks: dict[tuple[int, int], list[sp.csr_matrix]] = {}
         with seeded(seed):
             for d in range(n_draws):
                 globals_trace = self._global_draw()
@@ -549,7 +551,7 @@ class PerturbationModel(EvaluationVerbs):
                         counts = posterior.sample_counts(
                             model, latents, replace(batch, dosage=dosage)
                         )
-                        blocks.setdefault((d, j), []).append(counts.cpu().numpy())
+                        blocks.setdefault((d, j), []).append(to_host_csr(counts))
         n = data.n_cells
         obs = pd.DataFrame(
             {
@@ -565,8 +567,12 @@ class PerturbationModel(EvaluationVerbs):
                 np.asarray(self.registry.contexts)[data.context], n_draws * len(conditions)
             )
         ordered = [
-            np.concatenate(blocks[(d, j)]) for d in range(n_draws) for j in range(len(conditions))
+            block
+            for d in range(n_draws)
+            for j in range(len(conditions))
+            for block in blocks[(d, j)]
         ]
+        blocks.clear()  # stack_csr releases each block once it is copied
         return self._output_adata(ordered, obs)
 
     def _context_ids(self, context: str | None) -> list[int]:
@@ -585,6 +591,7 @@ class PerturbationModel(EvaluationVerbs):
         library_size: float | None = None,
         n_draws: int = 1,
         seed: int = 0,
+        batch_size: int = 1024,
     ) -> ad.AnnData:
         """Cells drawn from the generative model: basal states from the prior, then perturbed.
 
@@ -605,9 +612,13 @@ class PerturbationModel(EvaluationVerbs):
             Posterior draws of the global latents.
         seed
             Seed of the sampling.
+        batch_size
+            Cells drawn at a time; each block is stored sparse at once, so memory grows
+            with the non-zeros of the output, not with its dense size.
         """
         self._require_trained()
         n_cells = validate.check_positive_int(n_cells, "n_cells")
+        batch_size = validate.check_positive_int(batch_size, "batch_size")
         n_draws = validate.check_positive_int(n_draws, "n_draws")
         seed = validate.check_seed(seed)
         if library_size is not None:
@@ -621,26 +632,30 @@ class PerturbationModel(EvaluationVerbs):
         ]
         targets = self._dosage_tensor(conditions).to(self.device)
         model = self.module["model"]
+        if library_size is None:
+            log_mean = torch.tensor(self.library_stats["log_mean"])[contexts]
+            log_sd = torch.tensor(self.library_stats["log_sd"])[contexts]
         blocks = []
         with seeded(seed):
             for _ in range(n_draws):
                 globals_trace = self._global_draw()
                 for target in targets:
-                    if library_size is None:
-                        mu = torch.tensor(self.library_stats["log_mean"])[contexts]
-                        sd = torch.tensor(self.library_stats["log_sd"])[contexts]
-                        library = torch.exp(mu + sd * torch.randn(n_cells))
-                    else:
-                        library = torch.full((n_cells,), float(library_size))
-                    batch = Batch(
-                        counts=None,
-                        dosage=target.expand(n_cells, -1),
-                        library_size=library.float(),
-                        context=torch.from_numpy(contexts),
-                        index=torch.arange(n_cells),
-                    ).to(self.device)
-                    trace = posterior.trace_prior(model, globals_trace, batch)
-                    blocks.append(trace.nodes["x"]["value"].cpu().numpy())
+                    for start in range(0, n_cells, batch_size):
+                        cells = slice(start, min(start + batch_size, n_cells))
+                        n = cells.stop - start
+                        if library_size is None:
+                            library = torch.exp(log_mean[cells] + log_sd[cells] * torch.randn(n))
+                        else:
+                            library = torch.full((n,), float(library_size))
+                        batch = Batch(
+                            counts=None,
+                            dosage=target.expand(n, -1),
+                            library_size=library.float().to(self.device),
+                            context=torch.from_numpy(contexts[cells]).to(self.device),
+                            index=torch.arange(n, device=self.device),
+                        )
+                        trace = posterior.trace_prior(model, globals_trace, batch)
+                        blocks.append(to_host_csr(trace.nodes["x"]["value"]))
         obs = pd.DataFrame(
             {
                 self.registry.perturbation_key: np.repeat(np.tile(conditions, n_draws), n_cells),

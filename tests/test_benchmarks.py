@@ -92,3 +92,16 @@ def test_nb_kernel_smoke_checks_the_fused_kernel_against_two_softplus(tmp_path, 
     saved = record["saved_for_backward_bytes"]
     assert saved["fused"] == particles_cells_genes + 2 * cells_genes + genes
     assert saved["two_softplus"] >= 3 * particles_cells_genes
+
+
+def test_predict_speed_smoke_samples_in_fresh_processes(tmp_path, monkeypatch):
+    out = tmp_path / "predict_speed.json"
+    monkeypatch.setattr(sys, "argv", ["predict_speed.py", "--smoke", "--out", str(out)])
+    runpy.run_path(str(BENCHMARKS / "predict_speed.py"), run_name="__main__")
+    record = json.loads(out.read_text())
+    for verb in ("predict", "sample"):
+        call = record["calls"][verb]
+        assert call["cells_out"] == 2000 and call["cells_per_s"] > 0
+        assert call["peak_rss_gb"] >= call["rss_before_gb"] > 0
+        # counts are mostly zeros: the stored output is smaller than its dense form
+        assert 0 < call["output_csr_gb"] < call["output_dense_gb"]

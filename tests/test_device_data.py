@@ -10,7 +10,7 @@ import torch
 from conftest import tiny_simulation
 
 import samsvae_plus as sp
-from samsvae_plus.data.device_csr import DeviceCSR
+from samsvae_plus.data.device_csr import DeviceCSR, stack_csr, to_host_csr
 from samsvae_plus.data.encode import encode
 from samsvae_plus.data.loaders import Batch, InMemoryLoader, ResidentLoader, make_batch
 from samsvae_plus.data.registry import get_registry
@@ -103,3 +103,21 @@ def test_an_unknown_loader_is_named_with_the_choices():
     model = sp.SAMSVAE(tiny_simulation(), latent_dim=3)
     with pytest.raises(InputError, match="loader must be one of .*'resident'"):
         model.train(max_epochs=1, loader="gpu", progress=False)
+
+
+def test_stack_csr_equals_vstack_and_empties_the_list():
+    blocks = [
+        sp_sparse.random(n, 9, density=0.3, format="csr", random_state=n, dtype=np.float32)
+        for n in (4, 1, 7)
+    ]
+    blocks.append(sp_sparse.csr_matrix((0, 9), dtype=np.float32))  # an empty chunk
+    expected = sp_sparse.vstack(blocks, format="csr").toarray()
+    consumed = list(blocks)
+    stacked = stack_csr(consumed)
+    assert consumed == [] and stacked.dtype == np.float32
+    np.testing.assert_array_equal(stacked.toarray(), expected)
+
+
+def test_to_host_csr_keeps_the_values():
+    dense = torch.tensor([[0.0, 2.0, 0.0], [0.0, 0.0, 0.0], [1.0, 0.0, 5.0]])
+    np.testing.assert_array_equal(to_host_csr(dense).toarray(), dense.numpy())

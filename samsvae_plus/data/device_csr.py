@@ -69,3 +69,46 @@ class DeviceCSR:
         source = torch.arange(total, device=device) + (starts - first)[out_rows]
         out[out_rows, self.indices[source].long()] = self.values[source]
         return out
+
+
+def to_host_csr(dense: torch.Tensor) -> sp.csr_matrix:
+    """A dense ``float32`` tensor (sampled counts, mostly zeros) as a host CSR matrix.
+
+    On a GPU it is made sparse there, so only the non-zeros cross to the host; either way
+    the caller can drop the dense block at once, and memory grows with the non-zeros.
+    """
+    if dense.device.type == "cpu":
+        return sp.csr_matrix(dense.numpy())
+    sparse = dense.to_sparse_csr()
+    return sp.csr_matrix(
+        (
+            sparse.values().cpu().numpy(),
+            sparse.col_indices().cpu().numpy(),
+            sparse.crow_indices().cpu().numpy(),
+        ),
+        shape=tuple(dense.shape),
+    )
+
+
+def stack_csr(blocks: list[sp.csr_matrix]) -> sp.csr_matrix:
+    """Stack CSR row blocks of equal width into one ``float32`` CSR matrix, emptying
+    ``blocks`` as it goes: each block is released once copied, so the peak is the result
+    plus one block, where ``scipy.sparse.vstack`` holds every block and the result."""
+    n_cols = blocks[0].shape[1] if blocks else 0
+    nnz = sum(block.nnz for block in blocks)
+    n_rows = sum(block.shape[0] for block in blocks)
+    index_dtype = np.int64 if max(nnz, n_cols) > np.iinfo(np.int32).max else np.int32
+    data = np.empty(nnz, dtype=np.float32)
+    indices = np.empty(nnz, dtype=index_dtype)
+    indptr = np.zeros(n_rows + 1, dtype=index_dtype)
+    row = entry = 0
+    blocks.reverse()  # pop from the end, in the original order
+    while blocks:
+        block = blocks.pop()
+        block.sum_duplicates()
+        rows, size = block.shape[0], block.nnz
+        data[entry : entry + size] = block.data
+        indices[entry : entry + size] = block.indices
+        indptr[row + 1 : row + rows + 1] = block.indptr[1:] + entry
+        row, entry = row + rows, entry + size
+    return sp.csr_matrix((data, indices, indptr), shape=(n_rows, n_cols))
