@@ -1,7 +1,7 @@
 """Posterior sampling at scale: cells/s and peak memory of ``predict`` and ``sample``.
 
     python benchmarks/predict_speed.py [--cells 1000000] [--genes 2000] [--batch-size 4096]
-                                       [--smoke] [--out PATH]
+                                       [--device cpu|cuda] [--smoke] [--out PATH]
 
 1. Simulates a training set (``_loader_timing.SIMULATION`` with ``--genes`` genes, one
    context, 8,000 cells) and fits SAMS-VAE (``_loader_timing.MODEL``) for two epochs:
@@ -51,7 +51,7 @@ def worker(args) -> dict:
     import samsvae_plus as sp
 
     torch.set_num_threads(2)
-    model = sp.SAMSVAE.load(args.model)
+    model = sp.SAMSVAE.load(args.model, device=args.device)
     conditions = [model.registry.control_label] + [
         c for c in model.registry.conditions if c != model.registry.control_label
     ][: N_CONDITIONS - 1]
@@ -79,6 +79,9 @@ def worker(args) -> dict:
         "output_nonzeros": int(X.nnz),
         "output_csr_gb": (X.data.nbytes + X.indices.nbytes + X.indptr.nbytes) / 1e9,
         "output_dense_gb": out.n_obs * out.n_vars * 4 / 1e9,
+        "gpu_max_memory_allocated_gb": torch.cuda.max_memory_allocated() / 1e9
+        if args.device.startswith("cuda")
+        else None,
         "versions": {"torch": torch.__version__, "anndata": ad.__version__},
     }
 
@@ -114,12 +117,17 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--cells", type=int, default=1_000_000, help="cells out per call")
     parser.add_argument("--genes", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=4096)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--smoke", action="store_true", help="a few thousand cells")
-    parser.add_argument("--out", type=Path, default=RESULT)
+    parser.add_argument(
+        "--out", type=Path, default=None, help="default: results/predict_speed[_cuda].json"
+    )
     parser.add_argument("--worker", choices=("predict", "sample"), default=None, dest="verb")
     parser.add_argument("--model", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--controls", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = RESULT if args.device == "cpu" else RESULT.with_name("predict_speed_cuda.json")
     if args.verb is not None:
         print(json.dumps(worker(args)))
         return {}
@@ -144,6 +152,7 @@ def main(argv: list[str] | None = None) -> dict:
                 f"--controls={controls}",
                 f"--cells={args.cells}",
                 f"--batch-size={args.batch_size}",
+                f"--device={args.device}",
             ]
             done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
             if done.returncode != 0:
@@ -160,7 +169,7 @@ def main(argv: list[str] | None = None) -> dict:
         "simulation": simulation,
         "model": MODEL,
         "calls": calls,
-        "device": "cpu",
+        "device": args.device,
         "threads": 2,
         "load_average_before": os.getloadavg()[0],
         "machine": platform.processor() or platform.machine(),
