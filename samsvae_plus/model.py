@@ -16,13 +16,12 @@ from typing import Any, ClassVar
 import anndata as ad
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 import torch
 from torch import nn
 
 from samsvae_plus.data import validate
 from samsvae_plus.data.backed_loader import BackedLoader
-from samsvae_plus.data.device_csr import stack_csr, to_host_csr
+from samsvae_plus.data.device_csr import GrowingCSR, to_host_csr
 from samsvae_plus.data.encode import (
     EncodedData,
     action_names,
@@ -474,13 +473,13 @@ class PerturbationModel(EvaluationVerbs):
     def _dosage_tensor(self, conditions: Sequence[str]) -> torch.Tensor:
         return torch.from_numpy(dosage_matrix(conditions, self.registry, self.ACTIONS).toarray())
 
-    def _output_adata(self, blocks: list[sp.csr_matrix], obs: pd.DataFrame) -> ad.AnnData:
+    def _output_adata(self, counts: GrowingCSR, obs: pd.DataFrame) -> ad.AnnData:
         obs.index = pd.Index([f"cell{i}" for i in range(len(obs))])
         for key in obs.columns:
             if obs[key].dtype == object:
                 obs[key] = pd.Categorical(obs[key])
         return ad.AnnData(
-            X=stack_csr(blocks),
+            X=counts.to_csr(),
             obs=obs,
             var=pd.DataFrame(index=pd.Index(self.registry.genes)),
         )
@@ -538,7 +537,7 @@ class PerturbationModel(EvaluationVerbs):
         targets = self._dosage_tensor(conditions).to(self.device)
         model, guide = self.module["model"], self.module["guide"]
         # Each block is made sparse as soon as it is drawn: memory follows the non-zeros.
-        blocks: dict[tuple[int, int], list[sp.csr_matrix]] = {}
+        blocks: dict[tuple[int, int], GrowingCSR] = {}
         with seeded(seed):
             for d in range(n_draws):
                 globals_trace = self._global_draw()
@@ -551,7 +550,9 @@ class PerturbationModel(EvaluationVerbs):
                         counts = posterior.sample_counts(
                             model, latents, replace(batch, dosage=dosage)
                         )
-                        blocks.setdefault((d, j), []).append(to_host_csr(counts))
+                        blocks.setdefault((d, j), GrowingCSR(self.registry.n_genes)).append(
+                            to_host_csr(counts)
+                        )
         n = data.n_cells
         obs = pd.DataFrame(
             {
@@ -566,14 +567,12 @@ class PerturbationModel(EvaluationVerbs):
             obs[self.registry.context_key] = np.tile(
                 np.asarray(self.registry.contexts)[data.context], n_draws * len(conditions)
             )
-        ordered = [
-            block
-            for d in range(n_draws)
-            for j in range(len(conditions))
-            for block in blocks[(d, j)]
-        ]
-        blocks.clear()  # stack_csr releases each block once it is copied
-        return self._output_adata(ordered, obs)
+        # one matrix in (draw, condition) order; each part is released once moved
+        counts = GrowingCSR(self.registry.n_genes)
+        for d in range(n_draws):
+            for j in range(len(conditions)):
+                counts.extend(blocks.pop((d, j)))
+        return self._output_adata(counts, obs)
 
     def _context_ids(self, context: str | None) -> list[int]:
         if context is None:
@@ -635,7 +634,7 @@ class PerturbationModel(EvaluationVerbs):
         if library_size is None:
             log_mean = torch.tensor(self.library_stats["log_mean"])[contexts]
             log_sd = torch.tensor(self.library_stats["log_sd"])[contexts]
-        blocks = []
+        counts = GrowingCSR(self.registry.n_genes)
         with seeded(seed):
             for _ in range(n_draws):
                 globals_trace = self._global_draw()
@@ -655,7 +654,7 @@ class PerturbationModel(EvaluationVerbs):
                             index=torch.arange(n, device=self.device),
                         )
                         trace = posterior.trace_prior(model, globals_trace, batch)
-                        blocks.append(to_host_csr(trace.nodes["x"]["value"]))
+                        counts.append(to_host_csr(trace.nodes["x"]["value"]))
         obs = pd.DataFrame(
             {
                 self.registry.perturbation_key: np.repeat(np.tile(conditions, n_draws), n_cells),
@@ -666,7 +665,7 @@ class PerturbationModel(EvaluationVerbs):
             obs[self.registry.context_key] = np.tile(
                 np.asarray(self.registry.contexts)[contexts], n_draws * len(conditions)
             )
-        return self._output_adata(blocks, obs)
+        return self._output_adata(counts, obs)
 
     def average_treatment_effect(
         self,

@@ -10,7 +10,7 @@ import torch
 from conftest import tiny_simulation
 
 import samsvae_plus as sp
-from samsvae_plus.data.device_csr import DeviceCSR, stack_csr, to_host_csr
+from samsvae_plus.data.device_csr import DeviceCSR, GrowingCSR, to_host_csr
 from samsvae_plus.data.encode import encode
 from samsvae_plus.data.loaders import Batch, InMemoryLoader, ResidentLoader, make_batch
 from samsvae_plus.data.registry import get_registry
@@ -105,17 +105,24 @@ def test_an_unknown_loader_is_named_with_the_choices():
         model.train(max_epochs=1, loader="gpu", progress=False)
 
 
-def test_stack_csr_equals_vstack_and_empties_the_list():
+def test_growing_csr_equals_vstack_in_order():
     blocks = [
         sp_sparse.random(n, 9, density=0.3, format="csr", random_state=n, dtype=np.float32)
-        for n in (4, 1, 7)
+        for n in (4, 1, 7, 30)
     ]
-    blocks.append(sp_sparse.csr_matrix((0, 9), dtype=np.float32))  # an empty chunk
+    blocks.insert(2, sp_sparse.csr_matrix((0, 9), dtype=np.float32))  # an empty chunk
     expected = sp_sparse.vstack(blocks, format="csr").toarray()
-    consumed = list(blocks)
-    stacked = stack_csr(consumed)
-    assert consumed == [] and stacked.dtype == np.float32
+    first, second = GrowingCSR(9), GrowingCSR(9)
+    for block in blocks[:3]:
+        first.append(block)
+    for block in blocks[3:]:
+        second.append(block)
+    first.extend(second)
+    assert second.nnz == 0 and second.row_lengths == []  # released once moved
+    stacked = first.to_csr()
+    assert stacked.dtype == np.float32 and stacked.indices.dtype == np.int32
     np.testing.assert_array_equal(stacked.toarray(), expected)
+    assert GrowingCSR(9).to_csr().shape == (0, 9)
 
 
 def test_to_host_csr_keeps_the_values():

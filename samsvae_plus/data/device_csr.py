@@ -90,25 +90,57 @@ def to_host_csr(dense: torch.Tensor) -> sp.csr_matrix:
     )
 
 
-def stack_csr(blocks: list[sp.csr_matrix]) -> sp.csr_matrix:
-    """Stack CSR row blocks of equal width into one ``float32`` CSR matrix, emptying
-    ``blocks`` as it goes: each block is released once copied, so the peak is the result
-    plus one block, where ``scipy.sparse.vstack`` holds every block and the result."""
-    n_cols = blocks[0].shape[1] if blocks else 0
-    nnz = sum(block.nnz for block in blocks)
-    n_rows = sum(block.shape[0] for block in blocks)
-    index_dtype = np.int64 if max(nnz, n_cols) > np.iinfo(np.int32).max else np.int32
-    data = np.empty(nnz, dtype=np.float32)
-    indices = np.empty(nnz, dtype=index_dtype)
-    indptr = np.zeros(n_rows + 1, dtype=index_dtype)
-    row = entry = 0
-    blocks.reverse()  # pop from the end, in the original order
-    while blocks:
-        block = blocks.pop()
+class GrowingCSR:
+    """A CSR matrix built by appending row blocks, in memory about its own size.
+
+    ``scipy.sparse.vstack`` holds every block and the result at once: twice the output.
+    Here the value and column arrays grow in place (``ndarray.resize``, a ``realloc``, which
+    for large arrays remaps pages instead of copying them), and each block can be dropped
+    once appended, so the peak is the output plus one block.
+    """
+
+    def __init__(self, n_cols: int) -> None:
+        self.n_cols = n_cols
+        self.data = np.empty(0, dtype=np.float32)
+        self.indices = np.empty(0, dtype=np.int32)
+        self.row_lengths: list[np.ndarray] = []
+        self.nnz = 0
+
+    def _reserve(self, nnz: int) -> None:
+        if nnz > self.data.shape[0]:
+            # 5 % slack: growing a large array remaps its pages (no copy), so growing
+            # often is cheap, while a doubling rule could leave the peak 2x the output
+            capacity = max(nnz, int(1.05 * self.data.shape[0]))
+            self.data.resize(capacity, refcheck=False)
+            self.indices.resize(capacity, refcheck=False)
+
+    def _put(self, data: np.ndarray, indices: np.ndarray, row_lengths: list[np.ndarray]) -> None:
+        self._reserve(self.nnz + data.shape[0])
+        self.data[self.nnz : self.nnz + data.shape[0]] = data
+        self.indices[self.nnz : self.nnz + data.shape[0]] = indices
+        self.nnz += data.shape[0]
+        self.row_lengths.extend(row_lengths)
+
+    def append(self, block: sp.csr_matrix) -> None:
+        """Add the rows of ``block`` (a CSR matrix ``n_cols`` wide) below the others."""
+        block = sp.csr_matrix(block)
         block.sum_duplicates()
-        rows, size = block.shape[0], block.nnz
-        data[entry : entry + size] = block.data
-        indices[entry : entry + size] = block.indices
-        indptr[row + 1 : row + rows + 1] = block.indptr[1:] + entry
-        row, entry = row + rows, entry + size
-    return sp.csr_matrix((data, indices, indptr), shape=(n_rows, n_cols))
+        self._put(block.data, block.indices, [np.diff(block.indptr)])
+
+    def extend(self, other: GrowingCSR) -> None:
+        """Add the rows of ``other`` below these, and empty ``other``."""
+        self._put(other.data[: other.nnz], other.indices[: other.nnz], other.row_lengths)
+        other.__init__(other.n_cols)
+
+    def to_csr(self) -> sp.csr_matrix:
+        """The rows so far as a ``float32`` CSR matrix (sharing this builder's arrays)."""
+        self.data.resize(self.nnz, refcheck=False)
+        self.indices.resize(self.nnz, refcheck=False)
+        lengths = np.concatenate(self.row_lengths) if self.row_lengths else np.empty(0, int)
+        index_dtype = np.int32 if self.nnz <= np.iinfo(np.int32).max else np.int64
+        indptr = np.zeros(lengths.shape[0] + 1, dtype=index_dtype)
+        np.cumsum(lengths, out=indptr[1:])
+        return sp.csr_matrix(
+            (self.data, self.indices.astype(index_dtype, copy=False), indptr),
+            shape=(lengths.shape[0], self.n_cols),
+        )
