@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -134,7 +135,8 @@ def main(argv: list[str] | None = None) -> dict:
     saved = {name: saved_bytes(name, x, log_mean, log_theta) for name in FORMS}
     result = {
         "benchmark": "nb_kernel",
-        "command": "python benchmarks/nb_kernel.py " + " ".join(argv or []),
+        "command": "python benchmarks/nb_kernel.py "
+        + " ".join(sys.argv[1:] if argv is None else argv),
         "shape": {"particles": shape[0], "cells": shape[1], "genes": shape[2]},
         "device": args.device,
         "load_average_before": load_before,
