@@ -33,6 +33,7 @@ import anndata as ad
 import numpy as np
 import torch
 from _loader_timing import MODEL, SIMULATION, step_rate, time_pass
+from _results import result_path
 
 import samsvae_plus as sp
 from samsvae_plus import __version__
@@ -43,7 +44,6 @@ from samsvae_plus.data.loaders import InMemoryLoader, ResidentLoader
 from samsvae_plus.data.registry import get_registry
 from samsvae_plus.data.simulate import simulate_to_h5ad
 
-RESULT = Path(__file__).resolve().parent / "results" / "loader_speed.json"
 LOADERS = ("memory", "backed", "resident")
 SETUP = dict(perturbation_key="condition", control_label="control", context_key="cell_type")
 
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     args = parser.parse_args(argv)
     if args.out is None:
-        args.out = RESULT if args.device == "cpu" else RESULT.with_name("loader_speed_cuda.json")
+        args.out = result_path("loader_speed", args.device)
     simulation = {**SIMULATION, "n_genes": args.genes}
     warmup = 3
     if args.smoke:

@@ -23,12 +23,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from _results import result_path
 
 from samsvae_plus import __version__
 from samsvae_plus.atomic import atomic_write_text
 from samsvae_plus.models.distributions import NegativeBinomial, compiled_kernels
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def two_softplus_log_prob(x, log_mean, theta):
@@ -155,8 +154,7 @@ def main(argv: list[str] | None = None) -> dict:
         "python": platform.python_version(),
         "smoke": args.smoke,
     }
-    suffix = "" if args.device == "cpu" else "_cuda"
-    out = args.out or RESULTS / f"nb_kernel{suffix}.json"
+    out = args.out or result_path("nb_kernel", args.device)
     atomic_write_text(out, json.dumps(result, indent=1))
     print(f"{'form':15} {'fwd+bwd (ms)':>13} {'saved (MB)':>11} {'time vs two_softplus':>21}")
     for name in names:

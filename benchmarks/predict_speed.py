@@ -32,9 +32,9 @@ import time
 from pathlib import Path
 
 from _loader_timing import MODEL, SIMULATION
+from _results import result_path
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULT = ROOT / "benchmarks" / "results" / "predict_speed.json"
 N_CONDITIONS = 4  # the control and three perturbations
 
 
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--controls", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.out is None:
-        args.out = RESULT if args.device == "cpu" else RESULT.with_name("predict_speed_cuda.json")
+        args.out = result_path("predict_speed", args.device)
     if args.verb is not None:
         print(json.dumps(worker(args)))
         return {}

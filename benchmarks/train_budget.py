@@ -24,13 +24,13 @@ import time
 from pathlib import Path
 
 import torch
+from _results import result_path
 from train_speed import REPLOGLE, SMOKE
 
 import samsvae_plus as sp
 from samsvae_plus import __version__
 from samsvae_plus.atomic import atomic_write_text
 
-RESULTS = Path(__file__).resolve().parent / "results"
 PAPER_STEPS = 150_000
 
 
@@ -113,10 +113,9 @@ def main(argv: list[str] | None = None) -> dict:
         "machine": platform.processor() or platform.machine(),
         "versions": {"torch": torch.__version__, "samsvae_plus": __version__},
     }
-    name = (
-        "train_budget" + ("_cuda" if cuda else "") + ("_compiled" if args.compile_kernels else "")
-    )
-    atomic_write_text(args.out or RESULTS / f"{name}.json", json.dumps(record, indent=1) + "\n")
+    variant = "_compiled" if args.compile_kernels else ""
+    out = args.out or result_path("train_budget", args.device, variant)
+    atomic_write_text(out, json.dumps(record, indent=1) + "\n")
     how = "measured" if args.full else "extrapolated"
     print(f"{'figure':36} {'value':>10}")
     print(f"{'steps/s (model.train, end to end)':36} {steps_per_s:10.2f}")

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import pyro
 import torch
+from _results import result_path
 
 import samsvae_plus as sp
 from samsvae_plus import __version__
@@ -42,7 +43,6 @@ from samsvae_plus.data.loaders import make_batch
 from samsvae_plus.inference.plain_elbo import plain_negative_elbo
 from samsvae_plus.inference.svi import make_loss, parameter_groups
 
-RESULT = Path(__file__).resolve().parent / "results" / "train_speed.json"
 GUIDES = ("mean_field", "correlated_basal", "correlated")
 # Replogle et al. 2022, K562 essential screen, as SAMS-VAE's paper uses it.
 REPLOGLE = dict(
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     args = parser.parse_args(argv)
     if args.out is None:
-        args.out = RESULT if args.device == "cpu" else RESULT.with_name("train_speed_cuda.json")
+        args.out = result_path("train_speed", args.device)
     if args.smoke:
         args.steps, args.warmup, args.batch_size, args.latent_dim = 3, 1, 32, 6
     torch.set_num_threads(2)
