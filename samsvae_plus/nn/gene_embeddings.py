@@ -74,6 +74,16 @@ def lookup(
     return matrix, found
 
 
+def _scaled_lookup(
+    genes: Sequence[str], table: pd.DataFrame, aliases: dict[str, str] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`lookup`, divided by the standard deviation of the whole table: every source
+    enters at one scale, and a gene's row does not depend on which other genes are asked
+    for (so weights learned on one gene set transfer to another)."""
+    matrix, found = lookup(genes, table, aliases)
+    return matrix / max(float(table.to_numpy(dtype=np.float32).std()), 1e-6), found
+
+
 def random_embedding(genes: Sequence[str], dim: int = 128, seed: int = 0) -> np.ndarray:
     """Fixed standard-normal vectors, one per gene, each seeded by ``seed`` and the symbol."""
     return (
@@ -108,7 +118,8 @@ def gene_embedding(
     """Embedding rows for ``genes``: ``(matrix, found)``, genes x width and a boolean mask.
 
     Rows of genes without an embedding are zeros (``found`` False), and a warning gives
-    their count; with ``"learned"`` the matrix has width 0 and no gene is found.
+    their count; with ``"learned"`` the matrix has width 0 and no gene is found. Tables are
+    divided by their overall standard deviation, so every source has unit scale.
 
     Parameters
     ----------
@@ -127,7 +138,7 @@ def gene_embedding(
     """
     genes = [str(g) for g in genes]
     if isinstance(source, pd.DataFrame):
-        matrix, found = lookup(genes, source)
+        matrix, found = _scaled_lookup(genes, source)
     else:
         check_choice("gene_embedding", source, SOURCES)
         if source == "learned":
@@ -149,7 +160,7 @@ def gene_embedding(
 
             wanted = set(genes) | {aliases[g] for g in genes if g in aliases}
             table = esm2_table(fasta, checkpoint, cache=cache, genes=wanted)
-        matrix, found = lookup(genes, table, aliases)
+        matrix, found = _scaled_lookup(genes, table, aliases)
     if not found.all():
         missing = [g for g, ok in zip(genes, found, strict=True) if not ok]
         warnings.warn(
@@ -187,14 +198,10 @@ class GeneEmbeddingTable(nn.Module):
 
     @torch.no_grad()
     def set_embedding(self, matrix: np.ndarray, found: np.ndarray) -> None:
-        """Use this fixed embedding (genes x ``embedding_dim``), scaled to unit standard
-        deviation over the genes that have one, so that any source enters at one scale."""
-        matrix = torch.as_tensor(np.asarray(matrix, dtype=np.float32))
-        found = torch.as_tensor(np.asarray(found, dtype=bool))
-        if found.any() and matrix.shape[1]:
-            matrix = matrix / matrix[found].std().clamp_min(1e-6)
-        self.fixed.copy_(matrix)
-        self.found.copy_(found)
+        """Use this fixed embedding (genes x ``embedding_dim``, as :func:`gene_embedding`
+        returns it) and mask of the genes that have one."""
+        self.fixed.copy_(torch.as_tensor(np.asarray(matrix, dtype=np.float32)))
+        self.found.copy_(torch.as_tensor(np.asarray(found, dtype=bool)))
 
     def forward(self) -> torch.Tensor:
         """The table, genes x ``out_features``."""
