@@ -77,3 +77,16 @@ def test_loader_speed_smoke_times_both_loaders_and_notes_the_gpu_skip(tmp_path, 
     assert 0 < record["loaders"]["backed"]["max_rows_held"] <= 4 * 32768 + 63
     gpu = record["loaders"]["gpu_resident"]
     assert gpu["skipped"] is True and "CUDA" in gpu["note"]
+
+
+def test_transformer_speed_smoke_times_both_encoders_side_by_side(tmp_path, monkeypatch):
+    out = tmp_path / "transformer_speed.json"
+    monkeypatch.setattr(sys, "argv", ["transformer_speed.py", "--smoke", "--out", str(out)])
+    runpy.run_path(str(BENCHMARKS / "transformer_speed.py"), run_name="__main__")
+    record = json.loads(out.read_text())
+    cpu = record["cpu"]
+    assert record["smoke"] is True and cpu["cells"] == 16 and cpu["tokens"] == 8
+    assert all(len(times) == 2 for times in cpu["step_s"].values())
+    ratio = cpu["median_step_s"]["transformer"] / cpu["median_step_s"]["mlp"]
+    assert abs(cpu["transformer_over_mlp"] - ratio) < 1e-12
+    assert "gpu_2048_tokens" in record

@@ -77,7 +77,8 @@ def test_padding_is_masked_out(train):
     encoder = _encoder(n_tokens=len(GENES)).train(train)
     counts, library = _counts()
     expressed = (counts > 0).sum(1)
-    assert expressed.max() < len(GENES)  # every cell is padded at k = n_genes
+    # the batch reads as many tokens as its cell with most expressed genes: the others are padded
+    assert expressed.min() < expressed.max() < len(GENES)
     padded, _ = encoder(counts, library)
     for cell in range(counts.shape[0]):
         encoder.body.n_tokens = int(expressed[cell])  # exactly its expressed genes: no padding
@@ -160,3 +161,14 @@ def test_bad_encoder_options_are_one_line_errors(tiny_adata, options, message):
     with pytest.raises(InputError, match=message) as err:
         sp.SAMSVAE(tiny_adata, latent_dim=3, **{**TRANSFORMER, **options})
     assert "\n" not in str(err.value)
+
+
+def test_chunks_by_expressed_genes_give_the_one_pass_output(monkeypatch):
+    from samsvae_plus.nn import transformer
+
+    encoder = _encoder(n_tokens=len(GENES))
+    counts, library = _counts(n_cells=9)
+    whole, _ = encoder(counts, library)
+    monkeypatch.setattr(transformer, "CHUNK_CELLS", 2)  # five chunks, each its own width
+    chunked, _ = encoder(counts, library)
+    torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=1e-5)

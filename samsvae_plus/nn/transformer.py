@@ -31,6 +31,7 @@ from samsvae_plus.nn.gene_embeddings import GeneEmbeddingTable
 from samsvae_plus.nn.mlp import MLP
 
 MAX_TOKENS = 2048
+CHUNK_CELLS = 128
 DEFAULT_TOKENS = 256
 # Architecture of the token transformer; every key is saved in the model config.
 ARCHITECTURE = dict(d_model=64, n_heads=4, n_layers=2, n_bins=16, dropout=0.0)
@@ -107,11 +108,15 @@ class GeneTokenTransformer(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The cell's tokens: ``(gene index, log expression, padding)``, each cells x k.
 
-        ``k = min(n_tokens, n_genes)``; genes are ranked by count (the same order as by
-        normalised expression within a cell), ties broken by :func:`tie_break_keys`.
-        Unexpressed genes among the k are padding.
+        Genes are ranked by count (the same order as by normalised expression within a
+        cell), ties broken by :func:`tie_break_keys`; unexpressed genes among the k are
+        padding. ``k`` is ``n_tokens``, or fewer when no cell of the batch has that many
+        expressed genes: the columns cut would be padding in every cell, and padding does
+        not change the output, so this only saves time (sparse data such as Norman's
+        K562 cells, 15 expressed genes of 500 at the median, need far fewer than 256).
         """
-        k = min(self.n_tokens, counts.shape[-1])
+        expressed = int((counts > 0).sum(-1).max())
+        k = max(1, min(self.n_tokens, counts.shape[-1], expressed))
         score = counts.double() + self.tie_break
         _, index = torch.topk(score, k, dim=-1)
         chosen = torch.gather(counts, -1, index)
@@ -148,8 +153,23 @@ class GeneTokenTransformer(nn.Module):
         library_size: torch.Tensor,
         dataset: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """[CLS] output for cells x genes ``counts`` with their library sizes."""
-        return self.encode_tokens(*self.select_tokens(counts, library_size), dataset=dataset)
+        """[CLS] output for cells x genes ``counts`` with their library sizes.
+
+        Cells are encoded in chunks of ``CHUNK_CELLS`` with similar numbers of expressed
+        genes, each chunk with only as many tokens as it needs: in data that mixes sparse
+        and rich cells (Norman's K562 cells against the glioma lines) most of the padding,
+        and its attention cost, is never computed. Each cell's output is the same as in
+        one pass, because cells do not interact and padding is masked.
+        """
+        order = torch.argsort((counts > 0).sum(-1), stable=True)
+        chunks = [
+            self.encode_tokens(
+                *self.select_tokens(counts[rows], library_size[rows]),
+                dataset=None if dataset is None else dataset[rows],
+            )
+            for rows in order.split(CHUNK_CELLS)
+        ]
+        return torch.cat(chunks)[torch.argsort(order)]
 
 
 class TransformerBasalEncoder(GaussianEncoder):
