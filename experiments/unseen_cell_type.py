@@ -50,13 +50,13 @@ from samsvae_plus.evaluate.context_shift import context_mean_shift, log_ate, log
 KEY, CONTROL, CONTEXT = "condition", "control", "cell_type"
 NORMAN_FOLDS = ("A172", "T98G", "U87MG")
 SIMULATION = dict(
-    n_perturbations=12,
+    n_perturbations=10,
     n_contexts=3,
-    n_genes=300,
+    n_genes=200,
     latent_dim=8,
     n_combinations=0,
-    cells_per_condition=150,
-    n_control_cells=450,
+    cells_per_condition=120,
+    n_control_cells=360,
     context_scale=1.5,
     ate_cells=200,
 )
