@@ -139,3 +139,16 @@ def test_gpu_table_reads_every_figure_from_the_result_files(tmp_path):
     assert table["device"] == "Test GPU"
     assert table["train_speed mean_field: steps/s Pyro / plain, ratio"] == "40.00 / 44.00, 1.100"
     assert table["nb_kernel"] == "not run" and table["predict_speed"] == "not run"
+
+
+def test_transformer_speed_smoke_times_both_encoders_side_by_side(tmp_path, monkeypatch):
+    out = tmp_path / "transformer_speed.json"
+    monkeypatch.setattr(sys, "argv", ["transformer_speed.py", "--smoke", "--out", str(out)])
+    runpy.run_path(str(BENCHMARKS / "transformer_speed.py"), run_name="__main__")
+    record = json.loads(out.read_text())
+    cpu = record["cpu"]
+    assert record["smoke"] is True and cpu["cells"] == 16 and cpu["tokens"] == 8
+    assert all(len(times) == 2 for times in cpu["step_s"].values())
+    ratio = cpu["median_step_s"]["transformer"] / cpu["median_step_s"]["mlp"]
+    assert abs(cpu["transformer_over_mlp"] - ratio) < 1e-12
+    assert "gpu_2048_tokens" in record

@@ -30,6 +30,24 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     model.add_argument(
         "--mask-prior", type=float, default=0.01, help="prior mask probability alpha"
     )
+    model.add_argument(
+        "--basal-encoder",
+        default="mlp",
+        help="encoder of q(z_basal): 'mlp' or 'transformer' (gene tokens; default mlp)",
+    )
+    model.add_argument(
+        "--gene-embedding",
+        default="go",
+        help="transformer: gene vectors of the tokens, 'go', 'learned' or 'random' (default go)",
+    )
+    model.add_argument(
+        "--n-tokens", type=int, default=None, help="transformer: genes read per cell (default 256)"
+    )
+    model.add_argument(
+        "--encoder-weights",
+        default=None,
+        help="transformer: pretrained weights written by samsvae-plus pretrain",
+    )
     training = parser.add_argument_group("training")
     training.add_argument("--max-epochs", type=int, default=400)
     training.add_argument(
@@ -110,6 +128,10 @@ def build_model(adata, args: argparse.Namespace):
         guide=args.guide,
         mask_prior=args.mask_prior,
         basal_sees_shift=args.basal_sees_shift,
+        basal_encoder=args.basal_encoder,
+        gene_embedding=args.gene_embedding,
+        n_tokens=args.n_tokens,
+        encoder_weights=args.encoder_weights,
     )
 
 
