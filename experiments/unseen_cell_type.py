@@ -23,7 +23,8 @@ Data:
   the context's basal state. Here the ATE is also compared with the simulator's true ATE
   of the held-out context (``ate_pearson_truth``).
 
-The transformer runs with a CPU-sized architecture (``TRANSFORMER`` below).
+The transformer runs with a CPU-sized architecture (``TRANSFORMER`` below). Finished folds
+are kept in ``OUT/folds/`` and skipped when the command is run again.
 
 Usage::
 
@@ -43,6 +44,7 @@ import pandas as pd
 from _common import configure_torch, write_outputs
 
 import samsvae_plus as sp
+from samsvae_plus.atomic import atomic_write_text
 from samsvae_plus.data.splits import held_out_context
 from samsvae_plus.evaluate.ate import ate_pearson
 from samsvae_plus.evaluate.context_shift import context_mean_shift, log_ate, log_normalised
@@ -246,13 +248,21 @@ def main() -> None:
     configure_torch()
     warnings.filterwarnings("ignore", message=".*have no embedding.*")
     started = time.perf_counter()
-    rows = []
+    # Each finished fold is kept in OUT/folds/, and a rerun skips it: a full run takes hours
+    # on 2 CPU cores, and a killed one should not start over.
+    folds_dir = Path(args.out) / "folds"
+    folds_dir.mkdir(parents=True, exist_ok=True)
+    runs = []
     with tempfile.TemporaryDirectory() as workdir:
         for name in args.data:
             adata, folds = load(name, args.smoke, args.seed)
             for context in folds:
-                rows += run_fold(name, adata, context, args.seed, args.smoke, Path(workdir))
-    runs = pd.DataFrame(rows)
+                done = folds_dir / f"{name}_{context}_seed{args.seed}.csv"
+                if not done.exists():
+                    rows = run_fold(name, adata, context, args.seed, args.smoke, Path(workdir))
+                    atomic_write_text(done, pd.DataFrame(rows).to_csv(index=False))
+                runs.append(pd.read_csv(done))
+    runs = pd.concat(runs, ignore_index=True)
     table = summary(runs)
     meta = {
         "smoke": args.smoke,
