@@ -23,7 +23,9 @@ Data:
   the context's basal state. Here the ATE is also compared with the simulator's true ATE
   of the held-out context (``ate_pearson_truth``).
 
-The transformer runs with a CPU-sized architecture (``TRANSFORMER`` below).
+The transformer runs with a CPU-sized architecture (``TRANSFORMER`` below). Each finished
+row (and each fold's pretrained weights) is kept in ``OUT/cache/`` and reused when the
+command is run again.
 
 Usage::
 
@@ -33,7 +35,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import tempfile
+import json
 import time
 import warnings
 from pathlib import Path
@@ -43,6 +45,7 @@ import pandas as pd
 from _common import configure_torch, write_outputs
 
 import samsvae_plus as sp
+from samsvae_plus.atomic import atomic_write_text
 from samsvae_plus.data.splits import held_out_context
 from samsvae_plus.evaluate.ate import ate_pearson
 from samsvae_plus.evaluate.context_shift import context_mean_shift, log_ate, log_normalised
@@ -90,6 +93,13 @@ TRAINING = dict(
 SMOKE_TRAINING = dict(max_epochs=2, dense_epochs=1, batch_size=128, n_particles=1, progress=False)
 PRETRAINING = dict(max_epochs=15, batch_size=256, lr=1e-3)
 SMOKE_PRETRAINING = dict(max_epochs=1, batch_size=128)
+METHODS = [
+    "cell-mean baseline",
+    "context-mean shift",
+    "SAMS-VAE, transformer",
+    "SAMS-VAE, transformer, pretrained",
+    "SAMS-VAE, MLP",
+]
 METRICS = [
     "ate_pearson",
     "ate_pearson_truth",
@@ -143,7 +153,11 @@ def true_ate(adata, context: str, conditions: list[str]) -> pd.DataFrame | None:
     return table.loc[conditions]
 
 
-def run_fold(name: str, adata, context: str, seed: int, smoke: bool, workdir: Path) -> list[dict]:
+def run_fold(name: str, adata, context: str, seed: int, smoke: bool, cache: Path) -> list[dict]:
+    """Every method's row for one held-out context. Each row (and the pretrained weights)
+    is kept in ``cache`` and reused by a rerun: a full run takes hours on 2 CPU cores, and
+    a killed one should not start over."""
+    stem = cache / f"{name}_{context}_seed{seed}"
     split = held_out_context(adata.obs[KEY], adata.obs[CONTEXT], context, seed=seed)
     held_controls = np.asarray((adata.obs[CONTEXT] == context) & (adata.obs[KEY] == CONTROL))
     controls = adata[held_controls].copy()
@@ -165,52 +179,53 @@ def run_fold(name: str, adata, context: str, seed: int, smoke: bool, workdir: Pa
             "train_s": seconds,
         }
 
-    rows = []
-    cell_mean = sp.metrics.cell_mean_baseline(
-        reference_log, real_log, perturbation_key=KEY, control_label=CONTROL
-    )
-    rows.append(row("cell-mean baseline", cell_mean, log_ate(cell_mean, KEY, CONTROL)))
-    shifted = context_mean_shift(
-        train,
-        controls,
-        [CONTROL, *conditions],
-        perturbation_key=KEY,
-        context_key=CONTEXT,
-        control_label=CONTROL,
-    )
-    rows.append(row("context-mean shift", shifted, log_ate(shifted, KEY, CONTROL)))
+    def baseline(method: str) -> dict:
+        if method == "cell-mean baseline":
+            pred = sp.metrics.cell_mean_baseline(
+                reference_log, real_log, perturbation_key=KEY, control_label=CONTROL
+            )
+        else:
+            pred = context_mean_shift(
+                train,
+                controls,
+                [CONTROL, *conditions],
+                perturbation_key=KEY,
+                context_key=CONTEXT,
+                control_label=CONTROL,
+            )
+        return row(method, pred, log_ate(pred, KEY, CONTROL))
 
     transformer = SMOKE_TRANSFORMER if smoke else TRANSFORMER
     embedding = {"gene_embedding": "go" if name == "norman" else "learned"}
-    weights = workdir / f"{name}_{context}_encoder.pt"
-    started = time.perf_counter()
-    sp.pretrain_encoder(
-        train,
-        weights,
-        n_tokens=transformer["n_tokens"],
-        transformer=transformer["transformer"],
-        seed=seed,
-        **embedding,
-        **(SMOKE_PRETRAINING if smoke else PRETRAINING),
-    )
-    pretrain_s = time.perf_counter() - started
-    variants = {
-        "SAMS-VAE, transformer": {**transformer, **embedding},
-        "SAMS-VAE, transformer, pretrained": {
-            "basal_encoder": "transformer",
-            "n_tokens": transformer["n_tokens"],
-            "encoder_weights": weights,
-            **embedding,
-        },
-        "SAMS-VAE, MLP": {},
-    }
-    for method, options in variants.items():
+
+    def pretrained_weights() -> tuple[Path, float]:
+        weights, record = stem.with_name(stem.name + "_encoder.pt"), stem.with_suffix(".pretrain")
+        if not record.exists():
+            started = time.perf_counter()
+            sp.pretrain_encoder(
+                train,
+                weights,
+                n_tokens=transformer["n_tokens"],
+                transformer=transformer["transformer"],
+                seed=seed,
+                **embedding,
+                **(SMOKE_PRETRAINING if smoke else PRETRAINING),
+            )
+            atomic_write_text(record, f"{time.perf_counter() - started}\n")
+        return weights, float(record.read_text())
+
+    def model_row(method: str) -> dict:
+        options, extra_s = {}, 0.0
+        if "transformer" in method:
+            options = {**transformer, **embedding}
+        if "pretrained" in method:
+            weights, extra_s = pretrained_weights()
+            options = {"basal_encoder": "transformer", "encoder_weights": weights, **embedding}
+            options["n_tokens"] = transformer["n_tokens"]
         model = sp.SAMSVAE(adata, **MODEL, **options)
         started = time.perf_counter()
         model.train(**(SMOKE_TRAINING if smoke else TRAINING), split=split, seed=seed)
-        seconds = time.perf_counter() - started
-        if "pretrained" in method:
-            seconds += pretrain_s
+        seconds = time.perf_counter() - started + extra_s
         pred = model.predict(controls, [CONTROL, *conditions], seed=seed)
         ate = model.average_treatment_effect(
             conditions,
@@ -221,8 +236,17 @@ def run_fold(name: str, adata, context: str, seed: int, smoke: bool, workdir: Pa
             n_cells=controls.n_obs,
             seed=seed,
         )
-        rows.append(row(method, log_normalised(pred), ate, seconds))
-        print(f"{name} {context} {method}: {rows[-1]['avg_score']:.3f} avg_score", flush=True)
+        return row(method, log_normalised(pred), ate, seconds)
+
+    rows = []
+    for method in METHODS:
+        done = stem.with_name(f"{stem.name}_{method.replace(', ', '_').replace(' ', '-')}.json")
+        if not done.exists():
+            result = baseline(method) if "baseline" in method or "shift" in method else None
+            result = result or model_row(method)
+            atomic_write_text(done, json.dumps(result, default=float))
+            print(f"{name} {context} {method}: {result['avg_score']:.3f} avg_score", flush=True)
+        rows.append(json.loads(done.read_text()))
     return rows
 
 
@@ -246,12 +270,13 @@ def main() -> None:
     configure_torch()
     warnings.filterwarnings("ignore", message=".*have no embedding.*")
     started = time.perf_counter()
+    cache = Path(args.out) / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
     rows = []
-    with tempfile.TemporaryDirectory() as workdir:
-        for name in args.data:
-            adata, folds = load(name, args.smoke, args.seed)
-            for context in folds:
-                rows += run_fold(name, adata, context, args.seed, args.smoke, Path(workdir))
+    for name in args.data:
+        adata, folds = load(name, args.smoke, args.seed)
+        for context in folds:
+            rows += run_fold(name, adata, context, args.seed, args.smoke, cache)
     runs = pd.DataFrame(rows)
     table = summary(runs)
     meta = {
