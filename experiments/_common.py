@@ -1,7 +1,9 @@
-"""Shared plumbing of the experiment scripts: tables and run records."""
+"""Shared plumbing of the experiment scripts: configs, tables and run records."""
 
 from __future__ import annotations
 
+import argparse
+import copy
 import json
 import platform
 import sys
@@ -13,6 +15,81 @@ import pandas as pd
 
 import samsvae_plus
 from samsvae_plus.atomic import atomic_write_text
+
+CONFIGS = Path(__file__).resolve().parent / "configs"
+CONFIG_VERSION = 1
+
+
+def _merge(base: dict, override: dict) -> dict:
+    """``base`` with ``override`` merged in, nested mappings merged key by key (a smoke
+    override names only what it shrinks)."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def load_config(name: str, smoke: bool = False) -> dict:
+    """``configs/NAME.yaml`` with its ``smoke:`` overrides merged in when ``smoke``.
+
+    The ``full_data`` section (the paper's data sets, which cannot be downloaded here) and
+    the ``smoke`` section itself are dropped from what a script sees; both stay in the file.
+    """
+    import yaml  # here, so that scripts without a config do not need it
+
+    path = CONFIGS / f"{name}.yaml"
+    config = yaml.safe_load(path.read_text())
+    if config.get("version") != CONFIG_VERSION:
+        raise ValueError(f"{path} has version {config.get('version')}, expected {CONFIG_VERSION}")
+    smoke_overrides = config.pop("smoke", {}) or {}
+    config.pop("full_data", None)
+    return _merge(config, smoke_overrides) if smoke else config
+
+
+def table_args(name: str, doc: str) -> tuple[argparse.Namespace, dict]:
+    """The command line every table script shares, and its config: ``--out`` (default
+    ``figures/NAME``), ``--seeds`` (default the config's), ``--smoke``, ``--device``."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--out", default=f"figures/{name}")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None)
+    parser.add_argument("--smoke", action="store_true", help="tiny data and budget, for tests")
+    parser.add_argument("--device", default="auto", help="torch device of the training")
+    args = parser.parse_args()
+    config = load_config(name, args.smoke)
+    args.seeds = args.seeds if args.seeds is not None else list(config["seeds"])
+    return args, config
+
+
+def seed_summary(runs: pd.DataFrame, by: list[str], metrics: list[str]) -> pd.DataFrame:
+    """Mean and sd over seeds of every metric, one row per ``by`` group (in first-seen
+    order), as ``METRIC mean`` / ``METRIC sd`` columns; the index joins ``by`` with
+    `` / ``."""
+    grouped = runs.groupby(by, sort=False)[metrics]
+    table = grouped.mean().add_suffix(" mean").join(grouped.std(ddof=1).add_suffix(" sd"))
+    table = table[[f"{m} {s}" for m in metrics for s in ("mean", "sd")]]
+    table.index = [" / ".join(map(str, key)) if len(by) > 1 else str(key) for key in table.index]
+    table.index.name = " / ".join(by)
+    return table
+
+
+def split_record(split, **extra) -> dict:
+    """A split as saved beside a table: its name, seed, index arrays and ``extra`` labels
+    (held-out conditions, kept fractions)."""
+    return {**split.to_dict(), **extra}
+
+
+def save_figure(fig, out: str | Path, stem: str) -> list[Path]:
+    """``stem.png`` and ``stem.pdf`` in ``out``; closes ``fig``."""
+    import matplotlib.pyplot as plt
+
+    paths = [Path(out) / f"{stem}.{suffix}" for suffix in ("png", "pdf")]
+    for path in paths:
+        fig.savefig(path, dpi=150, bbox_inches="tight")
+    plt.close(fig)
+    return paths
 
 
 def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:
@@ -43,11 +120,19 @@ def configure_torch() -> None:
 def write_outputs(
     out: str | Path, table: pd.DataFrame, runs: pd.DataFrame, meta: dict, started: float
 ) -> Path:
-    """``table.csv``, ``table.md``, ``runs.csv`` and ``run.json`` (versions, args, wall time)."""
+    """``table.csv``, ``table.md``, ``runs.csv`` and ``run.json`` (versions, args, wall time).
+
+    A ``splits`` list in ``meta`` is written whole to ``splits.json`` (the index arrays a
+    reader needs to retrace each number); ``run.json`` keeps each split's labels and sizes
+    only, so that it stays readable for data sets of many cells.
+    """
     import torch
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if "splits" in meta:
+        atomic_write_text(out / "splits.json", json.dumps(meta["splits"], default=str) + "\n")
+        meta = {**meta, "splits": [_split_summary(s) for s in meta["splits"]]}
     atomic_write_text(out / "table.csv", table.to_csv())
     atomic_write_text(out / "table.md", markdown_table(table))
     atomic_write_text(out / "runs.csv", runs.to_csv(index=False))
@@ -64,6 +149,13 @@ def write_outputs(
     }
     atomic_write_text(out / "run.json", json.dumps(record, indent=1, default=str) + "\n")
     return out
+
+
+def _split_summary(split: dict) -> dict:
+    parts = ("train", "validation", "test")
+    return {k: v for k, v in split.items() if k not in parts} | {
+        f"n_{k}": len(split[k]) for k in parts if k in split
+    }
 
 
 def write_seed_summary(

@@ -1,0 +1,102 @@
+"""The metrics the tables share: test IWELBO, mask accuracy and ATE Pearson.
+
+On the simulator the reference is its truth (true masks, true ATE pooled over contexts);
+on real data it is the data: pathway labels of the perturbed genes, and the ATE of the
+held-out cells in each cell type (model and data are compared context by context, since
+pooling would mix K562's CRISPRa with the glioma lines' CRISPRi).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+from _data import CONTEXT, CONTROL, KEY
+
+import samsvae_plus as sp
+from samsvae_plus.evaluate.ate import ate_pearson, data_ate
+from samsvae_plus.evaluate.masks import mask_recovery
+from samsvae_plus.evaluate.pathway_report import mask_pathway_report
+
+TOP_N = 20
+
+
+def test_iwelbo(model, cells: ad.AnnData, n_samples: int, seed: int) -> float:
+    """Mean IWELBO of ``cells``, nats per cell."""
+    return float(np.mean(model.iwelbo(cells, n_samples=n_samples, seed=seed, progress=False)))
+
+
+def mask_probabilities(model) -> pd.DataFrame | None:
+    """The model's mask probabilities, or None for a model without masks."""
+    try:
+        return model.mask_probabilities()
+    except sp.InputError:
+        return None
+
+
+def mask_scores(
+    model,
+    truth: dict | None,
+    collections: Mapping[str, Mapping[str, Sequence[str]]],
+    n_permutations: int,
+    seed: int,
+) -> dict:
+    """``mask_f1`` against the simulator's masks, or ``pathway_accuracy_<collection>``
+    (leave-one-out kNN) on real data; NaN for a model without masks."""
+    probabilities = mask_probabilities(model)
+    if truth is not None:
+        if probabilities is None:
+            return {"mask_f1": np.nan}
+        learned = probabilities.loc[list(truth["perturbations"])]
+        return {"mask_f1": mask_recovery(truth["mask"], learned).f1}
+    scores = {}
+    for name, sets in collections.items():
+        key = f"pathway_accuracy_{name}"
+        if probabilities is None:
+            scores[key] = np.nan
+            continue
+        report = mask_pathway_report(
+            probabilities, sets, collection=name, n_permutations=n_permutations, seed=seed
+        )
+        scores[key] = report.accuracy.accuracy
+    return scores
+
+
+def reference_ate(adata: ad.AnnData, cells: np.ndarray, truth: dict | None) -> pd.DataFrame:
+    """The ATE a prediction is scored against: the simulator's true ATE, or the data ATE
+    of ``cells`` (which must include control cells) by (context, condition)."""
+    if truth is not None:
+        return truth["true_ate"]
+    return data_ate(adata[np.sort(cells)], KEY, CONTROL, context_key=CONTEXT, by_context=True)
+
+
+def model_ate(
+    model,
+    conditions: Sequence[str] | None,
+    truth: dict | None,
+    *,
+    n_draws: int,
+    n_cells: int,
+    seed: int,
+    context: str | None = None,
+) -> pd.DataFrame:
+    """The model's ATE of ``conditions`` (None: every condition it knows), indexed like
+    :func:`reference_ate`."""
+    return model.average_treatment_effect(
+        None if conditions is None else list(conditions),
+        n_draws=n_draws,
+        n_cells=n_cells,
+        seed=seed,
+        by_context=truth is None,
+        context=context,
+    )
+
+
+def ate_scores(predicted: pd.DataFrame, reference: pd.DataFrame, prefix: str = "ate") -> dict:
+    """Pearson over all genes and over each perturbation's top 20 genes of the reference."""
+    return {
+        f"{prefix}_pearson": ate_pearson(predicted, reference),
+        f"{prefix}_pearson_top{TOP_N}": ate_pearson(predicted, reference, top_n=TOP_N),
+    }
