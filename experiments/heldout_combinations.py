@@ -27,6 +27,7 @@ import samsvae_plus as sp
 from samsvae_plus.cli.demo import DEMO_TRAINING
 from samsvae_plus.data.splits import held_out_combinations
 from samsvae_plus.evaluate.ate import ate_pearson, data_ate
+from samsvae_plus.evaluate.combinations import additive_effects
 
 SIMULATION = dict(n_perturbations=40, n_combinations=120, cells_per_condition=60, latent_dim=10)
 SMOKE_SIMULATION = dict(
@@ -43,9 +44,7 @@ SMOKE_TRAINING = dict(max_epochs=4, dense_epochs=2, n_particles=1, batch_size=12
 
 def additive_baseline(train: ad.AnnData, combinations: list[str]) -> pd.DataFrame:
     """ATE(A) + ATE(B) from the training cells, for each ``A+B``."""
-    singles = data_ate(train, "condition", "control")
-    rows = {c: singles.loc[c.split("+")].sum(axis=0) for c in combinations}
-    return pd.DataFrame(rows).T
+    return additive_effects(data_ate(train, "condition", "control"), combinations)
 
 
 def run(seed: int, smoke: bool) -> dict:

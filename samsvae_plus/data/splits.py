@@ -80,9 +80,17 @@ def random_split(
     )
 
 
-def _hold_out(name: str, held: np.ndarray, *, validation_fraction: float, seed: int) -> Split:
-    """Cells where ``held`` form the test set; the rest is split at random."""
-    rest = np.flatnonzero(~held)
+def _hold_out(
+    name: str,
+    held: np.ndarray,
+    *,
+    validation_fraction: float,
+    seed: int,
+    excluded: np.ndarray | None = None,
+) -> Split:
+    """Cells where ``held`` form the test set; the rest, less ``excluded`` cells (in no
+    part), is split at random."""
+    rest = np.flatnonzero(~held if excluded is None else ~held & ~excluded)
     order = np.random.default_rng(seed).permutation(rest)
     n_val = int(round(validation_fraction * len(rest)))
     return Split(
@@ -138,6 +146,78 @@ def held_out_combinations(
         validation_fraction=validation_fraction,
         seed=seed,
     )
+
+
+def _nested_prefix(items: list[str], fraction: float, total: int) -> list[str]:
+    """The first ``round(fraction * total)`` of ``items`` (at most all of them): with
+    ``items`` in a seeded order that does not depend on ``fraction``, a larger fraction
+    keeps a superset, so a sweep over fractions changes one thing at a time."""
+    if not 0 <= fraction <= 1:
+        raise InputError(f"a fraction must lie in [0, 1], got {fraction}")
+    return items[: min(len(items), int(round(fraction * total)))]
+
+
+def seen_combinations(
+    conditions,
+    seen_fraction: float,
+    *,
+    test_fraction: float = 0.25,
+    candidates=None,
+    delimiter: str = "+",
+    validation_fraction: float = 0.1,
+    seed: int = 0,
+) -> Split:
+    """The held-out-combinations sweep: a fixed set of test combinations, and a share
+    ``seen_fraction`` of all combinations in training.
+
+    ``round(test_fraction * n)`` of the ``n`` combinations (drawn from ``candidates``,
+    for instance those whose genes were all perturbed alone) are the test set for every
+    ``seen_fraction`` of one seed. Of the others, the first ``round(seen_fraction * n)``
+    in a seeded order are trained on (nested: a larger fraction adds combinations); the
+    rest are left out of every part. Single perturbations and controls are split at random
+    into training and validation cells.
+    """
+    conditions = np.asarray(conditions, dtype=str)
+    combinations = sorted(c for c in np.unique(conditions) if delimiter in c)
+    pool = [c for c in combinations if candidates is None or c in set(candidates)]
+    if not pool:
+        raise InputError("there are no combination conditions to hold out")
+    rng = np.random.default_rng(seed)
+    n_test = min(len(pool), max(1, int(round(test_fraction * len(combinations)))))
+    test = set(rng.permutation(pool)[:n_test].tolist())
+    others = [c for c in rng.permutation(combinations).tolist() if c not in test]
+    seen = _nested_prefix(others, seen_fraction, len(combinations))
+    return _hold_out(
+        "seen_combinations",
+        np.isin(conditions, sorted(test)),
+        validation_fraction=validation_fraction,
+        seed=seed,
+        excluded=np.isin(conditions, sorted(set(others) - set(seen))),
+    )
+
+
+def data_efficiency(
+    conditions,
+    kept_fraction: float,
+    *,
+    fractions: tuple[float, float, float] = (0.64, 0.16, 0.2),
+    delimiter: str = "+",
+    seed: int = 0,
+) -> Split:
+    """A random cell split whose training set keeps only ``kept_fraction`` of its
+    combination cells (nested over fractions, as in :func:`seen_combinations`).
+
+    Validation and test cells are those of :func:`random_split` with the same seed for
+    every fraction, so that scores across fractions share their test cells.
+    """
+    conditions = np.asarray(conditions, dtype=str)
+    base = random_split(len(conditions), fractions, seed=seed)
+    is_combination = np.char.find(conditions, delimiter) >= 0
+    combination_cells = base.train[is_combination[base.train]]
+    order = np.random.default_rng(seed).permutation(combination_cells).tolist()
+    kept = _nested_prefix(order, kept_fraction, len(order))
+    train = np.sort(np.concatenate([base.train[~is_combination[base.train]], kept]))
+    return Split("data_efficiency", seed, train.astype(np.int64), base.validation, base.test)
 
 
 def held_out_perturbations(
