@@ -1,0 +1,130 @@
+"""The fraction sweeps of T2 (combinations seen) and T3 (combination cells kept).
+
+Both train every model row at every fraction on one data set and seed, and score the
+same things on combination cells only: test IWELBO (also relative to one reference row
+and fraction, so that data sets of different size read alike), and ATE Pearson of the
+evaluated combinations beside the additive baseline (the training data's ATE of A plus
+that of B). T2 adds the model's non-additive residual against published interaction
+scores.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+from _data import CONTEXT, CONTROL, KEY, load_dataset
+from _models import fit, row_name
+from _scores import ate_scores, model_ate, reference_ate, test_iwelbo
+from scipy.stats import spearmanr
+
+from samsvae_plus.data.splits import Split
+from samsvae_plus.evaluate.ate import data_ate
+from samsvae_plus.evaluate.combinations import additive_effects, nonadditive_residual
+
+ADDITIVE = "additive baseline"
+METRICS = [
+    "test_iwelbo",
+    "relative_iwelbo",
+    "ate_pearson",
+    "ate_pearson_top20",
+    "residual_vs_interactions_spearman",
+]
+
+# A split maker: (registered AnnData, fraction, seed) -> (split, test cells, combinations scored)
+SplitMaker = Callable[..., tuple[Split, np.ndarray, list[str]]]
+
+
+def _condition(label) -> str:
+    return label[1] if isinstance(label, tuple) else label
+
+
+def _additive_row(adata, split: Split, combinations: list[str], reference: pd.DataFrame) -> dict:
+    by_context = isinstance(reference.index, pd.MultiIndex)
+    singles = data_ate(adata[split.train], KEY, CONTROL, context_key=CONTEXT, by_context=by_context)
+    labels = [label for label in reference.index if _condition(label) in combinations]
+    return ate_scores(additive_effects(singles, labels), reference)
+
+
+def _residual_score(model, truth, combinations, scores: pd.Series | None, config, seed) -> float:
+    """Spearman correlation over combinations of the size of the model's non-additive
+    residual (norm over genes) with a published interaction score; NaN with fewer than
+    three combinations whose parts the model can predict alone."""
+    if scores is None:
+        return np.nan
+    singles = set(model.registry.conditions)
+    usable = [c for c in combinations if c in scores.index and set(c.split("+")) <= singles]
+    if len(usable) < 3:
+        return np.nan
+    parts = sorted({g for c in usable for g in c.split("+")})
+    ate = model_ate(
+        model, usable + parts, truth, **config["ate"], seed=seed, context=config.get("context")
+    )
+    if isinstance(ate.index, pd.MultiIndex):
+        ate = ate.droplevel(0)
+    residual = np.linalg.norm(nonadditive_residual(ate, usable).to_numpy(), axis=1)
+    return float(spearmanr(residual, scores.loc[usable].to_numpy()).statistic)
+
+
+def sweep(
+    data: str,
+    spec: dict,
+    seed: int,
+    config: dict,
+    make_split: SplitMaker,
+    fraction_name: str,
+    device: str,
+    interaction_scores: pd.Series | None = None,
+) -> tuple[list[dict], list[dict]]:
+    """Rows (one per model row and fraction, plus the additive baseline) and the splits."""
+    adata, truth = load_dataset(spec, seed)
+    options = {"context": spec.get("ate_context")}
+    rows, splits = [], []
+    for fraction in config["fractions"]:
+        split, test_cells, combinations = make_split(adata, fraction, seed)
+        splits.append(split.to_dict() | {"data": data, fraction_name: fraction})
+        splits[-1]["scored_combinations"] = combinations
+        reference = reference_ate(adata, np.concatenate([test_cells, split.train]), truth)
+        base = {"data": data, fraction_name: fraction, "seed": seed}
+        base["n_scored_combinations"] = len(combinations)
+        rows.append(
+            {**base, "model": ADDITIVE, **_additive_row(adata, split, combinations, reference)}
+        )
+        test = adata[np.sort(test_cells)].copy()
+        for entry in config["rows"]:
+            model, seconds = fit(
+                adata,
+                entry,
+                latent_dim=spec.get("latent_dim", config["latent_dim"]),
+                training=config["training"],
+                split=split,
+                seed=seed,
+                device=device,
+            )
+            predicted = model_ate(model, combinations, truth, **config["ate"], seed=seed, **options)
+            row = {
+                **base,
+                "model": row_name(entry),
+                "test_iwelbo": test_iwelbo(model, test, config["iwelbo_samples"], seed),
+                **ate_scores(predicted, reference),
+                "residual_vs_interactions_spearman": _residual_score(
+                    model, truth, combinations, interaction_scores, {**config, **options}, seed
+                ),
+                "train_s": seconds,
+            }
+            rows.append(row)
+            print(json.dumps(row, default=float), flush=True)
+    return rows, splits
+
+
+def relative_iwelbo(
+    runs: pd.DataFrame, reference_row: str, fraction_name: str, fraction
+) -> pd.Series:
+    """Test IWELBO minus that of ``reference_row`` at ``fraction``, same data set and seed
+    (nats per cell; positive is better than the reference)."""
+    at = runs[(runs["model"] == reference_row) & (runs[fraction_name] == fraction)]
+    base = at.set_index(["data", "seed"])["test_iwelbo"]
+    keys = pd.MultiIndex.from_frame(runs[["data", "seed"]])
+    return runs["test_iwelbo"] - base.reindex(keys).to_numpy()
