@@ -134,15 +134,19 @@ def main() -> None:
     print(_markdown(summary))
 
 
-def _figures(out: Path, name: str, seed: int, probabilities, report) -> None:
+def _figures(
+    out: Path, name: str, seed: int, probabilities, report, title: str = "SAMS-VAE masks on Norman"
+) -> None:
+    """The mask heatmap grouped by pathway and the enrichment dot plot (PNG and PDF)."""
     fig = sp.pl.masks(probabilities, groups=report.labels, return_fig=True)
-    fig.suptitle(f"SAMS-VAE masks on Norman, grouped by {name} (seed {seed})", fontsize=9)
+    fig.suptitle(f"{title}, grouped by {name} (seed {seed})", fontsize=9)
     for suffix in ("png", "pdf"):
         fig.savefig(out / f"masks_{name}.{suffix}", dpi=150, bbox_inches="tight")
     plt.close(fig)
     if len(report.enrichment):
         fig = sp.pl.enrichment(report.enrichment, return_fig=True)
-        fig.savefig(out / f"enrichment_{name}.png", dpi=150, bbox_inches="tight")
+        for suffix in ("png", "pdf"):
+            fig.savefig(out / f"enrichment_{name}.{suffix}", dpi=150, bbox_inches="tight")
         plt.close(fig)
 
 
