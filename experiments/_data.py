@@ -8,11 +8,19 @@ each (condition, cell type): smoke runs use it so that every condition stays reg
 
 from __future__ import annotations
 
+from functools import cache
+
 import anndata as ad
 
 import samsvae_plus as sp
 
 KEY, CONTROL, CONTEXT = "condition", "control", "cell_type"
+
+
+@cache
+def _read(loader: str) -> ad.AnnData:
+    """A real data set, read once per process (every seed uses the same cells)."""
+    return getattr(sp.datasets, loader)()
 
 
 def load_dataset(spec: dict, seed: int) -> tuple[ad.AnnData, dict | None]:
@@ -21,7 +29,7 @@ def load_dataset(spec: dict, seed: int) -> tuple[ad.AnnData, dict | None]:
     if "simulate" in spec:
         adata = sp.datasets.simulate(**spec["simulate"], seed=seed)
     else:
-        adata = getattr(sp.datasets, spec["loader"])()
+        adata = _read(spec["loader"]).copy()
     if spec.get("max_cells_per_group"):
         keep = adata.obs.groupby([KEY, CONTEXT], observed=True).head(spec["max_cells_per_group"])
         adata = adata[keep.index].copy()
