@@ -8,6 +8,7 @@ import json
 import platform
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +52,10 @@ def load_config(name: str, smoke: bool = False) -> dict:
 
 def table_args(name: str, doc: str) -> tuple[argparse.Namespace, dict]:
     """The command line every table script shares, and its config: ``--out`` (default
-    ``figures/NAME``), ``--seeds`` (default the config's), ``--smoke``, ``--device``."""
+    ``figures/NAME``), ``--seeds`` (default the config's), ``--smoke``, ``--device``.
+
+    Also sets the process up as every table runs: torch threads (:func:`configure_torch`)
+    and warnings off, since a table's log should hold its progress and results only."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--out", default=f"figures/{name}")
     parser.add_argument("--seeds", type=int, nargs="+", default=None)
@@ -60,6 +64,8 @@ def table_args(name: str, doc: str) -> tuple[argparse.Namespace, dict]:
     args = parser.parse_args()
     config = load_config(name, args.smoke)
     args.seeds = args.seeds if args.seeds is not None else list(config["seeds"])
+    configure_torch()
+    warnings.filterwarnings("ignore")
     return args, config
 
 

@@ -17,11 +17,10 @@ Usage::
 from __future__ import annotations
 
 import time
-import warnings
 from pathlib import Path
 
 import pandas as pd
-from _common import configure_torch, load_config, table_args, write_outputs
+from _common import load_config, table_args, write_outputs
 from _data import load_dataset
 from _models import fit, row_name
 from masks_norman import _figures
@@ -52,8 +51,6 @@ def best_row(data: str, out: Path, rows: list[dict], default: str) -> tuple[dict
 def main() -> None:
     args, config = table_args(NAME, __doc__)
     t1 = load_config(T1, args.smoke)
-    configure_torch()
-    warnings.filterwarnings("ignore")
     started = time.perf_counter()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

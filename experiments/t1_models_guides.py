@@ -21,11 +21,9 @@ from __future__ import annotations
 
 import json
 import time
-import warnings
 
 import pandas as pd
 from _common import (
-    configure_torch,
     save_figure,
     seed_summary,
     split_record,
@@ -85,8 +83,6 @@ def run_seed(data: str, spec: dict, seed: int, config: dict, collections, device
 
 def main() -> None:
     args, config = table_args(NAME, __doc__)
-    configure_torch()
-    warnings.filterwarnings("ignore")
     started = time.perf_counter()
     collections = {name: load_gene_sets(name) for name in config["pathway_collections"]}
     rows, splits = [], []

@@ -26,12 +26,10 @@ Usage::
 from __future__ import annotations
 
 import time
-import warnings
 
 import numpy as np
 import pandas as pd
 from _common import (
-    configure_torch,
     save_figure,
     seed_summary,
     table_args,
@@ -71,8 +69,6 @@ def make_split(config: dict):
 
 def main() -> None:
     args, config = table_args(NAME, __doc__)
-    configure_torch()
-    warnings.filterwarnings("ignore")
     started = time.perf_counter()
     rows, splits = [], []
     for data, spec in config["datasets"].items():

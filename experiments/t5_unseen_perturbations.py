@@ -17,10 +17,9 @@ Usage::
 from __future__ import annotations
 
 import time
-import warnings
 
 import pandas as pd
-from _common import configure_torch, save_figure, seed_summary, table_args, write_outputs
+from _common import save_figure, seed_summary, table_args, write_outputs
 from _data import KEY, load_dataset
 from _plots import bars
 from unseen_perturbations import score_priors
@@ -64,8 +63,6 @@ def run_seed(data: str, spec: dict, seed: int, config: dict, device: str):
 
 def main() -> None:
     args, config = table_args(NAME, __doc__)
-    configure_torch()
-    warnings.filterwarnings("ignore")
     started = time.perf_counter()
     rows, splits = [], []
     for data, spec in config["datasets"].items():
