@@ -1,6 +1,7 @@
 """Training speed of SAMS-VAE: Pyro's ELBO against the same ELBO in plain PyTorch.
 
-    python benchmarks/train_speed.py [--steps 40] [--warmup 5] [--smoke] [--out PATH]
+    python benchmarks/train_speed.py [--steps 40] [--warmup 5] [--device cpu|cuda] [--smoke]
+                                     [--out PATH]
 
 On a Replogle-sized simulation (118,641 cells x 1,187 genes, 722 single-gene
 perturbations, drawn by ``sp.datasets.simulate``), builds SAMS-VAE with K = 100 for each
@@ -32,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import pyro
 import torch
+from _results import result_path
 
 import samsvae_plus as sp
 from samsvae_plus import __version__
@@ -41,7 +43,6 @@ from samsvae_plus.data.loaders import make_batch
 from samsvae_plus.inference.plain_elbo import plain_negative_elbo
 from samsvae_plus.inference.svi import make_loss, parameter_groups
 
-RESULT = Path(__file__).resolve().parent / "results" / "train_speed.json"
 GUIDES = ("mean_field", "correlated_basal", "correlated")
 # Replogle et al. 2022, K562 essential screen, as SAMS-VAE's paper uses it.
 REPLOGLE = dict(
@@ -72,13 +73,13 @@ def time_guide(adata, guide: str, args) -> dict:
     """Median step times of both losses for one guide, and their agreement."""
     torch.manual_seed(0)
     model = sp.SAMSVAE(adata, latent_dim=args.latent_dim, guide=guide)
-    pair = model.module
+    pair = model.module.to(args.device)
     data = encode(adata, model.registry)
     rng = np.random.default_rng(0)
     batches = []
     for _ in range(4):
         rows = np.sort(rng.choice(data.n_cells, size=args.batch_size, replace=False))
-        batches.append(make_batch(data, rows, rows))
+        batches.append(make_batch(data, rows, rows, args.device))
     n_cells = data.n_cells
     pyro_loss = make_loss(pair, args.particles)
     losses = {
@@ -132,8 +133,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--latent-dim", type=int, default=100)
     parser.add_argument("--guides", nargs="+", default=list(GUIDES))
     parser.add_argument("--smoke", action="store_true", help="tiny data and a few steps")
-    parser.add_argument("--out", type=Path, default=RESULT)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="default: results/train_speed[_cuda].json"
+    )
     args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = result_path("train_speed", args.device)
     if args.smoke:
         args.steps, args.warmup, args.batch_size, args.latent_dim = 3, 1, 32, 6
     torch.set_num_threads(2)
@@ -169,7 +175,11 @@ def main(argv: list[str] | None = None) -> dict:
             "ratio": "median step time, pyro / plain",
         },
         "guides": guides,
-        "device": "cpu",
+        "device": args.device,
+        "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
+        "gpu_max_memory_allocated_gb": torch.cuda.max_memory_allocated() / 1e9
+        if args.device.startswith("cuda")
+        else None,
         "threads": torch.get_num_threads(),
         "machine": platform.processor() or platform.machine(),
         "versions": {

@@ -1,7 +1,8 @@
 """samsvae_plus: sparse additive mechanism shift VAEs for Perturb-seq, written in Pyro.
 
 Public API: ``SAMSVAE`` (and ``CPAVAE``, ``SVAEPlus``, ``ConditionalVAE``),
-``BootstrapEnsemble``, ``setup_anndata``, ``datasets``, ``pl``, ``metrics``, ``settings``. Modules that pull in torch, pyro or matplotlib load on first use, so light
+``BootstrapEnsemble``, ``setup_anndata``, ``datasets``, ``pl``, ``metrics``, ``settings``,
+``pretrain_encoder``. Modules that pull in torch, pyro or matplotlib load on first use, so light
 entry points (``samsvae-plus score``, ``--help``) start in a fraction of a second.
 """
 
@@ -26,6 +27,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "ConditionalVAE": ("samsvae_plus.family", "ConditionalVAE"),
     "BootstrapEnsemble": ("samsvae_plus.ensemble", "BootstrapEnsemble"),
     "setup_anndata": ("samsvae_plus.data.registry", "setup_anndata"),
+    "pretrain_encoder": ("samsvae_plus.pretrain", "pretrain_encoder"),
     "datasets": ("samsvae_plus.data.datasets", None),
     "metrics": ("samsvae_plus.metrics", None),
     "pl": ("samsvae_plus.plotting", None),
@@ -43,6 +45,7 @@ __all__ = [
     "datasets",
     "metrics",
     "pl",
+    "pretrain_encoder",
     "settings",
     "setup_anndata",
 ]
@@ -69,3 +72,4 @@ if TYPE_CHECKING:
     from samsvae_plus.data.registry import setup_anndata
     from samsvae_plus.ensemble import BootstrapEnsemble
     from samsvae_plus.family import CPAVAE, SAMSVAE, ConditionalVAE, SVAEPlus
+    from samsvae_plus.pretrain import pretrain_encoder

@@ -14,6 +14,7 @@ training loop; each only says how to build its Pyro model and guide.
 
 from __future__ import annotations
 
+import os
 from typing import ClassVar
 
 import anndata as ad
@@ -21,17 +22,18 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
+from samsvae_plus.basal_encoders import build_basal_encoder, encoder_config, token_embedding
 from samsvae_plus.data.encode import action_names
 from samsvae_plus.data.registry import Registry, get_registry
+from samsvae_plus.encoder_weights import apply_encoder_weights
 from samsvae_plus.errors import InputError, check_choice
 from samsvae_plus.model import PerturbationModel
 from samsvae_plus.models.conditional_vae import ConditionalVAEGuide, ConditionalVAEModel
 from samsvae_plus.models.guides import GUIDES, SAMSVAEGuide
 from samsvae_plus.models.perturbation_prior import GeneEmbeddingPrior
 from samsvae_plus.models.sams_vae import PointEmbedding, SAMSVAEModel
-from samsvae_plus.nn.encoders import MLPBasalEncoder
+from samsvae_plus.nn.transformer import TransformerBasalEncoder
 
-BASAL_ENCODERS = ("mlp",)
 PERTURBATION_PRIORS = ("normal", "gene_embedding")
 
 
@@ -39,37 +41,79 @@ def _hidden(config: dict) -> tuple[int, ...]:
     return (config["n_hidden"],) * config["n_layers"]
 
 
-def _basal_encoder(registry: Registry, config: dict, basal_input: str) -> MLPBasalEncoder:
-    k = config["latent_dim"]
-    reads_shift = basal_input in ("expected_shift", "sampled_shift")
-    return MLPBasalEncoder(
-        registry.n_genes,
-        k,
-        condition_features=k if reads_shift else 0,
-        subtract_shift=basal_input != "x",
-        hidden=_hidden(config),
-    )
-
-
-def _check_common(latent_dim: int, basal_encoder: str) -> None:
+def _check_latent_dim(latent_dim: int) -> None:
     if latent_dim < 1:
         raise InputError(f"latent_dim must be at least 1, got {latent_dim}")
-    check_choice("basal_encoder", basal_encoder, BASAL_ENCODERS)
 
 
-class _MaskedShiftModel(PerturbationModel):
+class _FamilyModel(PerturbationModel):
+    """What every class of the family shares: the basal-encoder options."""
+
+    def _init_with_encoder(
+        self,
+        adata: ad.AnnData,
+        config: dict,
+        *,
+        basal_encoder: str,
+        n_tokens: int | None,
+        transformer: dict | None,
+        encoder_weights: str | os.PathLike | None,
+        gene_embedding: str | pd.DataFrame,
+        gene_embedding_options: dict | None,
+    ) -> None:
+        """Check the encoder options, build the model, and load pretrained weights."""
+        entries, weights = encoder_config(
+            basal_encoder,
+            n_tokens=n_tokens,
+            transformer=transformer,
+            encoder_weights=encoder_weights,
+        )
+        config.update(entries)
+        if entries:
+            self._token_embedding = token_embedding(
+                get_registry(adata).genes, config, gene_embedding, gene_embedding_options, weights
+            )
+        PerturbationModel.__init__(self, adata, **config)
+        self._token_embedding = None  # only needed while building
+        if weights is not None:
+            (encoder,) = [
+                m for m in self.module.modules() if isinstance(m, TransformerBasalEncoder)
+            ]
+            apply_encoder_weights(encoder.body, self.registry.genes, weights)
+
+    def _basal_encoder(
+        self,
+        registry: Registry,
+        config: dict,
+        *,
+        condition_features: int = 0,
+        subtract_shift: bool = False,
+    ) -> nn.Module:
+        return build_basal_encoder(
+            registry.genes,
+            config,
+            _hidden(config),
+            condition_features=condition_features,
+            subtract_shift=subtract_shift,
+            embedding=getattr(self, "_token_embedding", None),
+        )
+
+
+class _MaskedShiftModel(_FamilyModel):
     """Builds :class:`SAMSVAEModel` + :class:`SAMSVAEGuide` from a config (SAMS-VAE, CPA-VAE)."""
 
     MASKS: ClassVar[str] = "bernoulli"
 
     def _resolve_gene_embedding(
-        self, adata: ad.AnnData, config: dict, source: str | pd.DataFrame
+        self, adata: ad.AnnData, config: dict, source: str | pd.DataFrame, options: dict | None
     ) -> None:
         if config["perturbation_prior"] != "gene_embedding":
             return
         from samsvae_plus.nn.gene_embeddings import gene_embedding
 
-        matrix, found = gene_embedding(action_names(get_registry(adata), self.ACTIONS), source)
+        matrix, found = gene_embedding(
+            action_names(get_registry(adata), self.ACTIONS), source, **(options or {})
+        )
         if not found.any():
             raise InputError(
                 "no perturbed gene has an embedding; pass gene_embedding= a DataFrame indexed "
@@ -112,14 +156,20 @@ class _MaskedShiftModel(PerturbationModel):
             prior=self._prior(registry, config),
             hidden=_hidden(config),
         )
+        basal_input = self._basal_input(config)
         guide = SAMSVAEGuide(
             n_actions,
             k,
-            _basal_encoder(registry, config, self._basal_input(config)),
+            self._basal_encoder(
+                registry,
+                config,
+                condition_features=k if basal_input in ("expected_shift", "sampled_shift") else 0,
+                subtract_shift=basal_input != "x",
+            ),
             masks=masks,
             mask_probability_guide=config.get("mask_probability_guide", "beta"),
             embedding_given_mask=GUIDES[config["guide"]]["embedding_given_mask"],
-            basal_input=self._basal_input(config),
+            basal_input=basal_input,
             temperature=config.get("temperature", 0.5),
         )
         return nn.ModuleDict({"model": model, "guide": guide})
@@ -141,7 +191,10 @@ class SAMSVAE(_MaskedShiftModel):
         Variational family: ``"mean_field"``, ``"correlated_basal"`` (q(z_basal) reads the
         sampled shift), ``"correlated_embedding"`` (q(e_t | m_t, t)) or ``"correlated"``.
     basal_encoder
-        Encoder of q(z_basal): ``"mlp"``.
+        Encoder of q(z_basal): ``"mlp"`` (standardised expression of every gene) or
+        ``"transformer"`` (a transformer over tokens of each cell's most expressed genes,
+        :mod:`samsvae_plus.nn.transformer`; it can encode cells of cell types never seen in
+        training).
     masks
         ``"bernoulli"`` (``m ~ Bernoulli(mask_prior)``) or ``"beta_bernoulli"``
         (``pi ~ Beta(*beta_prior)``, ``m ~ Bernoulli(pi)``).
@@ -158,8 +211,21 @@ class SAMSVAE(_MaskedShiftModel):
         mask priors are learned functions of a fixed gene embedding, which predicts
         perturbations without training cells.
     gene_embedding
-        Source for ``"gene_embedding"``: ``"go"`` (the shipped GO embedding, by symbol) or
-        a DataFrame indexed by perturbation name.
+        Gene vectors for ``perturbation_prior="gene_embedding"`` and for the transformer's
+        tokens: ``"go"`` (the shipped GO embedding, by symbol), ``"esm2"``, ``"learned"``,
+        ``"random"`` or a DataFrame indexed by gene name (see
+        :func:`samsvae_plus.nn.gene_embeddings.gene_embedding`).
+    gene_embedding_options
+        Keyword arguments of that function, e.g. ``{"fasta": ..., "checkpoint": ...,
+        "cache": ...}`` for ``"esm2"``.
+    n_tokens
+        Transformer: genes read per cell, 1 to 2048 (default 256).
+    transformer
+        Transformer architecture, a dict of ``d_model``, ``n_heads``, ``n_layers``,
+        ``n_bins``, ``dropout`` (defaults in ``nn.transformer.ARCHITECTURE``).
+    encoder_weights
+        Transformer: a file of pretrained weights (:func:`samsvae_plus.pretrain_encoder`);
+        the architecture is the file's, and weights transfer by gene symbol.
     basal_sees_shift
         With the mean-field and correlated-embedding guides: the z_basal encoder also
         reads the cell's expected shift under the variational means. The correlated-basal
@@ -184,12 +250,16 @@ class SAMSVAE(_MaskedShiftModel):
         embedding_prior_scale: float = 1.0,
         perturbation_prior: str = "normal",
         gene_embedding: str | pd.DataFrame = "go",
+        gene_embedding_options: dict | None = None,
+        n_tokens: int | None = None,
+        transformer: dict | None = None,
+        encoder_weights: str | os.PathLike | None = None,
         basal_sees_shift: bool = False,
         n_hidden: int = 128,
         n_layers: int = 2,
         temperature: float = 0.5,
     ) -> None:
-        _check_common(latent_dim, basal_encoder)
+        _check_latent_dim(latent_dim)
         check_choice("guide", guide, list(GUIDES))
         check_choice("masks", masks, ("bernoulli", "beta_bernoulli"))
         check_choice("mask_probability_guide", mask_probability_guide, ("beta", "point"))
@@ -215,8 +285,17 @@ class SAMSVAE(_MaskedShiftModel):
             n_layers=n_layers,
             temperature=temperature,
         )
-        self._resolve_gene_embedding(adata, config, gene_embedding)
-        super().__init__(adata, **config)
+        self._resolve_gene_embedding(adata, config, gene_embedding, gene_embedding_options)
+        self._init_with_encoder(
+            adata,
+            config,
+            basal_encoder=basal_encoder,
+            n_tokens=n_tokens,
+            transformer=transformer,
+            encoder_weights=encoder_weights,
+            gene_embedding=gene_embedding,
+            gene_embedding_options=gene_embedding_options,
+        )
 
 
 class CPAVAE(_MaskedShiftModel):
@@ -238,11 +317,15 @@ class CPAVAE(_MaskedShiftModel):
         embedding_prior_scale: float = 1.0,
         perturbation_prior: str = "normal",
         gene_embedding: str | pd.DataFrame = "go",
+        gene_embedding_options: dict | None = None,
+        n_tokens: int | None = None,
+        transformer: dict | None = None,
+        encoder_weights: str | os.PathLike | None = None,
         basal_sees_shift: bool = False,
         n_hidden: int = 128,
         n_layers: int = 2,
     ) -> None:
-        _check_common(latent_dim, basal_encoder)
+        _check_latent_dim(latent_dim)
         check_choice("guide", guide, ("mean_field", "correlated_basal"))
         check_choice("perturbation_prior", perturbation_prior, PERTURBATION_PRIORS)
         config = dict(
@@ -256,11 +339,20 @@ class CPAVAE(_MaskedShiftModel):
             n_hidden=n_hidden,
             n_layers=n_layers,
         )
-        self._resolve_gene_embedding(adata, config, gene_embedding)
-        super().__init__(adata, **config)
+        self._resolve_gene_embedding(adata, config, gene_embedding, gene_embedding_options)
+        self._init_with_encoder(
+            adata,
+            config,
+            basal_encoder=basal_encoder,
+            n_tokens=n_tokens,
+            transformer=transformer,
+            encoder_weights=encoder_weights,
+            gene_embedding=gene_embedding,
+            gene_embedding_options=gene_embedding_options,
+        )
 
 
-class SVAEPlus(PerturbationModel):
+class SVAEPlus(_FamilyModel):
     """SVAE+ (Lopez et al. 2023): sparse mechanism shifts in the prior of one latent state.
 
     ``pi_tk ~ Beta(1, beta_2)``, ``m_tk ~ Bernoulli(pi_tk)``, a learned point embedding
@@ -282,6 +374,8 @@ class SVAEPlus(PerturbationModel):
         (prior mean mask density ``1 / (1 + latent_dim)``).
     mask_probability_guide
         ``q(pi)``: ``"beta"`` (learned Beta) or ``"point"``.
+    basal_encoder, gene_embedding, gene_embedding_options, n_tokens, transformer, encoder_weights
+        The encoder of ``q(z | x)``, as for :class:`SAMSVAE`.
     """
 
     ACTIONS: ClassVar[str] = "conditions"
@@ -297,17 +391,32 @@ class SVAEPlus(PerturbationModel):
         n_hidden: int = 128,
         n_layers: int = 2,
         temperature: float = 0.5,
+        basal_encoder: str = "mlp",
+        gene_embedding: str | pd.DataFrame = "go",
+        gene_embedding_options: dict | None = None,
+        n_tokens: int | None = None,
+        transformer: dict | None = None,
+        encoder_weights: str | os.PathLike | None = None,
     ) -> None:
-        _check_common(latent_dim, "mlp")
+        _check_latent_dim(latent_dim)
         check_choice("mask_probability_guide", mask_probability_guide, ("beta", "point"))
-        super().__init__(
-            adata,
+        config = dict(
             latent_dim=latent_dim,
             beta2=float(latent_dim if beta2 is None else beta2),
             mask_probability_guide=mask_probability_guide,
             n_hidden=n_hidden,
             n_layers=n_layers,
             temperature=temperature,
+        )
+        self._init_with_encoder(
+            adata,
+            config,
+            basal_encoder=basal_encoder,
+            n_tokens=n_tokens,
+            transformer=transformer,
+            encoder_weights=encoder_weights,
+            gene_embedding=gene_embedding,
+            gene_embedding_options=gene_embedding_options,
         )
 
     def _build(self, registry: Registry, config: dict) -> nn.ModuleDict:
@@ -328,7 +437,7 @@ class SVAEPlus(PerturbationModel):
         guide = SAMSVAEGuide(
             n_actions,
             k,
-            _basal_encoder(registry, config, "subtract_sampled_shift"),
+            self._basal_encoder(registry, config, subtract_shift=True),
             masks="beta_bernoulli",
             mask_probability_guide=config["mask_probability_guide"],
             point_embedding=point,
@@ -338,20 +447,45 @@ class SVAEPlus(PerturbationModel):
         return nn.ModuleDict({"model": model, "guide": guide})
 
 
-class ConditionalVAE(PerturbationModel):
+class ConditionalVAE(_FamilyModel):
     """Conditional VAE: ``z_i ~ N(mu_c, I)``, decoder input ``[z_i, d_i]``, ``q(z_i | x_i, d_i)``.
 
     The perturbation's effect is learned by the decoder, with no latent structure and no
     prior, so a gene never perturbed in training cannot be predicted.
+
+    ``basal_encoder`` and its options (``gene_embedding``, ``gene_embedding_options``,
+    ``n_tokens``, ``transformer``, ``encoder_weights``) are those of :class:`SAMSVAE`;
+    the encoder reads the dosage row after pooling.
     """
 
     HAS_EFFECT_PRIOR: ClassVar[bool] = False
 
     def __init__(
-        self, adata: ad.AnnData, latent_dim: int = 20, *, n_hidden: int = 128, n_layers: int = 2
+        self,
+        adata: ad.AnnData,
+        latent_dim: int = 20,
+        *,
+        n_hidden: int = 128,
+        n_layers: int = 2,
+        basal_encoder: str = "mlp",
+        gene_embedding: str | pd.DataFrame = "go",
+        gene_embedding_options: dict | None = None,
+        n_tokens: int | None = None,
+        transformer: dict | None = None,
+        encoder_weights: str | os.PathLike | None = None,
     ) -> None:
-        _check_common(latent_dim, "mlp")
-        super().__init__(adata, latent_dim=latent_dim, n_hidden=n_hidden, n_layers=n_layers)
+        _check_latent_dim(latent_dim)
+        config = dict(latent_dim=latent_dim, n_hidden=n_hidden, n_layers=n_layers)
+        self._init_with_encoder(
+            adata,
+            config,
+            basal_encoder=basal_encoder,
+            n_tokens=n_tokens,
+            transformer=transformer,
+            encoder_weights=encoder_weights,
+            gene_embedding=gene_embedding,
+            gene_embedding_options=gene_embedding_options,
+        )
 
     def _build(self, registry: Registry, config: dict) -> nn.ModuleDict:
         k = config["latent_dim"]
@@ -359,7 +493,5 @@ class ConditionalVAE(PerturbationModel):
         model = ConditionalVAEModel(
             registry.n_genes, n_actions, registry.n_contexts, k, hidden=_hidden(config)
         )
-        encoder = MLPBasalEncoder(
-            registry.n_genes, k, condition_features=n_actions, hidden=_hidden(config)
-        )
+        encoder = self._basal_encoder(registry, config, condition_features=n_actions)
         return nn.ModuleDict({"model": model, "guide": ConditionalVAEGuide(encoder)})

@@ -16,12 +16,12 @@ from typing import Any, ClassVar
 import anndata as ad
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 import torch
 from torch import nn
 
 from samsvae_plus.data import validate
 from samsvae_plus.data.backed_loader import BackedLoader
+from samsvae_plus.data.device_csr import GrowingCSR, to_host_csr
 from samsvae_plus.data.encode import (
     EncodedData,
     action_names,
@@ -31,19 +31,26 @@ from samsvae_plus.data.encode import (
     dosage_matrix,
     encode,
 )
-from samsvae_plus.data.loaders import Batch, InMemoryLoader, make_batch
+from samsvae_plus.data.loaders import Batch, InMemoryLoader, ResidentLoader, make_batch
 from samsvae_plus.data.registry import Registry, get_registry
 from samsvae_plus.data.splits import Split, random_split
 from samsvae_plus.data.transforms import ATE_TARGET_SUM, encoder_input_statistics_of_blocks
-from samsvae_plus.errors import InputError
+from samsvae_plus.errors import InputError, check_choice
 from samsvae_plus.evaluate.ate import CONDITION_LEVEL, CONTEXT_LEVEL
 from samsvae_plus.inference import posterior
 from samsvae_plus.inference.checkpoints import load_model_dir, save_model_dir, write_model_files
 from samsvae_plus.inference.data_parallel import DataParallel
 from samsvae_plus.inference.predictive_ate import context_ate_draws
-from samsvae_plus.inference.svi import TrainingHistory, train_svi, train_with_dense_start
+from samsvae_plus.inference.svi import (
+    LR_SCALINGS,
+    TrainingHistory,
+    scaled_learning_rate,
+    train_svi,
+    train_with_dense_start,
+)
 from samsvae_plus.inference.training_checkpoints import TrainingCheckpoints, digest
 from samsvae_plus.model_evaluation import EvaluationVerbs
+from samsvae_plus.models.distributions import compiled_kernels
 from samsvae_plus.nn.encoders import ExpressionStandardizer
 from samsvae_plus.settings import resolve_device, seed_everything, seeded, settings
 
@@ -51,11 +58,14 @@ from samsvae_plus.settings import resolve_device, seed_everything, seeded, setti
 INIT_SEED = 0
 
 
-LOADERS = ("auto", "memory", "backed")
+LOADERS = ("auto", "memory", "resident", "backed")
+# "auto" keeps a data set on the GPU when its CSR arrays take at most this share of the
+# free device memory; the rest is left to activations and the optimizer.
+RESIDENT_SHARE = 0.5
 
 
-def _uses_backed_loader(adata: ad.AnnData, loader: str) -> bool:
-    """Whether ``train(loader=...)`` reads the counts from disk."""
+def _check_loader(adata: ad.AnnData, loader: str) -> str:
+    """``train(loader=...)`` validated against the AnnData, before any work."""
     if loader not in LOADERS:
         raise InputError(f"loader must be one of {LOADERS}, got {loader!r}")
     if loader == "backed" and not adata.isbacked:
@@ -63,7 +73,20 @@ def _uses_backed_loader(adata: ad.AnnData, loader: str) -> bool:
             "loader='backed' needs an AnnData opened from a file with "
             "anndata.read_h5ad(path, backed='r'); pass loader='memory' or 'auto'"
         )
-    return loader == "backed" or (loader == "auto" and adata.isbacked)
+    return "backed" if loader == "auto" and adata.isbacked else loader
+
+
+def _resolve_loader(loader: str, data: EncodedData, rows: np.ndarray, device: torch.device):
+    """The loader class for ``loader``: ``"auto"`` keeps the cells on a CUDA device when
+    they fit (:data:`RESIDENT_SHARE`), else slices them on the host per batch."""
+    if loader == "auto":
+        fits = (
+            device.type == "cuda"
+            and ResidentLoader.device_bytes(data, rows)
+            <= RESIDENT_SHARE * torch.cuda.mem_get_info(device)[0]
+        )
+        loader = "resident" if fits else "memory"
+    return {"memory": InMemoryLoader, "resident": ResidentLoader, "backed": BackedLoader}[loader]
 
 
 class PerturbationModel(EvaluationVerbs):
@@ -170,6 +193,8 @@ class PerturbationModel(EvaluationVerbs):
         resume: bool = False,
         distributed: bool = False,
         loader: str = "auto",
+        lr_scaling: str | None = None,
+        compile_kernels: bool = False,
     ) -> TrainingHistory:
         """Fit the model by SVI on the registered AnnData.
 
@@ -182,7 +207,8 @@ class PerturbationModel(EvaluationVerbs):
         n_particles
             Vectorized ELBO particles per step.
         lr
-            Adam learning rate of the networks and point estimates.
+            Adam learning rate of the networks and point estimates, at 512 cells per step
+            when ``lr_scaling`` is set.
         device
             ``"auto"`` picks CUDA when present.
         seed
@@ -226,11 +252,26 @@ class PerturbationModel(EvaluationVerbs):
             batch, split between the processes; every process ends with the same
             parameters. Save from rank 0 only.
         loader
-            ``"memory"`` reads the counts into memory; ``"backed"`` reads them from the file
-            of an AnnData opened with ``anndata.read_h5ad(path, backed="r")``, in contiguous
-            chunks shuffled within a window of a few chunks, so memory stays bounded
-            (:class:`~samsvae_plus.data.backed_loader.BackedLoader`); ``"auto"`` picks
-            ``"backed"`` for a backed AnnData.
+            ``"memory"`` holds the counts in host memory and copies each batch to the
+            device (as CSR, densified there); ``"resident"`` copies the training and
+            validation cells to the device once, as CSR, and gathers each batch there
+            (:class:`~samsvae_plus.data.loaders.ResidentLoader`; the same batches as
+            ``"memory"``); ``"backed"`` reads the counts from the file of an AnnData
+            opened with ``anndata.read_h5ad(path, backed="r")``, in contiguous chunks
+            shuffled within a window of a few chunks, so memory stays bounded
+            (:class:`~samsvae_plus.data.backed_loader.BackedLoader`). ``"auto"`` picks
+            ``"backed"`` for a backed AnnData, ``"resident"`` on a CUDA device when the
+            cells take at most half of its free memory, and ``"memory"`` otherwise.
+        lr_scaling
+            For large batches: ``"sqrt"`` multiplies ``lr`` (and the per-perturbation
+            rates) by ``sqrt(batch_size / 512)``, ``"linear"`` by ``batch_size / 512``
+            (:func:`~samsvae_plus.inference.svi.scaled_learning_rate`); ``None`` uses ``lr``
+            as given.
+        compile_kernels
+            Run the fused NB log-probability through ``torch.compile``
+            (:func:`~samsvae_plus.models.distributions.compiled_kernels`): a few seconds to
+            compile once per process, then one generated kernel per direction. Results
+            agree with the eager kernel to float rounding, not bitwise.
 
         Returns
         -------
@@ -249,6 +290,8 @@ class PerturbationModel(EvaluationVerbs):
         batch_size = validate.check_positive_int(batch_size, "batch_size")
         n_particles = validate.check_positive_int(n_particles, "n_particles")
         lr = validate.check_positive_number(lr, "lr")
+        check_choice("lr_scaling", lr_scaling, LR_SCALINGS)
+        lr = scaled_learning_rate(lr, batch_size, lr_scaling)
         if seed is None:
             seed = 0 if settings.seed is None else settings.seed
         seed = validate.check_seed(seed)
@@ -264,7 +307,8 @@ class PerturbationModel(EvaluationVerbs):
         if resume and checkpoint_dir is None:
             raise InputError("resume=True needs checkpoint_dir, the directory of the checkpoints")
         checkpoint_every = validate.check_positive_int(checkpoint_every, "checkpoint_every")
-        backed = _uses_backed_loader(adata, loader)
+        loader = _check_loader(adata, loader)
+        backed = loader == "backed"
         parallel = DataParallel.from_environment() if distributed else None
         if parallel is not None and (checkpoint_dir is not None or backed):
             raise InputError(
@@ -282,7 +326,9 @@ class PerturbationModel(EvaluationVerbs):
             parallel.broadcast_parameters(self.module)
             # the minibatch order (numpy, seeded above) is shared; the particles are not
             torch.manual_seed(parallel.sampling_seed(seed))
-        make_loader = BackedLoader if backed else InMemoryLoader
+        make_loader = _resolve_loader(
+            loader, data, np.concatenate([self.split.train, self.split.validation]), self.device
+        )
         shard = {} if parallel is None else {"shard": parallel.shard}
         train_loader = make_loader(
             data, self.split.train, batch_size=batch_size, seed=seed, device=self.device, **shard
@@ -318,19 +364,20 @@ class PerturbationModel(EvaluationVerbs):
             options["checkpoints"] = self._open_checkpoints(
                 checkpoint_dir, checkpoint_every, resume, run
             )
-        if learns_masks:
-            self.history = train_with_dense_start(
-                self.module,
-                train_loader,
-                validation_loader,
-                dense_epochs=dense,
-                max_epochs=max_epochs,
-                **options,
-            )
-        else:
-            self.history = train_svi(
-                self.module, train_loader, validation_loader, max_epochs=max_epochs, **options
-            )
+        with compiled_kernels(bool(compile_kernels)):
+            if learns_masks:
+                self.history = train_with_dense_start(
+                    self.module,
+                    train_loader,
+                    validation_loader,
+                    dense_epochs=dense,
+                    max_epochs=max_epochs,
+                    **options,
+                )
+            else:
+                self.history = train_svi(
+                    self.module, train_loader, validation_loader, max_epochs=max_epochs, **options
+                )
         return self.history
 
     def bootstrap(self, n_members: int = 8, *, seed: int = 0, **train_options):
@@ -447,13 +494,13 @@ class PerturbationModel(EvaluationVerbs):
     def _dosage_tensor(self, conditions: Sequence[str]) -> torch.Tensor:
         return torch.from_numpy(dosage_matrix(conditions, self.registry, self.ACTIONS).toarray())
 
-    def _output_adata(self, blocks: list[np.ndarray], obs: pd.DataFrame) -> ad.AnnData:
+    def _output_adata(self, counts: GrowingCSR, obs: pd.DataFrame) -> ad.AnnData:
         obs.index = pd.Index([f"cell{i}" for i in range(len(obs))])
         for key in obs.columns:
             if obs[key].dtype == object:
                 obs[key] = pd.Categorical(obs[key])
         return ad.AnnData(
-            X=sp.csr_matrix(np.concatenate(blocks).astype(np.float32)),
+            X=counts.to_csr(),
             obs=obs,
             var=pd.DataFrame(index=pd.Index(self.registry.genes)),
         )
@@ -510,20 +557,23 @@ class PerturbationModel(EvaluationVerbs):
         data = encode(adata_controls, self.registry, conditions=source_labels, actions=self.ACTIONS)
         targets = self._dosage_tensor(conditions).to(self.device)
         model, guide = self.module["model"], self.module["guide"]
-        blocks: dict[tuple[int, int], list[np.ndarray]] = {}
+        # Each block is made sparse as soon as it is drawn: memory follows the non-zeros.
+        blocks: dict[tuple[int, int], GrowingCSR] = {}
         with seeded(seed):
             for d in range(n_draws):
                 globals_trace = self._global_draw()
                 for start in range(0, data.n_cells, batch_size):
                     rows = np.arange(start, min(start + batch_size, data.n_cells))
-                    batch = make_batch(data, rows, rows - start).to(self.device)
+                    batch = make_batch(data, rows, rows - start, self.device)
                     latents = posterior.encode_basal(guide, globals_trace, batch)
                     for j, target in enumerate(targets):
                         dosage = target.expand_as(batch.dosage)
                         counts = posterior.sample_counts(
                             model, latents, replace(batch, dosage=dosage)
                         )
-                        blocks.setdefault((d, j), []).append(counts.cpu().numpy())
+                        blocks.setdefault((d, j), GrowingCSR(self.registry.n_genes)).append(
+                            to_host_csr(counts)
+                        )
         n = data.n_cells
         obs = pd.DataFrame(
             {
@@ -538,10 +588,12 @@ class PerturbationModel(EvaluationVerbs):
             obs[self.registry.context_key] = np.tile(
                 np.asarray(self.registry.contexts)[data.context], n_draws * len(conditions)
             )
-        ordered = [
-            np.concatenate(blocks[(d, j)]) for d in range(n_draws) for j in range(len(conditions))
-        ]
-        return self._output_adata(ordered, obs)
+        # one matrix in (draw, condition) order; each part is released once moved
+        counts = GrowingCSR(self.registry.n_genes)
+        for d in range(n_draws):
+            for j in range(len(conditions)):
+                counts.extend(blocks.pop((d, j)))
+        return self._output_adata(counts, obs)
 
     def _context_ids(self, context: str | None) -> list[int]:
         if context is None:
@@ -559,6 +611,7 @@ class PerturbationModel(EvaluationVerbs):
         library_size: float | None = None,
         n_draws: int = 1,
         seed: int = 0,
+        batch_size: int = 1024,
     ) -> ad.AnnData:
         """Cells drawn from the generative model: basal states from the prior, then perturbed.
 
@@ -579,9 +632,13 @@ class PerturbationModel(EvaluationVerbs):
             Posterior draws of the global latents.
         seed
             Seed of the sampling.
+        batch_size
+            Cells drawn at a time; each block is stored sparse at once, so memory grows
+            with the non-zeros of the output, not with its dense size.
         """
         self._require_trained()
         n_cells = validate.check_positive_int(n_cells, "n_cells")
+        batch_size = validate.check_positive_int(batch_size, "batch_size")
         n_draws = validate.check_positive_int(n_draws, "n_draws")
         seed = validate.check_seed(seed)
         if library_size is not None:
@@ -595,26 +652,30 @@ class PerturbationModel(EvaluationVerbs):
         ]
         targets = self._dosage_tensor(conditions).to(self.device)
         model = self.module["model"]
-        blocks = []
+        if library_size is None:
+            log_mean = torch.tensor(self.library_stats["log_mean"])[contexts]
+            log_sd = torch.tensor(self.library_stats["log_sd"])[contexts]
+        counts = GrowingCSR(self.registry.n_genes)
         with seeded(seed):
             for _ in range(n_draws):
                 globals_trace = self._global_draw()
                 for target in targets:
-                    if library_size is None:
-                        mu = torch.tensor(self.library_stats["log_mean"])[contexts]
-                        sd = torch.tensor(self.library_stats["log_sd"])[contexts]
-                        library = torch.exp(mu + sd * torch.randn(n_cells))
-                    else:
-                        library = torch.full((n_cells,), float(library_size))
-                    batch = Batch(
-                        counts=None,
-                        dosage=target.expand(n_cells, -1),
-                        library_size=library.float(),
-                        context=torch.from_numpy(contexts),
-                        index=torch.arange(n_cells),
-                    ).to(self.device)
-                    trace = posterior.trace_prior(model, globals_trace, batch)
-                    blocks.append(trace.nodes["x"]["value"].cpu().numpy())
+                    for start in range(0, n_cells, batch_size):
+                        cells = slice(start, min(start + batch_size, n_cells))
+                        n = cells.stop - start
+                        if library_size is None:
+                            library = torch.exp(log_mean[cells] + log_sd[cells] * torch.randn(n))
+                        else:
+                            library = torch.full((n,), float(library_size))
+                        batch = Batch(
+                            counts=None,
+                            dosage=target.expand(n, -1),
+                            library_size=library.float().to(self.device),
+                            context=torch.from_numpy(contexts[cells]).to(self.device),
+                            index=torch.arange(n, device=self.device),
+                        )
+                        trace = posterior.trace_prior(model, globals_trace, batch)
+                        counts.append(to_host_csr(trace.nodes["x"]["value"]))
         obs = pd.DataFrame(
             {
                 self.registry.perturbation_key: np.repeat(np.tile(conditions, n_draws), n_cells),
@@ -625,7 +686,7 @@ class PerturbationModel(EvaluationVerbs):
             obs[self.registry.context_key] = np.tile(
                 np.asarray(self.registry.contexts)[contexts], n_draws * len(conditions)
             )
-        return self._output_adata(blocks, obs)
+        return self._output_adata(counts, obs)
 
     def average_treatment_effect(
         self,

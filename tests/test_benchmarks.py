@@ -62,7 +62,7 @@ def test_scale_smoke_trains_from_a_backed_file_in_a_fresh_process(tmp_path, monk
     assert record["versions"]["torch"] and record["device"] == "cpu"
 
 
-def test_loader_speed_smoke_times_both_loaders_and_notes_the_gpu_skip(tmp_path, monkeypatch):
+def test_loader_speed_smoke_times_every_loader_against_the_step(tmp_path, monkeypatch):
     out = tmp_path / "loader_speed.json"
     monkeypatch.setattr(sys, "argv", ["loader_speed.py", "--smoke", "--out", str(out)])
     runpy.run_path(str(BENCHMARKS / "loader_speed.py"), run_name="__main__")
@@ -70,10 +70,85 @@ def test_loader_speed_smoke_times_both_loaders_and_notes_the_gpu_skip(tmp_path, 
     assert record["smoke"] is True and record["data"]["cells"] == 2000
     step_rate = record["step"]["steps_per_s"]
     assert record["step"]["timed_steps"] == 2 and step_rate > 0
-    for name in ("memory", "backed"):
+    for name in ("memory", "backed", "resident"):
         result = record["loaders"][name]
         assert result["batches"] == -(-2000 // 64)  # one full pass at batch 64
         assert abs(result["over_step_rate"] - result["batches_per_s"] / step_rate) < 1e-9
     assert 0 < record["loaders"]["backed"]["max_rows_held"] <= 4 * 32768 + 63
-    gpu = record["loaders"]["gpu_resident"]
-    assert gpu["skipped"] is True and "CUDA" in gpu["note"]
+    assert record["loaders"]["resident"]["device_bytes"] > 0 and record["device"] == "cpu"
+
+
+def test_nb_kernel_smoke_checks_the_fused_kernel_against_two_softplus(tmp_path, monkeypatch):
+    out = tmp_path / "nb_kernel.json"
+    monkeypatch.setattr(sys, "argv", ["nb_kernel.py", "--smoke", "--out", str(out)])
+    runpy.run_path(str(BENCHMARKS / "nb_kernel.py"), run_name="__main__")
+    record = json.loads(out.read_text())
+    assert record["shape"] == {"particles": 2, "cells": 16, "genes": 30}
+    assert record["agreement"]["fused"]["value_relative"] < 1e-6
+    # float32 bytes: the fused kernel keeps one particle-sized tensor (a) besides the counts,
+    # x + theta (lgamma's input) and theta; two softplus calls keep three
+    particles_cells_genes, cells_genes, genes = 2 * 16 * 30 * 4, 16 * 30 * 4, 30 * 4
+    saved = record["saved_for_backward_bytes"]
+    assert saved["fused"] == particles_cells_genes + 2 * cells_genes + genes
+    assert saved["two_softplus"] >= 3 * particles_cells_genes
+
+
+def test_predict_speed_smoke_samples_in_fresh_processes(tmp_path, monkeypatch):
+    out = tmp_path / "predict_speed.json"
+    monkeypatch.setattr(sys, "argv", ["predict_speed.py", "--smoke", "--out", str(out)])
+    runpy.run_path(str(BENCHMARKS / "predict_speed.py"), run_name="__main__")
+    record = json.loads(out.read_text())
+    for verb in ("predict", "sample"):
+        call = record["calls"][verb]
+        assert call["cells_out"] == 2000 and call["cells_per_s"] > 0
+        assert call["peak_rss_gb"] >= call["rss_before_gb"] > 0
+        # float32 values, int32 columns and row pointers; the dense form at 4 bytes a gene
+        nnz = call["output_nonzeros"]
+        assert 0 < nnz <= 2000 * 50
+        assert abs(call["output_csr_gb"] - (8 * nnz + 4 * 2001) / 1e9) < 1e-12
+        assert call["output_dense_gb"] == 2000 * 50 * 4 / 1e9
+
+
+def test_train_budget_smoke_times_model_train(tmp_path, monkeypatch):
+    out = tmp_path / "train_budget.json"
+    monkeypatch.setattr(sys, "argv", ["train_budget.py", "--smoke", "--out", str(out)])
+    runpy.run_path(str(BENCHMARKS / "train_budget.py"), run_name="__main__")
+    record = json.loads(out.read_text())
+    assert record["timed_steps"] > 0 and record["device"] == "cpu"
+    assert abs(record["steps_per_s"] - record["timed_steps"] / record["timed_s"]) < 1e-9
+    minutes = record["paper_steps"] / record["steps_per_s"] / 60
+    assert abs(record["paper_budget_minutes"] - minutes) < 1e-9
+
+
+def test_gpu_table_reads_every_figure_from_the_result_files(tmp_path):
+    import gpu_table
+
+    speed = {
+        "device": "cuda",
+        "gpu": "Test GPU",
+        "guides": {
+            "mean_field": {
+                "pyro": {"steps_per_s": 40.0},
+                "plain": {"steps_per_s": 44.0},
+                "pyro_over_plain": 1.1,
+            }
+        },
+    }
+    (tmp_path / "train_speed_cuda.json").write_text(json.dumps(speed))
+    table = dict(gpu_table.rows(tmp_path, "_cuda"))
+    assert table["device"] == "Test GPU"
+    assert table["train_speed mean_field: steps/s Pyro / plain, ratio"] == "40.00 / 44.00, 1.100"
+    assert table["nb_kernel"] == "not run" and table["predict_speed"] == "not run"
+
+
+def test_transformer_speed_smoke_times_both_encoders_side_by_side(tmp_path, monkeypatch):
+    out = tmp_path / "transformer_speed.json"
+    monkeypatch.setattr(sys, "argv", ["transformer_speed.py", "--smoke", "--out", str(out)])
+    runpy.run_path(str(BENCHMARKS / "transformer_speed.py"), run_name="__main__")
+    record = json.loads(out.read_text())
+    cpu = record["cpu"]
+    assert record["smoke"] is True and cpu["cells"] == 16 and cpu["tokens"] == 8
+    assert all(len(times) == 2 for times in cpu["step_s"].values())
+    ratio = cpu["median_step_s"]["transformer"] / cpu["median_step_s"]["mlp"]
+    assert abs(cpu["transformer_over_mlp"] - ratio) < 1e-12
+    assert "gpu_2048_tokens" in record

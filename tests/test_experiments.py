@@ -96,3 +96,27 @@ def test_ablation_smoke_has_one_row_per_variant(tmp_path, monkeypatch):
     table = _table(tmp_path)
     assert list(table.index) == ["full", "no dense start", "x-only encoder", "plain learning rate"]
     assert table["mask_f1"].between(0, 1).all()
+
+
+def test_unseen_cell_type_smoke_scores_models_and_both_baselines(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(EXPERIMENTS))
+    argv = ["unseen_cell_type.py", "--smoke", "--data", "simulation", "--out", str(tmp_path)]
+    monkeypatch.setattr(sys, "argv", argv)
+    runpy.run_path(str(EXPERIMENTS / "unseen_cell_type.py"), run_name="__main__")
+    table = pd.read_csv(tmp_path / "table.csv", index_col=0)
+    assert (tmp_path / "table.md").read_text().count("\n") == len(table) + 2
+    methods = [
+        "cell-mean baseline",
+        "context-mean shift",
+        "SAMS-VAE, transformer",
+        "SAMS-VAE, transformer, pretrained",
+        "SAMS-VAE, MLP",
+    ]
+    assert list(table.index) == [f"simulation / {m}" for m in methods]
+    assert table["ate_pearson mean"].between(-1, 1).all()
+    assert table["ate_pearson_truth mean"].between(-1, 1).all()
+    # the cell-mean baseline is what the scores are normalised against
+    assert table.loc["simulation / cell-mean baseline", "avg_score mean"] == 0
+    assert table["avg_score mean"].between(0, 1).all()
+    runs = pd.read_csv(tmp_path / "runs.csv")
+    assert set(runs["context"]) == {"ctx0"} and (runs["n_test_cells"] > 0).all()

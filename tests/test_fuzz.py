@@ -63,7 +63,7 @@ def training_options(draw):
             if "bad_lr" in bad
             else st.sampled_from([1e-3, 1e-2])
         ),
-        seed=draw(seed_option("bad_seed" in bad)),
+        seed=draw(seed_option("bad_seed" in bad, none_is_valid=True)),
         progress=False,
     )
     return options, draw(st.integers(1, 3)), tuple(bad)

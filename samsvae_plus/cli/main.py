@@ -15,7 +15,7 @@ from samsvae_plus._version import __version__
 from samsvae_plus.errors import DivergenceError, InputError
 
 # Module names under samsvae_plus.cli, in the order `--help` lists them.
-SUBCOMMANDS = ["demo", "simulate", "train", "evaluate", "score", "prep"]
+SUBCOMMANDS = ["demo", "simulate", "train", "pretrain", "evaluate", "score", "prep"]
 
 
 class OneLineParser(argparse.ArgumentParser):

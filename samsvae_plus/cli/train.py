@@ -30,6 +30,24 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     model.add_argument(
         "--mask-prior", type=float, default=0.01, help="prior mask probability alpha"
     )
+    model.add_argument(
+        "--basal-encoder",
+        default="mlp",
+        help="encoder of q(z_basal): 'mlp' or 'transformer' (gene tokens; default mlp)",
+    )
+    model.add_argument(
+        "--gene-embedding",
+        default="go",
+        help="transformer: gene vectors of the tokens, 'go', 'learned' or 'random' (default go)",
+    )
+    model.add_argument(
+        "--n-tokens", type=int, default=None, help="transformer: genes read per cell (default 256)"
+    )
+    model.add_argument(
+        "--encoder-weights",
+        default=None,
+        help="transformer: pretrained weights written by samsvae-plus pretrain",
+    )
     training = parser.add_argument_group("training")
     training.add_argument("--max-epochs", type=int, default=400)
     training.add_argument(
@@ -41,6 +59,17 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     training.add_argument("--batch-size", type=int, default=512)
     training.add_argument("--n-particles", type=int, default=5)
     training.add_argument("--lr", type=float, default=3e-4)
+    training.add_argument(
+        "--lr-scaling",
+        choices=("sqrt", "linear"),
+        default=None,
+        help="scale --lr from 512 cells per step to --batch-size (default: as given)",
+    )
+    training.add_argument(
+        "--compile-kernels",
+        action="store_true",
+        help="compile the fused NB log-probability with torch.compile (GPU speed)",
+    )
     training.add_argument("--seed", type=int, default=0)
     training.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda'")
     training.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -99,6 +128,10 @@ def build_model(adata, args: argparse.Namespace):
         guide=args.guide,
         mask_prior=args.mask_prior,
         basal_sees_shift=args.basal_sees_shift,
+        basal_encoder=args.basal_encoder,
+        gene_embedding=args.gene_embedding,
+        n_tokens=args.n_tokens,
+        encoder_weights=args.encoder_weights,
     )
 
 
@@ -109,6 +142,8 @@ def fit(model, args: argparse.Namespace, **checkpointing) -> None:
         batch_size=args.batch_size,
         n_particles=args.n_particles,
         lr=args.lr,
+        lr_scaling=args.lr_scaling,
+        compile_kernels=args.compile_kernels,
         device=args.device,
         seed=args.seed,
         progress=not args.no_progress,

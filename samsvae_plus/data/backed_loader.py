@@ -175,7 +175,7 @@ class BackedLoader(MinibatchLoader):
     def _batch(self, window: EncodedData, local: np.ndarray, positions: np.ndarray) -> Batch:
         # Sorted positions, as in the in-memory loader: the set of cells is what matters.
         ordered = local[np.argsort(positions[local], kind="stable")]
-        return make_batch(window, ordered, positions[ordered]).to(self.device)
+        return make_batch(window, ordered, positions[ordered], self.device)
 
 
 def _concatenate(first: EncodedData, second: EncodedData) -> EncodedData:

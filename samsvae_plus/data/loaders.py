@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
+from samsvae_plus.data.device_csr import DeviceCSR
 from samsvae_plus.data.encode import EncodedData
 
 
@@ -51,14 +52,36 @@ class Batch:
         return Batch(**moved)
 
 
-def make_batch(data: EncodedData, rows: np.ndarray, positions: np.ndarray) -> Batch:
-    """Tensors for ``data`` rows ``rows``; ``positions`` become the plate subsample."""
+def make_batch(
+    data: EncodedData,
+    rows: np.ndarray,
+    positions: np.ndarray,
+    device: torch.device | str = "cpu",
+    *,
+    sparse_transfer: bool | None = None,
+) -> Batch:
+    """Tensors on ``device`` for ``data`` rows ``rows``; ``positions`` become the plate
+    subsample.
+
+    Counts and dosage are densified on the host for the CPU; for another device
+    (``sparse_transfer``, by default whenever ``device`` is not the CPU) their CSR arrays
+    are copied and densified there, which moves a fraction of the bytes.
+    """
+    device = torch.device(device)
+    if sparse_transfer is None:
+        sparse_transfer = device.type != "cpu"
+
+    def dense(matrix) -> torch.Tensor:
+        if sparse_transfer:
+            return DeviceCSR.from_scipy(matrix[rows], device).dense()
+        return torch.from_numpy(matrix[rows].toarray()).to(device)
+
     return Batch(
-        counts=torch.from_numpy(data.counts[rows].toarray()),
-        dosage=torch.from_numpy(data.dosage[rows].toarray()),
-        library_size=torch.from_numpy(data.library_size[rows]),
-        context=torch.from_numpy(data.context[rows]),
-        index=torch.from_numpy(np.asarray(positions, dtype=np.int64)),
+        counts=dense(data.counts),
+        dosage=dense(data.dosage),
+        library_size=torch.from_numpy(data.library_size[rows]).to(device),
+        context=torch.from_numpy(data.context[rows]).to(device),
+        index=torch.from_numpy(np.asarray(positions, dtype=np.int64)).to(device),
     )
 
 
@@ -112,21 +135,13 @@ class MinibatchLoader:
         raise NotImplementedError
 
 
-class InMemoryLoader(MinibatchLoader):
-    """Minibatches of an in-memory :class:`EncodedData`, densified per batch on the host.
+class ShuffledRowsLoader(MinibatchLoader):
+    """A loader that can reach any row at any time: each pass is a fresh permutation of the
+    cells, cut into batches whose positions are sorted. Subclasses turn positions into a
+    :class:`Batch` (:meth:`_batch`).
 
     Parameters
     ----------
-    data
-        The encoded cells.
-    indices
-        Which rows of ``data`` to iterate (a split); all rows by default.
-    batch_size
-        Cells per batch; the last batch may be smaller.
-    shuffle
-        Draw a new order every pass, from a generator seeded with ``seed``.
-    device
-        Where the tensors are moved.
     shard
         For data-parallel training: picks this process's share of each batch (positions
         stay those of the whole set, so the cell plate keeps its full size).
@@ -151,8 +166,74 @@ class InMemoryLoader(MinibatchLoader):
     def batches(self, skip: int = 0) -> Iterator[Batch]:
         order = self.rng.permutation(self.n_cells) if self.shuffle else np.arange(self.n_cells)
         for start in range(skip * self.batch_size, self.n_cells, self.batch_size):
+            # Sorted rows make the CSR slice a contiguous-ish read; the set is what matters.
             positions = np.sort(order[start : start + self.batch_size])
             if self.shard is not None:
                 positions = self.shard(positions)
-            # Sorted rows make the CSR slice a contiguous-ish read; the set is what matters.
-            yield make_batch(self.data, self.indices[positions], positions).to(self.device)
+            yield self._batch(positions)
+
+    def _batch(self, positions: np.ndarray) -> Batch:
+        raise NotImplementedError
+
+
+class InMemoryLoader(ShuffledRowsLoader):
+    """Minibatches of an in-memory :class:`EncodedData`, sliced on the host per batch.
+
+    For the CPU the rows are densified on the host; for a GPU their CSR arrays are copied
+    and densified on the device (:func:`make_batch`).
+
+    Parameters
+    ----------
+    data
+        The encoded cells.
+    indices
+        Which rows of ``data`` to iterate (a split); all rows by default.
+    batch_size
+        Cells per batch; the last batch may be smaller.
+    shuffle
+        Draw a new order every pass, from a generator seeded with ``seed``.
+    device
+        Where the tensors are moved.
+    shard
+        See :class:`ShuffledRowsLoader`.
+    """
+
+    def _batch(self, positions: np.ndarray) -> Batch:
+        return make_batch(self.data, self.indices[positions], positions, self.device)
+
+
+class ResidentLoader(ShuffledRowsLoader):
+    """Minibatches of cells held on the device for the whole run.
+
+    The split's counts and dosage are copied to the device once, as CSR
+    (:class:`~samsvae_plus.data.device_csr.DeviceCSR`); each batch is gathered and
+    densified there, so no cell data crosses from the host after the start. It draws the
+    same orders as :class:`InMemoryLoader` with the same seed and yields the same
+    batches. Parameters as for :class:`InMemoryLoader`.
+    """
+
+    def __init__(self, data: EncodedData, indices: np.ndarray | None = None, **options) -> None:
+        super().__init__(data, indices, **options)
+        split = data.subset(self.indices)
+        self.counts = DeviceCSR.from_scipy(split.counts, self.device)
+        self.dosage = DeviceCSR.from_scipy(split.dosage, self.device)
+        self.library_size = torch.from_numpy(split.library_size).to(self.device)
+        self.context = torch.from_numpy(split.context).to(self.device)
+
+    @staticmethod
+    def device_bytes(data: EncodedData, indices: np.ndarray) -> int:
+        """Device memory the cells at ``indices`` would take, before building the loader."""
+        counts_nnz = int(np.diff(data.counts.indptr)[indices].sum())
+        dosage_nnz = int(np.diff(data.dosage.indptr)[indices].sum())
+        # values and int32 column indices per entry; int64 row pointers, library, context
+        return 8 * (counts_nnz + dosage_nnz) + len(indices) * (2 * 8 + 4 + 8)
+
+    def _batch(self, positions: np.ndarray) -> Batch:
+        index = torch.from_numpy(np.asarray(positions, dtype=np.int64)).to(self.device)
+        return Batch(
+            counts=self.counts.dense(index),
+            dosage=self.dosage.dense(index),
+            library_size=self.library_size[index],
+            context=self.context[index],
+            index=index,
+        )

@@ -80,6 +80,20 @@ def random_split(
     )
 
 
+def _hold_out(name: str, held: np.ndarray, *, validation_fraction: float, seed: int) -> Split:
+    """Cells where ``held`` form the test set; the rest is split at random."""
+    rest = np.flatnonzero(~held)
+    order = np.random.default_rng(seed).permutation(rest)
+    n_val = int(round(validation_fraction * len(rest)))
+    return Split(
+        name=name,
+        seed=seed,
+        train=np.sort(order[n_val:]),
+        validation=np.sort(order[:n_val]),
+        test=np.flatnonzero(held),
+    )
+
+
 def _split_by_condition(
     name: str,
     conditions: np.ndarray,
@@ -89,16 +103,11 @@ def _split_by_condition(
     seed: int,
 ) -> Split:
     """Cells of ``held_out`` conditions form the test set; the rest is split at random."""
-    test = np.flatnonzero(np.isin(conditions, sorted(held_out)))
-    rest = np.flatnonzero(~np.isin(conditions, sorted(held_out)))
-    order = np.random.default_rng(seed).permutation(rest)
-    n_val = int(round(validation_fraction * len(rest)))
-    return Split(
-        name=name,
+    return _hold_out(
+        name,
+        np.isin(conditions, sorted(held_out)),
+        validation_fraction=validation_fraction,
         seed=seed,
-        train=np.sort(order[n_val:]),
-        validation=np.sort(order[:n_val]),
-        test=np.sort(test),
     )
 
 
@@ -194,3 +203,43 @@ def bootstrap_split(split: Split, groups, *, seed: int = 0) -> Split:
         validation=np.asarray(split.validation),
         test=np.asarray(split.test),
     )
+
+
+def held_out_context(
+    conditions,
+    contexts,
+    context: str,
+    *,
+    control_label: str = "control",
+    validation_fraction: float = 0.1,
+    seed: int = 0,
+) -> Split:
+    """Hold out the perturbed cells of one context (cell type): the unseen-cell-type task.
+
+    The test set is every perturbed cell of ``context``. Training and validation cells (a
+    random split) are all cells of the other contexts plus the *control* cells of
+    ``context``: a model sees the new cell type unperturbed only, and must predict its
+    perturbations from what the perturbations did in the other contexts.
+
+    Parameters
+    ----------
+    conditions, contexts
+        Condition and context label of every cell.
+    context
+        The context to hold out.
+    """
+    conditions = np.asarray(conditions, dtype=str)
+    contexts = np.asarray(contexts, dtype=str)
+    if context not in set(contexts):
+        raise InputError(
+            f"context {context!r} is not among the data's contexts {sorted(set(contexts))}"
+        )
+    held = (contexts == context) & (conditions != control_label)
+    if not held.any():
+        raise InputError(f"context {context!r} has no perturbed cells to hold out")
+    if not ((contexts == context) & ~held).any():
+        raise InputError(
+            f"context {context!r} has no {control_label!r} cells; the task encodes them to "
+            "predict its perturbations"
+        )
+    return _hold_out("held_out_context", held, validation_fraction=validation_fraction, seed=seed)

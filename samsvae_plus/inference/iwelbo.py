@@ -127,7 +127,7 @@ def importance_weighted_bound(
         for j in range(n_outer):
             for start in starts:
                 rows = np.arange(start, min(start + batch_size, data.n_cells))
-                batch = make_batch(data, rows, rows - start).to(device)
+                batch = make_batch(data, rows, rows - start, device)
                 samples = [draws[j]] * n_samples if include_global_kl else draws
                 weights = torch.stack([local_log_weight(model, guide, g, batch) for g in samples])
                 bound[rows] += _log_mean_exp(weights).double().cpu().numpy() / n_outer

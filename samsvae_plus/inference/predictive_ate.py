@@ -134,12 +134,12 @@ def replicated_group_means(
             sums = torch.zeros(n_groups, data.counts.shape[1], device=device)
             for start in starts:
                 rows = np.arange(start, min(start + batch_size, data.n_cells))
-                batch = make_batch(data, rows, rows - start).to(device)
+                batch = make_batch(data, rows, rows - start, device)
                 if basal_source is None:
                     unobserved = replace(batch, counts=None)  # so that the model samples them
                     counts = trace_prior(model, globals_trace, unobserved).nodes["x"]["value"]
                 else:
-                    source = make_batch(data, basal_source[rows], rows - start).to(device)
+                    source = make_batch(data, basal_source[rows], rows - start, device)
                     latents = encode_basal(guide, globals_trace, source)
                     counts = sample_counts(model, latents, batch)
                 sums.index_add_(0, codes[rows].to(device), log_normalize_torch(counts, target_sum))

@@ -89,6 +89,22 @@ def make_loss(pair: nn.ModuleDict, n_particles: int, weights: KLWeights | None =
     return ELBOLoss(pair["model"], pair["guide"], n_particles, weights)
 
 
+LR_SCALINGS = (None, "sqrt", "linear")
+# The batch size the default learning rate was tuned at (the paper's and the demo's).
+REFERENCE_BATCH_SIZE = 512
+
+
+def scaled_learning_rate(lr: float, batch_size: int, scaling: str | None) -> float:
+    """``lr`` for ``batch_size`` cells per step, given at :data:`REFERENCE_BATCH_SIZE`.
+
+    ``"sqrt"`` keeps the variance of an Adam step's noise about constant as the batch
+    grows (the usual rule for Adam); ``"linear"`` keeps the distance travelled per epoch,
+    as for SGD, and is safe only for moderate factors; ``None`` uses ``lr`` as given.
+    """
+    factor = batch_size / REFERENCE_BATCH_SIZE
+    return {None: lr, "sqrt": lr * math.sqrt(factor), "linear": lr * factor}[scaling]
+
+
 def parameter_groups(pair: nn.ModuleDict, lr: float, global_lr_factor: float) -> list[dict]:
     """Adam groups: per-perturbation parameters get ``lr * global_lr_factor``.
 

@@ -20,13 +20,7 @@ from torch import nn
 
 from samsvae_plus.data.loaders import Batch
 from samsvae_plus.models.likelihood import CountLikelihood
-
-
-def _with_dosage(z: torch.Tensor, dosage: torch.Tensor) -> torch.Tensor:
-    batch = torch.broadcast_shapes(z.shape[:-1], dosage.shape[:-1])
-    return torch.cat(
-        [z.expand(*batch, z.shape[-1]), dosage.expand(*batch, dosage.shape[-1])], dim=-1
-    )
+from samsvae_plus.nn.encoders import concat_broadcast
 
 
 class ConditionalVAEModel(PyroModule):
@@ -52,7 +46,7 @@ class ConditionalVAEModel(PyroModule):
     def forward(self, batch: Batch, n_cells: int) -> torch.Tensor:
         with pyro.plate("cells", n_cells, subsample=batch.index):
             z = pyro.sample("z", dist.Normal(self.basal_loc[batch.context], 1.0).to_event(1))
-            return self.likelihood(_with_dosage(z, batch.dosage), batch)
+            return self.likelihood(concat_broadcast(z, batch.dosage), batch)
 
 
 class ConditionalVAEGuide(PyroModule):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
 from pyro.distributions import RelaxedBernoulliStraightThrough, TorchDistribution
@@ -17,7 +20,9 @@ class NegativeBinomial(TorchDistribution):
     ``theta`` (the Poisson limit), where the textbook form loses precision:
 
     ``log p(x) = lgamma(x + theta) - lgamma(theta) - lgamma(x + 1)
-    - theta * softplus(log mu - log theta) - x * softplus(log theta - log mu)``.
+    - theta * softplus(log mu - log theta) - x * softplus(log theta - log mu)``,
+
+    with the softplus terms fused (:class:`NegativeBinomialTail`).
 
     Parameters
     ----------
@@ -90,15 +95,84 @@ class NegativeBinomial(TorchDistribution):
         if self._validate_args:
             self._validate_sample(value)
         theta = self.inverse_dispersion
-        log_theta = theta.log()
+        # The lgamma terms have the counts' shape (no particle dimension): one pass, shared.
         log_prob = (
             torch.lgamma(value + theta)
             - torch.lgamma(theta)
             - torch.lgamma(value + 1)
-            - theta * F.softplus(self.log_mean - log_theta)
-            - value * F.softplus(log_theta - self.log_mean)
+            + NegativeBinomialTail.apply(self.log_mean - theta.log(), value, theta)
         )
         return log_prob.expand(torch.broadcast_shapes(log_prob.shape, self.batch_shape))
+
+
+def _tail(a: torch.Tensor, x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    # softplus(+-a) = relu(+-a) + log1p(exp(-|a|)): one exp and one log1p for both terms
+    shared = torch.log1p(torch.exp(-a.abs()))
+    return x * a.clamp(max=0) - theta * a.clamp(min=0) - (theta + x) * shared
+
+
+def _tail_grads(grad, a, x, theta) -> tuple[torch.Tensor, torch.Tensor]:
+    grad_a = grad * (x - (theta + x) * torch.sigmoid(a))
+    grad_theta = -grad * F.softplus(a)
+    return grad_a, grad_theta
+
+
+# The kernels NegativeBinomialTail runs; compiled_kernels() swaps in compiled versions.
+_KERNELS = {"tail": _tail, "tail_grads": _tail_grads}
+_COMPILED: dict[str, dict] = {}
+
+
+@contextlib.contextmanager
+def compiled_kernels(enabled: bool = True, backend: str = "inductor") -> Iterator[None]:
+    """Run the fused NB kernel through ``torch.compile`` inside the block.
+
+    Compiled, each direction is one generated kernel instead of about ten elementwise
+    passes over particles x cells x genes. Compilation happens once per process and
+    backend (seconds; on the CPU it needs a C compiler); shapes are dynamic, so a smaller
+    last batch does not recompile.
+    """
+    if not enabled:
+        yield
+        return
+    if backend not in _COMPILED:
+        _COMPILED[backend] = {
+            name: torch.compile(kernel, dynamic=True, backend=backend)
+            for name, kernel in (("tail", _tail), ("tail_grads", _tail_grads))
+        }
+    previous = dict(_KERNELS)
+    _KERNELS.update(_COMPILED[backend])
+    try:
+        yield
+    finally:
+        _KERNELS.update(previous)
+
+
+class NegativeBinomialTail(torch.autograd.Function):
+    """The NB log-probability's particle-sized part, fused: ``-theta softplus(a) -
+    x softplus(-a)`` with ``a = log mu - log theta``.
+
+    Both softplus terms share one ``exp`` and one ``log1p``, and the backward pass keeps
+    only ``a`` (plus the counts and ``theta``, which have no particle dimension), where
+    autograd through two softplus calls keeps three particles x cells x genes tensors.
+    This is the largest tensor of the ELBO, so it bounds the batch size that fits on a
+    GPU (``benchmarks/nb_kernel.py``).
+
+    Gradients: ``d/da = x - (theta + x) sigmoid(a)``; ``d/dtheta = -softplus(a)`` at fixed
+    ``a`` (the dependence of ``a`` on ``theta`` flows through autograd outside).
+    """
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(a, x, theta)
+        return _KERNELS["tail"](a, x, theta)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        a, x, theta = ctx.saved_tensors
+        if ctx.needs_input_grad[1]:
+            raise RuntimeError("the NB log-probability has no gradient in the counts")
+        grad_a, grad_theta = _KERNELS["tail_grads"](grad, a, x, theta)
+        return grad_a.sum_to_size(a.shape), None, grad_theta.sum_to_size(theta.shape)
 
 
 class StraightThroughBernoulli(RelaxedBernoulliStraightThrough):

@@ -42,18 +42,82 @@ class ExpressionStandardizer(nn.Module):
         return (log_expression - self.mean) / (self.std + STANDARDIZE_EPS)
 
 
-class MLPBasalEncoder(nn.Module):
-    """Normal parameters of a cell's local latent from standardised log expression, by an MLP.
+def concat_broadcast(h: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+    """``[h, condition]`` along the last axis, broadcasting their leading (particle, cell)
+    dimensions against each other."""
+    condition = condition.to(h.dtype)
+    batch = torch.broadcast_shapes(h.shape[:-1], condition.shape[:-1])
+    return torch.cat(
+        [h.expand(*batch, h.shape[-1]), condition.expand(*batch, condition.shape[-1])], dim=-1
+    )
 
-    Two optional inputs serve the different variational families:
 
-    - ``condition_features``: a vector concatenated to the expression, such as the cell's
-      latent shift (correlated SAMS-VAE guides) or its dosage row (conditional VAE);
+class GaussianEncoder(nn.Module):
+    """Normal parameters of a cell's local latent from features of its counts.
+
+    A subclass computes per-cell features (:meth:`features`) and owns ``self.net``, an
+    :class:`~samsvae_plus.nn.mlp.MLP` from ``features + condition_features`` to
+    ``2 * latent_dim`` (location, raw scale). Two optional inputs serve the different
+    variational families:
+
+    - ``condition_features``: a vector concatenated to the features, such as the cell's
+      latent shift (correlated SAMS-VAE guides) or its dosage row (conditional VAE). It is
+      joined after the features, so features that are costly (a transformer's) are
+      computed once per cell, not once per particle;
     - ``subtract_shift``: the network predicts the cell's total latent state and the
       encoder returns it minus the shift passed to :meth:`forward`. Without this skip, an
       encoder that should output a basal state would have to learn to subtract its own
       input, and until it did, every shift the globals explain would be counted twice: the
       embeddings shrink and the encoder absorbs the effects instead.
+    """
+
+    net: MLP
+    condition_features: int
+    subtract_shift: bool
+
+    def features(self, counts: torch.Tensor, library_size: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(
+        self,
+        counts: torch.Tensor,
+        library_size: torch.Tensor,
+        condition: torch.Tensor | None = None,
+        shift: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(loc, scale)``; ``condition`` and ``shift`` may carry particle dims."""
+        h = self.features(counts, library_size)
+        if self.condition_features:
+            if condition is None:
+                raise ValueError("this encoder expects a condition input")
+            h = concat_broadcast(h, condition)
+        loc, raw_scale = self.net(h).chunk(2, dim=-1)
+        if self.subtract_shift:
+            if shift is None:
+                raise ValueError("this encoder subtracts a shift; pass shift=")
+            loc = loc - shift
+        return loc, F.softplus(raw_scale) + MIN_SCALE
+
+    @torch.no_grad()
+    def rotate_latent(self, rotation: torch.Tensor, *, condition_is_latent: bool) -> None:
+        """Re-express the output in the rotated basis ``z' = Q z``.
+
+        The location is rotated exactly, and so is a condition input that is itself in
+        latent coordinates (a shift). A rotated diagonal Gaussian is not diagonal, so the
+        per-dimension scales are kept as they are: an approximation that training corrects
+        within a few steps, since posterior scales are small and similar.
+        """
+        k = rotation.shape[0]
+        last = self.net[-1]
+        last.weight[:k] = rotation @ last.weight[:k]
+        last.bias[:k] = rotation @ last.bias[:k]
+        if condition_is_latent and self.condition_features:
+            first = self.net[0]
+            first.weight[:, -k:] = first.weight[:, -k:] @ rotation.T
+
+
+class MLPBasalEncoder(GaussianEncoder):
+    """:class:`GaussianEncoder` of standardised log expression by an MLP.
 
     Parameters
     ----------
@@ -84,44 +148,5 @@ class MLPBasalEncoder(nn.Module):
         self.subtract_shift = subtract_shift
         self.net = MLP(n_genes + condition_features, 2 * latent_dim, hidden)
 
-    def forward(
-        self,
-        counts: torch.Tensor,
-        library_size: torch.Tensor,
-        condition: torch.Tensor | None = None,
-        shift: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return ``(loc, scale)``; ``condition`` and ``shift`` may carry particle dims."""
-        h = self.standardize(counts, library_size)
-        if self.condition_features:
-            if condition is None:
-                raise ValueError("this encoder expects a condition input")
-            condition = condition.to(h.dtype)
-            batch = torch.broadcast_shapes(h.shape[:-1], condition.shape[:-1])
-            h = torch.cat(
-                [h.expand(*batch, h.shape[-1]), condition.expand(*batch, condition.shape[-1])],
-                dim=-1,
-            )
-        loc, raw_scale = self.net(h).chunk(2, dim=-1)
-        if self.subtract_shift:
-            if shift is None:
-                raise ValueError("this encoder subtracts a shift; pass shift=")
-            loc = loc - shift
-        return loc, F.softplus(raw_scale) + MIN_SCALE
-
-    @torch.no_grad()
-    def rotate_latent(self, rotation: torch.Tensor, *, condition_is_latent: bool) -> None:
-        """Re-express the output in the rotated basis ``z' = Q z``.
-
-        The location is rotated exactly, and so is a condition input that is itself in
-        latent coordinates (a shift). A rotated diagonal Gaussian is not diagonal, so the
-        per-dimension scales are kept as they are: an approximation that training corrects
-        within a few steps, since posterior scales are small and similar.
-        """
-        k = rotation.shape[0]
-        last = self.net[-1]
-        last.weight[:k] = rotation @ last.weight[:k]
-        last.bias[:k] = rotation @ last.bias[:k]
-        if condition_is_latent and self.condition_features:
-            first = self.net[0]
-            first.weight[:, -k:] = first.weight[:, -k:] @ rotation.T
+    def features(self, counts: torch.Tensor, library_size: torch.Tensor) -> torch.Tensor:
+        return self.standardize(counts, library_size)
