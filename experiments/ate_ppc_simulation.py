@@ -1,19 +1,24 @@
 """Held-out IWELBO and ATE posterior-predictive checks on the demo simulation.
 
-Trains SAMS-VAE with the demo's settings (``samsvae-plus demo``) on the demo's simulation
-and reports:
+Trains SAMS-VAE with the demo's settings (``samsvae-plus demo``) on the demo's simulation,
+and a bootstrap ensemble of it (``model.bootstrap``: the same model and settings fitted to
+resamples of the training cells, whose pooled draws are the bagged posterior), and
+reports:
 
 - the IWELBO of the test cells for S = 1, 10, 100 importance samples (seeded);
 - the model ATE against the simulator's true ATE: Pearson, R², and coverage of the 90%
-  credible intervals, whose draws use as many cells per context as the truth did, so that
-  they carry the same Monte Carlo error; once with basal states from the prior, once
-  encoded from the training data's control cells;
-- the model against the data ATE of the test cells: coverage of the 90% intervals of the
-  replicated data ATE (posterior predictive), with the credible intervals beside them.
+  intervals, whose draws use as many cells per context as the truth did, so that they
+  carry the same Monte Carlo error; for the single model's credible intervals (which treat
+  its decoder as known) and for the bagged posterior, once with basal states from the
+  prior, once encoded from the training data's control cells;
+- the bagged posterior against the data ATE of the test cells: coverage of the 90%
+  intervals of the replicated data ATE (posterior predictive), with the credible
+  intervals beside them.
 
 Usage::
 
-    python experiments/ate_ppc_simulation.py --out figures/ate_ppc_simulation [--smoke] [--model DIR]
+    python experiments/ate_ppc_simulation.py --out figures/ate_ppc_simulation [--smoke]
+        [--model DIR] [--ensemble DIR] [--save-model DIR] [--save-ensemble DIR]
 """
 
 from __future__ import annotations
@@ -53,19 +58,28 @@ def simulation(smoke: bool):
     return adata
 
 
+def training_settings(smoke: bool) -> dict:
+    settings = dict(DEMO_TRAINING, progress=False)
+    if smoke:
+        settings.update(max_epochs=4, dense_epochs=2)
+    return settings
+
+
 def trained_model(adata, smoke: bool, model_dir: str | None):
     if model_dir is not None:
         return sp.SAMSVAE.load(model_dir, adata=adata), 0.0
-    settings = dict(DEMO_TRAINING)
-    model = sp.SAMSVAE(
-        adata,
-        **DEMO_MODEL,
-    )
-    if smoke:
-        settings.update(max_epochs=4, dense_epochs=2)
+    model = sp.SAMSVAE(adata, **DEMO_MODEL)
     start = time.perf_counter()
-    model.train(**settings, seed=0, progress=False)
+    model.train(**training_settings(smoke), seed=0)
     return model, time.perf_counter() - start
+
+
+def trained_ensemble(model, adata, smoke: bool, ensemble_dir: str | None, n_members: int):
+    if ensemble_dir is not None:
+        return sp.BootstrapEnsemble.load(ensemble_dir, adata=adata), 0.0
+    start = time.perf_counter()
+    ensemble = model.bootstrap(n_members, seed=0, **training_settings(smoke))
+    return ensemble, time.perf_counter() - start
 
 
 def main() -> None:
@@ -73,39 +87,51 @@ def main() -> None:
     parser.add_argument("--out", default="figures/ate_ppc_simulation")
     parser.add_argument("--smoke", action="store_true", help="tiny data and budget, for tests")
     parser.add_argument("--model", default=None, help="reuse a model trained on this simulation")
+    parser.add_argument("--ensemble", default=None, help="reuse an ensemble saved by this script")
     parser.add_argument("--save-model", default=None, help="save the trained model here")
+    parser.add_argument("--save-ensemble", default=None, help="save the ensemble here")
     parser.add_argument("--n-draws", type=int, default=100)
+    parser.add_argument("--n-members", type=int, default=8)
     args = parser.parse_args()
     configure_torch()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    n_draws = 5 if args.smoke else args.n_draws
+    n_draws = 6 if args.smoke else args.n_draws
+    n_members = 2 if args.smoke else args.n_members
 
     adata = simulation(args.smoke)
     truth = adata.uns["simulation"]
     model, train_s = trained_model(adata, args.smoke, args.model)
     if args.save_model is not None:
         model.save(args.save_model)
+    ensemble, ensemble_s = trained_ensemble(model, adata, args.smoke, args.ensemble, n_members)
+    if args.save_ensemble is not None:
+        ensemble.save(args.save_ensemble)
     test = adata[model.split.test].copy()
 
     start = time.perf_counter()
     iwelbo = {s: model.iwelbo(test, s, seed=0, per_cell=True, progress=False) for s in (1, 10, 100)}
     iwelbo_s = time.perf_counter() - start
-    start = time.perf_counter()
-    vs_truth, vs_truth_encoder = (
-        model.check_ate(
-            reference=truth["true_ate"],
-            n_draws=n_draws,
-            n_cells=int(truth["params"]["ate_cells"]),
-            basal=basal,
-            progress=False,
-        )
-        for basal in ("prior", "encoder")
+    against_truth = dict(
+        reference=truth["true_ate"],
+        n_draws=n_draws,
+        n_cells=int(truth["params"]["ate_cells"]),
+        progress=False,
     )
-    truth_s = time.perf_counter() - start
-    start = time.perf_counter()
-    vs_data = model.check_ate(test, n_draws=n_draws, progress=False)
-    data_s = time.perf_counter() - start
+    seconds = {}
+
+    def timed(name, check, *args, **kwargs):
+        start = time.perf_counter()
+        result = check(*args, **kwargs)
+        seconds[name] = time.perf_counter() - start
+        return result
+
+    vs_truth_single = timed("ate_vs_truth_single_model", model.check_ate, **against_truth)
+    vs_truth = timed("ate_vs_truth", ensemble.check_ate, **against_truth)
+    vs_truth_encoder = timed(
+        "ate_vs_truth_encoder_basal", ensemble.check_ate, basal="encoder", **against_truth
+    )
+    vs_data = timed("ate_vs_data", ensemble.check_ate, test, n_draws=n_draws, progress=False)
 
     def row(check):
         m = check.metrics.loc["all"]
@@ -114,6 +140,7 @@ def main() -> None:
     results = {
         "n_cells": adata.n_obs,
         "n_test_cells": test.n_obs,
+        "n_members": len(ensemble),
         "iwelbo": {
             str(s): {
                 "mean": float(v.mean()),
@@ -121,17 +148,19 @@ def main() -> None:
             }
             for s, v in iwelbo.items()
         },
+        "ate_vs_truth_single_model": row(vs_truth_single),
         "ate_vs_truth": row(vs_truth),
         "ate_vs_truth_encoder_basal": row(vs_truth_encoder),
         "ate_vs_test_data": row(vs_data),
+        "calibration_truth_single_model": vs_truth_single.calibration.to_dict(orient="list"),
         "calibration_truth": vs_truth.calibration.to_dict(orient="list"),
         "calibration_test_data": vs_data.calibration.to_dict(orient="list"),
         "n_draws": n_draws,
         "seconds": {
             "train": train_s,
+            "train_ensemble": ensemble_s,
             "iwelbo_1_10_100": iwelbo_s,
-            "ate_vs_truth": truth_s,
-            "ate_vs_data": data_s,
+            **seconds,
         },
         "smoke": args.smoke,
     }
@@ -141,7 +170,10 @@ def main() -> None:
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
     sp.pl.ate_scatter(vs_truth.reference, vs_truth.prediction, xlabel="true ATE", ax=axes[0])
     sp.pl.ate_scatter(vs_data.reference, vs_data.prediction, xlabel="test-cell ATE", ax=axes[1])
-    sp.pl.calibration(vs_truth.calibration, label="true ATE, credible", ax=axes[2])
+    sp.pl.calibration(
+        vs_truth_single.calibration, label="true ATE, one model, credible", ax=axes[2]
+    )
+    sp.pl.calibration(vs_truth.calibration, label="true ATE, bagged posterior", ax=axes[2])
     sp.pl.calibration(vs_data.calibration, label="test-cell ATE, predictive", ax=axes[2])
     fig.tight_layout()
     fig.savefig(out / "ate_ppc.png", dpi=120)
@@ -152,17 +184,19 @@ def main() -> None:
 
 def _table(r: dict) -> str:
     iw = r["iwelbo"]
-    t, d, e = r["ate_vs_truth"], r["ate_vs_test_data"], r["ate_vs_truth_encoder_basal"]
+    one, t = r["ate_vs_truth_single_model"], r["ate_vs_truth"]
+    d, e = r["ate_vs_test_data"], r["ate_vs_truth_encoder_basal"]
     return f"""| quantity | value |
 |---|---|
 | test IWELBO, S = 1 / 10 / 100 (nats per cell, ± s.e. over cells) | {iw["1"]["mean"]:.2f} / {iw["10"]["mean"]:.2f} / {iw["100"]["mean"]:.2f} (± {iw["100"]["standard_error"]:.2f}) |
-| ATE vs truth: Pearson, all genes / top 20 | {t["pearson"]:.3f} / {t["pearson_top20"]:.3f} |
-| ATE vs truth: R², all genes / top 20 | {t["r2"]:.3f} / {t["r2_top20"]:.3f} |
-| true ATEs inside the 90% credible intervals | {t["coverage"]:.3f} (nominal 0.9) |
+| one model, ATE vs truth: Pearson / true ATEs inside its 90% credible intervals | {one["pearson"]:.3f} / {one["coverage"]:.3f} |
+| bagged posterior ({r["n_members"]} bootstrap members), ATE vs truth: Pearson, all genes / top 20 | {t["pearson"]:.3f} / {t["pearson_top20"]:.3f} |
+| bagged posterior, ATE vs truth: R², all genes / top 20 | {t["r2"]:.3f} / {t["r2_top20"]:.3f} |
+| true ATEs inside the bagged posterior's 90% intervals | {t["coverage"]:.3f} (nominal 0.9) |
 | the same, basal states encoded from control cells: Pearson / coverage | {e["pearson"]:.3f} / {e["coverage"]:.3f} |
-| ATE vs test-cell data: Pearson / R² | {d["pearson"]:.3f} / {d["r2"]:.3f} |
+| bagged posterior, ATE vs test-cell data: Pearson / R² | {d["pearson"]:.3f} / {d["r2"]:.3f} |
 | test-cell ATEs inside the 90% predictive / credible intervals | {d["coverage"]:.3f} / {d["coverage_credible"]:.3f} (nominal 0.9) |
-| posterior draws | {r["n_draws"]} |
+| posterior draws (pooled over the members) | {r["n_draws"]} |
 """
 
 

@@ -1,7 +1,8 @@
 """samsvae_plus: sparse additive mechanism shift VAEs for Perturb-seq, written in Pyro.
 
-Public API: ``SAMSVAE`` (and ``CPAVAE``, ``SVAEPlus``, ``ConditionalVAE``), ``setup_anndata``, ``datasets``, ``pl``, ``metrics``,
-``settings``, ``pretrain_encoder``. Modules that pull in torch, pyro or matplotlib load on first use, so light
+Public API: ``SAMSVAE`` (and ``CPAVAE``, ``SVAEPlus``, ``ConditionalVAE``),
+``BootstrapEnsemble``, ``setup_anndata``, ``datasets``, ``pl``, ``metrics``, ``settings``,
+``pretrain_encoder``. Modules that pull in torch, pyro or matplotlib load on first use, so light
 entry points (``samsvae-plus score``, ``--help``) start in a fraction of a second.
 """
 
@@ -24,6 +25,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "CPAVAE": ("samsvae_plus.family", "CPAVAE"),
     "SVAEPlus": ("samsvae_plus.family", "SVAEPlus"),
     "ConditionalVAE": ("samsvae_plus.family", "ConditionalVAE"),
+    "BootstrapEnsemble": ("samsvae_plus.ensemble", "BootstrapEnsemble"),
     "setup_anndata": ("samsvae_plus.data.registry", "setup_anndata"),
     "pretrain_encoder": ("samsvae_plus.pretrain", "pretrain_encoder"),
     "datasets": ("samsvae_plus.data.datasets", None),
@@ -35,6 +37,7 @@ __all__ = [
     "__version__",
     "DivergenceError",
     "InputError",
+    "BootstrapEnsemble",
     "CPAVAE",
     "ConditionalVAE",
     "SAMSVAE",
@@ -67,5 +70,6 @@ if TYPE_CHECKING:
     from samsvae_plus import plotting as pl
     from samsvae_plus.data import datasets
     from samsvae_plus.data.registry import setup_anndata
+    from samsvae_plus.ensemble import BootstrapEnsemble
     from samsvae_plus.family import CPAVAE, SAMSVAE, ConditionalVAE, SVAEPlus
     from samsvae_plus.pretrain import pretrain_encoder

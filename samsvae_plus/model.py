@@ -130,6 +130,17 @@ class PerturbationModel(EvaluationVerbs):
     def _build(self, registry: Registry, config: dict) -> nn.ModuleDict:
         raise NotImplementedError
 
+    def _fresh_copy(self) -> PerturbationModel:
+        """An untrained model of this class, configuration and data, initialised as a new
+        one would be; its buffers (constants such as a gene-embedding prior's inputs) are
+        this model's."""
+        copy = type(self).__new__(type(self))
+        copy._setup(self.registry, self.config, self.adata)
+        buffers = dict(self.module.named_buffers())
+        for name, buffer in copy.module.named_buffers():
+            buffer.copy_(buffers[name])
+        return copy
+
     def __repr__(self) -> str:
         state = "trained" if self.is_trained else "untrained"
         return (
@@ -368,6 +379,16 @@ class PerturbationModel(EvaluationVerbs):
                     self.module, train_loader, validation_loader, max_epochs=max_epochs, **options
                 )
         return self.history
+
+    def bootstrap(self, n_members: int = 8, *, seed: int = 0, **train_options):
+        """Train a :class:`~samsvae_plus.ensemble.BootstrapEnsemble` of this model: copies
+        fitted to bootstrap resamples of its training cells, whose pooled posterior draws
+        allow for the sampling variability of the fit (see
+        :meth:`BootstrapEnsemble.train <samsvae_plus.ensemble.BootstrapEnsemble.train>`;
+        pass the training options this model was trained with)."""
+        from samsvae_plus.ensemble import BootstrapEnsemble
+
+        return BootstrapEnsemble.train(self, n_members, seed=seed, **train_options)
 
     def _open_checkpoints(
         self, directory: str | os.PathLike, every: int, resume: bool, run: dict

@@ -28,7 +28,7 @@ from samsvae_plus.evaluate.ate import (
     group_log_means,
     pool_contexts,
 )
-from samsvae_plus.evaluate.ate_check import ATECheck, perturbation_splits, summarise_ate
+from samsvae_plus.evaluate.ate_check import ATECheck, ATEDraws, perturbation_splits
 from samsvae_plus.inference import posterior
 from samsvae_plus.inference.iwelbo import importance_weighted_bound
 from samsvae_plus.inference.predictive_ate import context_ate_draws, replicated_group_means
@@ -248,14 +248,48 @@ class EvaluationVerbs:
         ATECheck
             Long table, metrics per split, per-perturbation metrics and calibration curve.
         """
-        self._require_trained()
-        if reference is None and adata is None:
-            raise InputError("pass adata (its ATE is checked) or a reference ATE table")
+        draws = self._ate_check_draws(
+            adata,
+            reference=reference,
+            reference_se=reference_se,
+            by_context=by_context,
+            basal=basal,
+            adata_controls=adata_controls,
+            n_draws=n_draws,
+            n_cells=n_cells,
+            seed=seed,
+            batch_size=batch_size,
+            progress=progress,
+        )
+        return draws.summarise(splits=self._check_splits(splits), level=level, top_n=top_n)
+
+    def _check_splits(self, splits: pd.Series | dict | None) -> pd.Series | None:
+        """``splits`` as a Series; by default the split of each condition's training cells."""
         if splits is None and self.adata is not None and self.split is not None:
             splits = perturbation_splits(
                 np.asarray(self.adata.obs[self.registry.perturbation_key]), self.split
             )
-        splits = None if splits is None else pd.Series(splits)
+        return None if splits is None else pd.Series(splits)
+
+    def _ate_check_draws(
+        self,
+        adata: ad.AnnData | None = None,
+        *,
+        reference: pd.DataFrame | None = None,
+        reference_se: pd.DataFrame | None = None,
+        by_context: bool = False,
+        basal: str = "prior",
+        adata_controls: ad.AnnData | None = None,
+        n_draws: int = 100,
+        n_cells: int = 200,
+        seed: int = 0,
+        batch_size: int = 1024,
+        progress: bool = True,
+    ) -> ATEDraws:
+        """The reference and draws that :meth:`check_ate` summarises (its arguments)."""
+        self._require_trained()
+        if reference is None and adata is None:
+            raise InputError("pass adata (its ATE is checked) or a reference ATE table")
         if adata_controls is None and basal == "encoder":
             # the training data has the most control cells; the evaluated cells otherwise
             adata_controls = self.adata if self.adata is not None else adata
@@ -269,9 +303,7 @@ class EvaluationVerbs:
         with seeded(seed):
             basal_cells = self._basal_cells(basal, adata_controls, n_cells, seed)
             if reference is not None:
-                return self._check_reference(
-                    reference, reference_se, basal_cells, draw_options, splits, level, top_n
-                )
+                return self._reference_draws(reference, reference_se, basal_cells, draw_options)
             data = encode(adata, self.registry, actions=self.ACTIONS)
             contexts = np.asarray(self.registry.contexts)[data.context]
             cells = pd.MultiIndex.from_arrays([contexts, data.conditions])
@@ -316,26 +348,16 @@ class EvaluationVerbs:
             _, replicated = pool_contexts(replicated, pairs)
             _, population = pool_contexts(population, pairs)
         reference = pd.DataFrame(observed, index=index, columns=list(self.registry.genes))
-        return summarise_ate(
-            reference,
-            population,
-            interval_draws=replicated,
-            splits=splits,
-            level=level,
-            top_n=top_n,
-        )
+        return ATEDraws(reference, population, interval_draws=replicated)
 
-    def _check_reference(
+    def _reference_draws(
         self,
         reference: pd.DataFrame,
         reference_se: pd.DataFrame | None,
         basal_cells: dict[int, Batch] | None,
         draw_options: dict,
-        splits: pd.Series | None,
-        level: float,
-        top_n: int,
-    ) -> ATECheck:
-        """:meth:`check_ate` against a given reference table (population draws only)."""
+    ) -> ATEDraws:
+        """Population draws for a given reference table (:meth:`check_ate`'s reference mode)."""
         reference = reference.loc[:, list(self.registry.genes)]
         by_context = isinstance(reference.index, pd.MultiIndex)
         if by_context:
@@ -351,9 +373,7 @@ class EvaluationVerbs:
         )
         if not by_context:
             _, draws = pool_contexts(draws, pairs)
-        return summarise_ate(
-            reference, draws, reference_se=reference_se, splits=splits, level=level, top_n=top_n
-        )
+        return ATEDraws(reference, draws, reference_se=reference_se)
 
     @torch.no_grad()
     def to_inference_data(

@@ -41,7 +41,9 @@ def test_ate_ppc_simulation_smoke(tmp_path, monkeypatch):
     results = json.loads((tmp_path / "results.json").read_text())
     iwelbo = results["iwelbo"]
     assert iwelbo["100"]["mean"] > iwelbo["1"]["mean"]
-    assert 0 <= results["ate_vs_truth"]["coverage"] <= 1
+    assert results["n_members"] == 2
+    for check in ("ate_vs_truth", "ate_vs_truth_single_model", "ate_vs_truth_encoder_basal"):
+        assert 0 <= results[check]["coverage"] <= 1, check
     assert (tmp_path / "ate_ppc.png").stat().st_size > 0
 
 

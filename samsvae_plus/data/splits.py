@@ -259,6 +259,32 @@ def held_out_perturbations(
     )
 
 
+def bootstrap_split(split: Split, groups, *, seed: int = 0) -> Split:
+    """A bootstrap resample of ``split``'s training cells, drawn within groups.
+
+    Each group's training cells (``groups`` labels every cell of the data the split
+    indexes, e.g. its context and condition) are drawn with replacement, as many as the
+    group had, so every group keeps its size and no condition drops out of training. The
+    training indices repeat, which the loaders take as weights; validation and test cells
+    are kept as they are, so early stopping still scores cells the model never trained on.
+    """
+    groups = np.asarray(groups)
+    rng = np.random.default_rng(seed)
+    train = np.asarray(split.train)
+    labels = groups[train]
+    resampled = [
+        rng.choice(train[labels == label], size=int((labels == label).sum()), replace=True)
+        for label in np.unique(labels)
+    ]
+    return Split(
+        name=f"{split.name}+bootstrap",
+        seed=seed,
+        train=np.sort(np.concatenate(resampled)),
+        validation=np.asarray(split.validation),
+        test=np.asarray(split.test),
+    )
+
+
 def held_out_context(
     conditions,
     contexts,

@@ -74,6 +74,52 @@ class ATECheck:
         }
 
 
+@dataclass(frozen=True)
+class ATEDraws:
+    """What an ATE check compares, before it is summarised: a reference table and the
+    model's draws for its rows (see :func:`summarise_ate` for the arguments' meaning).
+
+    Draws of several posteriors of the same reference (the members of a bootstrap
+    ensemble) are pooled with :func:`pool_ate_draws`.
+    """
+
+    reference: pd.DataFrame
+    model_draws: np.ndarray
+    interval_draws: np.ndarray | None = None
+    reference_se: pd.DataFrame | None = None
+
+    def summarise(self, **options) -> ATECheck:
+        """:func:`summarise_ate` of these draws; ``options`` are its keyword arguments."""
+        return summarise_ate(
+            self.reference,
+            self.model_draws,
+            interval_draws=self.interval_draws,
+            reference_se=self.reference_se,
+            **options,
+        )
+
+
+def pool_ate_draws(parts: list[ATEDraws]) -> ATEDraws:
+    """One :class:`ATEDraws` with the draws of ``parts`` end to end: the equal-weight
+    mixture of their posteriors. Every part must check the same reference."""
+    if not parts:
+        raise ValueError("no ATE draws to pool")
+    first = parts[0]
+    for part in parts[1:]:
+        if not part.reference.equals(first.reference):
+            raise ValueError("ATE draws of different references cannot be pooled")
+        if (part.interval_draws is None) != (first.interval_draws is None):
+            raise ValueError("pool ATE draws of one kind: all with interval draws or none")
+    return ATEDraws(
+        reference=first.reference,
+        model_draws=np.concatenate([p.model_draws for p in parts]),
+        interval_draws=None
+        if first.interval_draws is None
+        else np.concatenate([p.interval_draws for p in parts]),
+        reference_se=first.reference_se,
+    )
+
+
 def perturbation_splits(conditions: np.ndarray, split: Split) -> pd.Series:
     """The split of each condition, from the split of its cells.
 
