@@ -23,4 +23,5 @@ if [[ -n "${FULL:-}" ]]; then
   run benchmarks/train_budget.py --device cuda --compile-kernels --full --out benchmarks/results/train_budget_cuda_full.json
 fi
 run benchmarks/predict_speed.py --device cuda
+run benchmarks/transformer_speed.py --out benchmarks/results/transformer_speed_cuda.json
 "$PYTHON" benchmarks/gpu_table.py
