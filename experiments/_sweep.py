@@ -15,8 +15,10 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+from _common import save_figure, seed_summary, write_outputs
 from _data import CONTEXT, CONTROL, KEY, load_dataset
 from _models import fit, row_name
+from _plots import trends
 from _scores import ate_scores, model_ate, reference_ate, test_iwelbo
 from scipy.stats import spearmanr
 
@@ -128,3 +130,30 @@ def relative_iwelbo(
     base = at.set_index(["data", "seed"])["test_iwelbo"]
     keys = pd.MultiIndex.from_frame(runs[["data", "seed"]])
     return runs["test_iwelbo"] - base.reindex(keys).to_numpy()
+
+
+def write_sweep(
+    args,
+    config: dict,
+    rows: list[dict],
+    splits: list[dict],
+    fraction: str,
+    reference_fraction: float,
+    metrics: list[str],
+    started: float,
+) -> None:
+    """A sweep's table (mean ± sd over seeds per data set, model and fraction), run record
+    and trend figures; IWELBO is made relative to ``config["relative_to"]`` at
+    ``reference_fraction``."""
+    runs = pd.DataFrame(rows)
+    runs["relative_iwelbo"] = relative_iwelbo(
+        runs, config["relative_to"], fraction, reference_fraction
+    )
+    columns = ["data", "model", fraction, "seed", *metrics, "n_scored_combinations", "train_s"]
+    runs = runs.reindex(columns=columns)
+    table = seed_summary(runs, ["data", "model", fraction], metrics)
+    meta = {**config, "smoke": args.smoke, "seeds": args.seeds, "splits": splits}
+    write_outputs(args.out, table, runs, meta, started)
+    for metric in ("relative_iwelbo", "ate_pearson"):
+        save_figure(trends(runs, metric, fraction, "model", "data"), args.out, metric)
+    print(table.round(3).to_string())

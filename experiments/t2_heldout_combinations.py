@@ -28,16 +28,11 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import pandas as pd
 from _common import (
-    save_figure,
-    seed_summary,
     table_args,
-    write_outputs,
 )
 from _data import KEY
-from _plots import trends
-from _sweep import METRICS, relative_iwelbo, sweep
+from _sweep import METRICS, sweep, write_sweep
 
 import samsvae_plus as sp
 from samsvae_plus.data.splits import seen_combinations
@@ -81,17 +76,8 @@ def main() -> None:
             )
             rows += seed_rows
             splits += seed_splits
-    runs = pd.DataFrame(rows)
-    runs["relative_iwelbo"] = relative_iwelbo(runs, config["relative_to"], FRACTION, 0)
-    runs = runs.reindex(
-        columns=["data", "model", FRACTION, "seed", *METRICS, "n_scored_combinations", "train_s"]
-    )
-    table = seed_summary(runs, ["data", "model", FRACTION], METRICS)
-    meta = {**config, "smoke": args.smoke, "seeds": args.seeds, "splits": splits}
-    write_outputs(args.out, table, runs, meta, started)
-    for metric in ("relative_iwelbo", "ate_pearson"):
-        save_figure(trends(runs, metric, FRACTION, "model", "data"), args.out, metric)
-    print(table.round(3).to_string())
+    metrics = METRICS
+    write_sweep(args, config, rows, splits, FRACTION, 0, metrics, started)
 
 
 if __name__ == "__main__":
