@@ -81,6 +81,18 @@ def seed_summary(runs: pd.DataFrame, by: list[str], metrics: list[str]) -> pd.Da
     return table
 
 
+def each_seed(config: dict, seeds, run) -> tuple[list[dict], list[dict]]:
+    """``run(data, spec, seed)`` for every data set of ``config`` and every seed; it
+    returns that seed's rows and split records, gathered here in order."""
+    rows, splits = [], []
+    for data, spec in config["datasets"].items():
+        for seed in seeds:
+            seed_rows, seed_splits = run(data, spec, seed)
+            rows += seed_rows
+            splits += seed_splits
+    return rows, splits
+
+
 def split_record(split, **extra) -> dict:
     """A split as saved beside a table: its name, seed, index arrays and ``extra`` labels
     (held-out conditions, kept fractions)."""

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
-from _common import save_figure, seed_summary, write_outputs
+from _common import save_figure, seed_summary, split_record, write_outputs
 from _data import CONTEXT, CONTROL, KEY, load_dataset
 from _models import fit, row_name
 from _plots import trends
@@ -86,8 +86,8 @@ def sweep(
     rows, splits = [], []
     for fraction in config["fractions"]:
         split, test_cells, combinations = make_split(adata, fraction, seed)
-        splits.append(split.to_dict() | {"data": data, fraction_name: fraction})
-        splits[-1]["scored_combinations"] = combinations
+        record = {"data": data, fraction_name: fraction, "scored_combinations": combinations}
+        splits.append(split_record(split, **record))
         reference = reference_ate(adata, np.concatenate([test_cells, split.train]), truth)
         base = {"data": data, fraction_name: fraction, "seed": seed}
         base["n_scored_combinations"] = len(combinations)

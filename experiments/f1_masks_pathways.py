@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from _common import load_config, table_args, write_outputs
+from _common import load_config, split_record, table_args, write_outputs
 from _data import load_dataset
 from _models import fit, row_name
 from masks_norman import _figures
@@ -62,7 +62,7 @@ def main() -> None:
         chosen[data] = {"row": row_name(entry), "chosen_by": source}
         adata, _ = load_dataset(t1["datasets"][data], seed)
         split = random_split(adata.n_obs, tuple(t1["split_fractions"]), seed=seed)
-        splits.append(split.to_dict() | {"data": data})
+        splits.append(split_record(split, data=data))
         model, _ = fit(
             adata,
             entry,

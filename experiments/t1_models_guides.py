@@ -24,6 +24,7 @@ import time
 
 import pandas as pd
 from _common import (
+    each_seed,
     save_figure,
     seed_summary,
     split_record,
@@ -78,19 +79,18 @@ def run_seed(data: str, spec: dict, seed: int, config: dict, collections, device
         }
         rows.append(row)
         print(json.dumps(row, default=float), flush=True)
-    return rows, split_record(split, data=data)
+    return rows, [split_record(split, data=data)]
 
 
 def main() -> None:
     args, config = table_args(NAME, __doc__)
     started = time.perf_counter()
     collections = {name: load_gene_sets(name) for name in config["pathway_collections"]}
-    rows, splits = [], []
-    for data, spec in config["datasets"].items():
-        for seed in args.seeds:
-            seed_rows, split = run_seed(data, spec, seed, config, collections, args.device)
-            rows += seed_rows
-            splits.append(split)
+    rows, splits = each_seed(
+        config,
+        args.seeds,
+        lambda data, spec, seed: run_seed(data, spec, seed, config, collections, args.device),
+    )
     runs = pd.DataFrame(rows).reindex(
         columns=["data", "model / guide", "seed", *METRICS, "train_s"]
     )

@@ -28,9 +28,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from _common import (
-    table_args,
-)
+from _common import each_seed, table_args
 from _data import KEY
 from _sweep import METRICS, sweep, write_sweep
 
@@ -65,19 +63,19 @@ def make_split(config: dict):
 def main() -> None:
     args, config = table_args(NAME, __doc__)
     started = time.perf_counter()
-    rows, splits = [], []
-    for data, spec in config["datasets"].items():
-        scores = None
-        if spec.get("interaction_score"):
-            scores = sp.datasets.norman2019_interactions()[spec["interaction_score"]]
-        for seed in args.seeds:
-            seed_rows, seed_splits = sweep(
-                data, spec, seed, config, make_split(config), FRACTION, args.device, scores
-            )
-            rows += seed_rows
-            splits += seed_splits
-    metrics = METRICS
-    write_sweep(args, config, rows, splits, FRACTION, 0, metrics, started)
+    interactions = {
+        data: sp.datasets.norman2019_interactions()[spec["interaction_score"]]
+        for data, spec in config["datasets"].items()
+        if spec.get("interaction_score")
+    }
+
+    def run(data, spec, seed):
+        split_at = make_split(config)
+        scores = interactions.get(data)
+        return sweep(data, spec, seed, config, split_at, FRACTION, args.device, scores)
+
+    rows, splits = each_seed(config, args.seeds, run)
+    write_sweep(args, config, rows, splits, FRACTION, 0, METRICS, started)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from _common import table_args
+from _common import each_seed, table_args
 from _data import KEY
 from _sweep import METRICS, sweep, write_sweep
 
@@ -41,14 +41,13 @@ def make_split(config: dict):
 def main() -> None:
     args, config = table_args(NAME, __doc__)
     started = time.perf_counter()
-    rows, splits = [], []
-    for data, spec in config["datasets"].items():
-        for seed in args.seeds:
-            seed_rows, seed_splits = sweep(
-                data, spec, seed, config, make_split(config), FRACTION, args.device
-            )
-            rows += seed_rows
-            splits += seed_splits
+    rows, splits = each_seed(
+        config,
+        args.seeds,
+        lambda data, spec, seed: sweep(
+            data, spec, seed, config, make_split(config), FRACTION, args.device
+        ),
+    )
     metrics = [m for m in METRICS if m != "residual_vs_interactions_spearman"]
     write_sweep(args, config, rows, splits, FRACTION, 1.0, metrics, started)
 

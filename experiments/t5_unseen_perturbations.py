@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 
 import pandas as pd
-from _common import save_figure, seed_summary, table_args, write_outputs
+from _common import each_seed, save_figure, seed_summary, split_record, table_args, write_outputs
 from _data import KEY, load_dataset
 from _plots import bars
 from unseen_perturbations import score_priors
@@ -58,19 +58,18 @@ def run_seed(data: str, spec: dict, seed: int, config: dict, device: str):
         {"data": data, "method": m, "seed": seed, "ate_pearson": scores[m], "n_held_out": len(held)}
         for m in METHODS
     ]
-    return rows, split.to_dict() | {"data": data, "held_out_conditions": held}
+    print(rows, flush=True)
+    return rows, [split_record(split, data=data, held_out_conditions=held)]
 
 
 def main() -> None:
     args, config = table_args(NAME, __doc__)
     started = time.perf_counter()
-    rows, splits = [], []
-    for data, spec in config["datasets"].items():
-        for seed in args.seeds:
-            seed_rows, split = run_seed(data, spec, seed, config, args.device)
-            rows += seed_rows
-            splits.append(split)
-            print(seed_rows, flush=True)
+    rows, splits = each_seed(
+        config,
+        args.seeds,
+        lambda data, spec, seed: run_seed(data, spec, seed, config, args.device),
+    )
     runs = pd.DataFrame(rows)
     table = seed_summary(runs, ["data", "method"], ["ate_pearson", "n_held_out"])
     meta = {**config, "smoke": args.smoke, "seeds": args.seeds, "splits": splits}

@@ -144,6 +144,17 @@ class BootstrapEnsemble:
             members.append(member)
         return cls(members)
 
+    def _each_member(self, n_draws: int, seed: int, draw) -> list:
+        """``draw(member, share, member_seed)`` for every member: ``n_draws`` shared out
+        evenly (:func:`draw_shares`), member ``k`` seeded with ``seed + k``."""
+        n_draws = validate.check_positive_int(n_draws, "n_draws")
+        seed = validate.check_seed(seed)
+        shares = draw_shares(n_draws, len(self))
+        return [
+            draw(member, share, seed + k)
+            for k, (member, share) in enumerate(zip(self.members, shares, strict=True))
+        ]
+
     def average_treatment_effect(
         self,
         perturbations: Sequence[str] | None = None,
@@ -160,16 +171,13 @@ class BootstrapEnsemble:
         ``adata_controls``) are passed to every member. Returns the mean over all draws,
         and with ``return_draws`` the draws too (draws x rows x genes, member by member).
         """
-        n_draws = validate.check_positive_int(n_draws, "n_draws")
-        seed = validate.check_seed(seed)
-        parts = [
-            member.average_treatment_effect(
-                perturbations, n_draws=share, seed=seed + k, return_draws=True, **options
-            )
-            for k, (member, share) in enumerate(
-                zip(self.members, draw_shares(n_draws, len(self)), strict=True)
-            )
-        ]
+        parts = self._each_member(
+            n_draws,
+            seed,
+            lambda member, share, member_seed: member.average_treatment_effect(
+                perturbations, n_draws=share, seed=member_seed, return_draws=True, **options
+            ),
+        )
         draws = np.concatenate([part[1] for part in parts])
         first = parts[0][0]
         mean = pd.DataFrame(draws.mean(axis=0), index=first.index, columns=first.columns)
@@ -195,14 +203,13 @@ class BootstrapEnsemble:
         ``batch_size``, ``progress``) are passed to every member; ``splits`` default to
         those of the first member's data.
         """
-        n_draws = validate.check_positive_int(n_draws, "n_draws")
-        seed = validate.check_seed(seed)
-        parts = [
-            member._ate_check_draws(adata, n_draws=share, seed=seed + k, **options)
-            for k, (member, share) in enumerate(
-                zip(self.members, draw_shares(n_draws, len(self)), strict=True)
-            )
-        ]
+        parts = self._each_member(
+            n_draws,
+            seed,
+            lambda member, share, member_seed: member._ate_check_draws(
+                adata, n_draws=share, seed=member_seed, **options
+            ),
+        )
         return pool_ate_draws(parts).summarise(
             splits=self.members[0]._check_splits(splits), level=level, top_n=top_n
         )

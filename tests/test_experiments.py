@@ -13,9 +13,9 @@ import samsvae_plus as sp
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
 
-def _run(script: str, out: Path, monkeypatch) -> None:
+def _run(script: str, out: Path, monkeypatch, *options: str) -> None:
     monkeypatch.syspath_prepend(str(EXPERIMENTS))  # for their shared _common module
-    monkeypatch.setattr(sys, "argv", [script, "--smoke", "--out", str(out)])
+    monkeypatch.setattr(sys, "argv", [script, "--smoke", "--out", str(out), *options])
     runpy.run_path(str(EXPERIMENTS / script), run_name="__main__")
 
 
@@ -99,10 +99,7 @@ def test_ablation_smoke_has_one_row_per_variant(tmp_path, monkeypatch):
 
 
 def test_unseen_cell_type_smoke_scores_models_and_both_baselines(tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(EXPERIMENTS))
-    argv = ["unseen_cell_type.py", "--smoke", "--data", "simulation", "--out", str(tmp_path)]
-    monkeypatch.setattr(sys, "argv", argv)
-    runpy.run_path(str(EXPERIMENTS / "unseen_cell_type.py"), run_name="__main__")
+    _run("unseen_cell_type.py", tmp_path, monkeypatch, "--data", "simulation")
     table = pd.read_csv(tmp_path / "table.csv", index_col=0)
     assert (tmp_path / "table.md").read_text().count("\n") == len(table) + 2
     methods = [

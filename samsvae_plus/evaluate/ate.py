@@ -15,29 +15,41 @@ CONTEXT_LEVEL = "context"
 CONDITION_LEVEL = "condition"
 
 
-def group_log_means(counts, codes: np.ndarray, n_groups: int) -> np.ndarray:
-    """Mean of ``log2(1e4 x / sum x + 1)`` per group, ``(n_groups, genes)``, in row blocks.
+def group_means(values, codes: np.ndarray, n_groups: int, transform=None) -> np.ndarray:
+    """Mean of ``transform(values)`` (or of ``values``) per group, ``(n_groups, genes)``,
+    in row blocks.
 
     Parameters
     ----------
-    counts
-        Cells x genes counts, dense or scipy sparse (densified one block at a time).
+    values
+        Cells x genes, dense or scipy sparse (transformed one block at a time).
     codes
         Group of each cell, ``0 .. n_groups - 1``.
     n_groups
         Number of groups; an empty group's mean is 0.
+    transform
+        Applied to each row block before summing, e.g. :func:`log_normalize`.
     """
     codes = np.asarray(codes)
-    sums = np.zeros((n_groups, counts.shape[1]))
-    for start in range(0, counts.shape[0], _ROW_BLOCK):
-        block = log_normalize(counts[start : start + _ROW_BLOCK])
+    sums = np.zeros((n_groups, values.shape[1]))
+    for start in range(0, values.shape[0], _ROW_BLOCK):
+        block = values[start : start + _ROW_BLOCK]
+        if transform is not None:
+            block = transform(block)
         rows = codes[start : start + _ROW_BLOCK]
         indicator = sp.csr_matrix(
             (np.ones(len(rows)), (rows, np.arange(len(rows)))), shape=(n_groups, len(rows))
         )
-        sums += indicator @ block
+        product = indicator @ block
+        sums += product.toarray() if sp.issparse(product) else product
     sizes = np.bincount(codes, minlength=n_groups)
     return sums / np.maximum(sizes, 1)[:, None]
+
+
+def group_log_means(counts, codes: np.ndarray, n_groups: int) -> np.ndarray:
+    """Mean of ``log2(1e4 x / sum x + 1)`` per group, ``(n_groups, genes)``, from counts
+    (:func:`group_means` with :func:`log_normalize`)."""
+    return group_means(counts, codes, n_groups, transform=log_normalize)
 
 
 def mean_log_expression(

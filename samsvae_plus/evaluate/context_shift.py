@@ -25,7 +25,7 @@ import scipy.sparse as sp
 
 from samsvae_plus.data.registry import counts_matrix
 from samsvae_plus.data.transforms import ENCODER_TARGET_SUM, log_normalize
-from samsvae_plus.evaluate.ate import data_ate
+from samsvae_plus.evaluate.ate import data_ate, group_means
 
 
 def log_normalised(adata: ad.AnnData, *, layer: str | None = None) -> ad.AnnData:
@@ -91,17 +91,8 @@ def log_ate(log_adata: ad.AnnData, perturbation_key: str, control_label: str) ->
     (conditions x genes, control excluded). For predictions and baselines that come
     as ``log1p`` values; :func:`~samsvae_plus.evaluate.ate.data_ate` takes counts."""
     labels = pd.Categorical(np.asarray(log_adata.obs[perturbation_key], dtype=str))
-    indicator = sp.csr_matrix(
-        (np.ones(labels.codes.size), (labels.codes, np.arange(labels.codes.size))),
-        shape=(len(labels.categories), labels.codes.size),
-    )
-    sums = (
-        np.asarray((indicator @ log_adata.X).todense())
-        if sp.issparse(log_adata.X)
-        else (indicator @ np.asarray(log_adata.X))
-    )
     means = pd.DataFrame(
-        sums / np.bincount(labels.codes)[:, None],
+        group_means(log_adata.X, labels.codes, len(labels.categories)),
         index=labels.categories,
         columns=log_adata.var_names,
     )
