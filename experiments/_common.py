@@ -93,6 +93,21 @@ def each_seed(config: dict, seeds, run) -> tuple[list[dict], list[dict]]:
     return rows, splits
 
 
+def training_for(config: dict, spec: dict) -> dict:
+    """The training settings of one data set: the config's, with the epochs scaled by the
+    data set's ``epoch_scale`` (default 1). A data set with several times the cells takes
+    as many more gradient steps per epoch, so it needs fewer epochs; the scale keeps the
+    smoke budget's ratio too."""
+    scale = spec.get("epoch_scale", 1)
+    training = dict(config["training"])
+    if "max_epochs" in training:
+        training["max_epochs"] = max(1, round(training["max_epochs"] * scale))
+    if "dense_epochs" in training:  # the sparse phase keeps at least one epoch
+        dense = round(training["dense_epochs"] * scale)
+        training["dense_epochs"] = min(dense, training.get("max_epochs", dense + 1) - 1)
+    return training
+
+
 def split_record(split, **extra) -> dict:
     """A split as saved beside a table: its name, seed, index arrays and ``extra`` labels
     (held-out conditions, kept fractions)."""

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
-from _common import save_figure, seed_summary, split_record, write_outputs
+from _common import save_figure, seed_summary, split_record, training_for, write_outputs
 from _data import CONTEXT, CONTROL, KEY, load_dataset
 from _models import fit, row_name
 from _plots import trends
@@ -100,7 +100,7 @@ def sweep(
                 adata,
                 entry,
                 latent_dim=spec.get("latent_dim", config["latent_dim"]),
-                training=config["training"],
+                training=training_for(config, spec),
                 split=split,
                 seed=seed,
                 device=device,

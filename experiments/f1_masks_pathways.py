@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from _common import load_config, split_record, table_args, write_outputs
+from _common import load_config, split_record, table_args, training_for, write_outputs
 from _data import load_dataset
 from _models import fit, row_name
 from masks_norman import _figures
@@ -67,7 +67,7 @@ def main() -> None:
             adata,
             entry,
             latent_dim=t1["latent_dim"],
-            training=t1["training"],
+            training=training_for(t1, t1["datasets"][data]),
             split=split,
             seed=seed,
             device=args.device,

@@ -29,6 +29,7 @@ from _common import (
     seed_summary,
     split_record,
     table_args,
+    training_for,
     write_outputs,
 )
 from _data import load_dataset
@@ -62,7 +63,7 @@ def run_seed(data: str, spec: dict, seed: int, config: dict, collections, device
             adata,
             entry,
             latent_dim=config["latent_dim"],
-            training=config["training"],
+            training=training_for(config, spec),
             split=split,
             seed=seed,
             device=device,

@@ -19,7 +19,15 @@ from __future__ import annotations
 import time
 
 import pandas as pd
-from _common import each_seed, save_figure, seed_summary, split_record, table_args, write_outputs
+from _common import (
+    each_seed,
+    save_figure,
+    seed_summary,
+    split_record,
+    table_args,
+    training_for,
+    write_outputs,
+)
 from _data import KEY, load_dataset
 from _plots import bars
 from unseen_perturbations import score_priors
@@ -49,7 +57,7 @@ def run_seed(data: str, spec: dict, seed: int, config: dict, device: str):
         split,
         held,
         latent_dim=spec.get("latent_dim", config["latent_dim"]),
-        training=config["training"],
+        training=training_for(config, spec),
         seed=seed,
         gene_embedding=embedding,
         device=device,
