@@ -32,7 +32,7 @@ T1_ROWS = [
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
-    """One ``reproduce all --smoke`` run (about two minutes on two cores), shared. The real
+    """One ``reproduce all --smoke`` run (about a minute on two cores), shared. The real
     data are fetched first, so a missing file fails here with the data module's message
     instead of inside a table's subprocess."""
     for name in ("norman_mcfaline_devel", "papalexi2021_thp1"):
@@ -152,6 +152,12 @@ def test_unknown_experiment_is_a_one_line_error(capsys):
     assert main(["reproduce", "t9", "--out", "unused"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "unknown experiment 't9'" in err and "t1_models_guides" in err
+
+
+def test_jobs_below_one_is_a_one_line_error(capsys):
+    assert main(["reproduce", "all", "--jobs", "0", "--out", "unused"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--jobs must be at least 1, got 0" in err
 
 
 def test_missing_experiments_folder_is_a_one_line_error(tmp_path, capsys, monkeypatch):
