@@ -50,8 +50,11 @@ def load_config(name: str, smoke: bool = False) -> dict:
     return _merge(config, smoke_overrides) if smoke else config
 
 
-def table_args(name: str, doc: str) -> tuple[argparse.Namespace, dict]:
-    """The command line every table script shares, and its config: ``--out`` (default
+def table_args(
+    name: str, doc: str, config_name: str | None = None
+) -> tuple[argparse.Namespace, dict]:
+    """The command line every table script shares, and its config (``configs/NAME.yaml``,
+    or ``config_name``'s for a script that retraces another table): ``--out`` (default
     ``figures/NAME``), ``--seeds`` (default the config's), ``--smoke``, ``--device``.
 
     Also sets the process up as every table runs: torch threads (:func:`configure_torch`)
@@ -62,7 +65,7 @@ def table_args(name: str, doc: str) -> tuple[argparse.Namespace, dict]:
     parser.add_argument("--smoke", action="store_true", help="tiny data and budget, for tests")
     parser.add_argument("--device", default="auto", help="torch device of the training")
     args = parser.parse_args()
-    config = load_config(name, args.smoke)
+    config = load_config(config_name or name, args.smoke)
     args.seeds = args.seeds if args.seeds is not None else list(config["seeds"])
     configure_torch()
     warnings.filterwarnings("ignore")

@@ -117,3 +117,36 @@ def test_unseen_cell_type_smoke_scores_models_and_both_baselines(tmp_path, monke
     assert table["avg_score mean"].between(0, 1).all()
     runs = pd.read_csv(tmp_path / "runs.csv")
     assert set(runs["context"]) == {"ctx0"} and (runs["n_test_cells"] > 0).all()
+
+
+def test_ate_noise_ceiling_retraces_t1_splits_and_correlates_two_data_ates(tmp_path, monkeypatch):
+    import numpy as np
+
+    from samsvae_plus.data.splits import random_split
+    from samsvae_plus.evaluate.ate import data_ate
+
+    _run("ate_noise_ceiling.py", tmp_path, monkeypatch, "--seeds", "0")
+    runs = pd.read_csv(tmp_path / "runs.csv").set_index("data")
+    split = next(
+        s for s in json.loads((tmp_path / "splits.json").read_text()) if s["data"] == "norman"
+    )
+    # The script's smoke data: T1's smoke subset of Norman (6 cells per condition and cell type)
+    adata = sp.datasets.norman_mcfaline_devel()
+    keep = adata.obs.groupby(["condition", "cell_type"], observed=True).head(6).index
+    adata = adata[keep].copy()
+    assert split["test"] == random_split(adata.n_obs, (0.64, 0.16, 0.20), seed=0).test.tolist()
+    # Recomputed here: Pearson over every (cell type, condition, gene) both parts share
+    parts = [
+        data_ate(
+            adata[np.sort(split[p])],
+            "condition",
+            "control",
+            context_key="cell_type",
+            by_context=True,
+        )
+        for p in ("train", "test")
+    ]
+    common = parts[0].index.intersection(parts[1].index)
+    a, b = (part.loc[common].to_numpy().ravel() for part in parts)
+    assert runs.loc["norman", "n_conditions"] == len(common)
+    assert runs.loc["norman", "ate_pearson"] == pytest.approx(np.corrcoef(a, b)[0, 1], abs=1e-6)
