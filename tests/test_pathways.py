@@ -97,6 +97,14 @@ def test_knn_accuracy_and_majority_rate_on_two_clusters():
     assert np.isnan(knn_pathway_accuracy(features, unlabelled).accuracy)
 
 
+def test_knn_accuracy_is_nan_with_a_single_pathway():
+    # Every vote would be right (accuracy 1 = majority rate 1) whatever the masks are.
+    features = pd.DataFrame(np.eye(3), index=["a", "b", "c"])
+    one = pd.Series(["complex"] * 3, index=features.index)
+    result = knn_pathway_accuracy(features, one, k=1, n_permutations=10)
+    assert np.isnan(result.accuracy) and result.n_labelled == 3 and result.n_classes == 1
+
+
 def test_jaccard_within_and_between_pathways():
     masks = pd.DataFrame(
         [[0.9, 0.9, 0.0], [0.9, 0.0, 0.0], [0.0, 0.0, 0.9], [0.0, 0.8, 0.9]],

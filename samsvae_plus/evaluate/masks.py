@@ -122,12 +122,14 @@ def knn_pathway_accuracy(
         Perturbations x latent dimensions (``model.mask_probabilities()``).
     labels
         Perturbation -> pathway (:func:`~samsvae_plus.evaluate.gene_sets.assign_pathways`);
-        missing labels are left out.
+        missing labels are left out. Fewer than two labelled perturbations, or a single
+        pathway among them, give NaN scores.
     """
     labels = labels.dropna()
     labels = labels[labels.index.isin(features.index)]
     n = len(labels)
-    if n < 2 or k < 1:
+    # With one pathway every vote is right whatever the masks are: nothing is measured.
+    if n < 2 or labels.nunique() < 2 or k < 1:
         return PathwayAccuracy(
             float("nan"),
             float("nan"),
