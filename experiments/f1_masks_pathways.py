@@ -2,7 +2,8 @@
 
 "Best" is the row of T1's table (``../t1_models_guides/table.csv`` beside ``--out``, as
 ``samsvae-plus reproduce`` lays them out) with the highest mean test IWELBO among the
-rows with masks, per data set; without T1's table the config's ``default_row`` is used.
+rows that learn sparse masks (SAMS-VAE and SVAE+; CPA-VAE's masks are all ones by
+construction and the conditional VAE has none), per data set; without T1's table the config's ``default_row`` is used.
 The model is trained on T1's random split (seed = the first seed) and its masks are
 compared with each gene-set collection (``mask_pathway_report``: leave-one-out kNN
 pathway accuracy with its permutation p-value, within/between-pathway Jaccard, and
@@ -31,11 +32,13 @@ from samsvae_plus.evaluate.pathway_report import mask_pathway_report
 
 NAME = "f1_masks_pathways"
 T1 = "t1_models_guides"
+# Masks of these models say nothing about pathways: none, or all ones by construction.
+WITHOUT_SPARSE_MASKS = ("ConditionalVAE", "CPAVAE")
 
 
 def best_row(data: str, out: Path, rows: list[dict], default: str) -> tuple[dict, str]:
     """The T1 row to draw for ``data`` and where the choice came from."""
-    by_name = {row_name(r): r for r in rows if r["model"] != "ConditionalVAE"}
+    by_name = {row_name(r): r for r in rows if r["model"] not in WITHOUT_SPARSE_MASKS}
     table_path = out.parent / T1 / "table.csv"
     if table_path.exists():
         table = pd.read_csv(table_path, index_col=0)
