@@ -11,11 +11,12 @@ import scipy.sparse as sp
 from scipy.stats import false_discovery_control, mannwhitneyu
 
 from samsvae_plus.errors import InputError
+from samsvae_plus.evaluate import challenge_summary, joint_ranks
 from samsvae_plus.evaluate import differential_expression as de
 from samsvae_plus.evaluate.challenge import challenge_score, score_against_baseline
 from samsvae_plus.evaluate.challenge_inputs import check_input
 from samsvae_plus.evaluate.challenge_metrics import REGISTRY
-from samsvae_plus.evaluate.challenge_summary import summarise_file
+from samsvae_plus.evaluate.challenge_summary import summarise_file, summarise_file_per_group
 from samsvae_plus.evaluate.pseudobulk import Normalised, group_cells
 
 CONTROL = "non-targeting"
@@ -173,6 +174,46 @@ def test_summary_fdr_matches_scipy_pipeline():
         np.testing.assert_array_equal(summary.fdr[i] < 0.05, fdr.astype(np.float32) < 0.05)
     assert summary.lfc[:, 7].tolist() == [0.0] * 3  # silent everywhere
     assert np.isposinf(summary.lfc[:, 9]).all()  # silent in controls only
+
+
+@pytest.mark.parametrize(
+    "case", ["counts", "float64", "dense", "log1p", "stored_zeros", "chunks", "one_group"]
+)
+def test_one_sort_summary_equals_per_group_summary(case, monkeypatch):
+    dtype = np.float64 if case == "float64" else np.float32
+    adata = small_counts(seed=11, dtype=dtype)
+    if case == "dense":
+        adata.X = adata.X.toarray()
+    elif case == "log1p":
+        adata.X = sp.csr_matrix(np.log1p(adata.X.toarray() * 0.5).astype(np.float32))
+    elif case == "stored_zeros":
+        adata.X.data[::7] = 0.0  # explicit zeros, not eliminated
+    elif case == "chunks":
+        # Gene chunks of at most 50 stored values (about 14 chunks).
+        monkeypatch.setattr(joint_ranks, "CHUNK_ENTRIES", 50)
+    elif case == "one_group":
+        adata = adata[adata.obs["target_gene"].isin([CONTROL, "P2"])].copy()
+    inp = check_input(adata, "real", "target_gene", CONTROL)
+    want = summarise_file_per_group(inp, CONTROL)
+    got = summarise_file(inp, CONTROL)
+    for field in ("labels", "n_cells", "means", "control_mean", "fdr", "lfc"):
+        np.testing.assert_array_equal(getattr(got, field), getattr(want, field), err_msg=field)
+
+
+def test_one_sort_falls_back_when_keys_do_not_fit(monkeypatch):
+    inp = check_input(small_counts(seed=4), "real", "target_gene", CONTROL)
+    calls = []
+    real_fallback = challenge_summary.summarise_file_per_group
+
+    def fallback(*args):
+        calls.append(args)
+        return real_fallback(*args)
+
+    monkeypatch.setattr(joint_ranks, "KEY_BITS", 20)  # 31-bit float32 codes cannot fit
+    monkeypatch.setattr(challenge_summary, "summarise_file_per_group", fallback)
+    got = summarise_file(inp, CONTROL)
+    assert len(calls) == 1
+    np.testing.assert_array_equal(got.fdr, real_fallback(inp, CONTROL).fdr)
 
 
 # ---------------------------------------------------------------- normalisation

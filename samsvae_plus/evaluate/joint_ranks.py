@@ -1,0 +1,326 @@
+"""Every group of a file against its control with one sort: the one-sort rank sums.
+
+:mod:`~samsvae_plus.evaluate.differential_expression` tests one group at a time: it sorts
+the group's keys and binary-searches them into the control's. Here every non-zero value
+of the file becomes one key ``gene << (c + g) | code(value) << g | group``, with the
+control as group 0, and one sort orders the whole file by (gene, value, group). In that
+order a group's value is preceded, within its gene, by exactly the control values that
+are smaller or equal (the control sorts first among equal values), so with ``C`` the
+running count of control values, per element
+
+    less + equal = C[p] - C(gene start)
+
+and the U statistic, the run sizes and the tie terms follow from linear passes (cumsum,
+diff, bincount over ``gene * n_groups + group``) instead of a binary search per value:
+
+    U1  = z1 z2 / 2 + nnz1 (z2 - C(gene start)) + sum_p C[p] - sum over runs a b / 2
+    tie = (z^3 - z) + sum over control runs (b^3 - b) + sum over runs (a^3 - a)
+          + sum over runs 3 a b (a + b)
+
+with the notation of :mod:`~samsvae_plus.evaluate.differential_expression` (``a`` a run
+of equal values in the group, ``b`` the control cells with that value). Every term is a
+multiple of 1/2 and exact in float64, so U1 and the tie term are the numbers the
+per-group path computes, and the p-values are bit for bit the same.
+
+Genes are processed in chunks of at most :data:`CHUNK_ENTRIES` stored values, so the
+temporaries stay bounded whatever the file's size. The pseudobulk sums are accumulated
+in the file's row order, as the per-group path does, so they agree to the last bit too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from samsvae_plus.evaluate.differential_expression import ValueCodes
+
+# Stored values handled per gene chunk (about 8 int64 temporaries of this length).
+CHUNK_ENTRIES = 1 << 23
+# Bits a key may use: int64 keys must stay non-negative.
+KEY_BITS = 63
+
+
+@dataclass(frozen=True)
+class JointStats:
+    """What the test and the pseudobulks need of every group of one file.
+
+    Group 0 is the control; the arrays of the test cover groups 1.. only.
+
+    Attributes
+    ----------
+    sums
+        float64 sum of each group's values per gene (groups x genes), control first.
+    u1
+        U statistic of each non-control group against the control (groups-1 x genes).
+    tie
+        Tie term of the pooled sample (groups-1 x genes).
+    nonzero
+        Non-zero values in the group and the control together (groups-1 x genes).
+    """
+
+    sums: np.ndarray
+    u1: np.ndarray
+    tie: np.ndarray
+    nonzero: np.ndarray
+
+
+def fits(codes: ValueCodes, n_groups: int) -> bool:
+    """Whether keys of at least one gene, ``codes`` and ``n_groups`` groups fit in int64."""
+    return _group_bits(n_groups) + codes.shift + 1 <= KEY_BITS
+
+
+def _group_bits(n_groups: int) -> int:
+    return max(1, int(n_groups - 1).bit_length())
+
+
+def _gene_chunks(indices: np.ndarray, n_genes: int, max_genes: int, limit: int) -> list:
+    """Gene ranges [lo, hi) of at most ``limit`` stored values and ``max_genes`` genes."""
+    if indices.size <= limit and n_genes <= max_genes:
+        return [(0, n_genes)]
+    per_gene = np.bincount(indices, minlength=n_genes)
+    bounds = [0]
+    total = 0
+    for gene, count in enumerate(per_gene.tolist()):
+        if gene > bounds[-1] and (total + count > limit or gene - bounds[-1] >= max_genes):
+            bounds.append(gene)
+            total = 0
+        total += count
+    bounds.append(n_genes)
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+
+@dataclass(frozen=True)
+class SortHint:
+    """A visiting order that leaves the keys nearly sorted, so that the sort is cheap.
+
+    Entries are first placed by a counting sort on ``gene * n_buckets + bucket``
+    (stable, visiting the cells in ``row_order``); when values ascend within each
+    (gene, bucket) in that order, the sort that follows only merges a few runs per
+    gene. The hint changes the speed only: the sort still orders the true keys.
+
+    For counts normalised by cell: bucket = the raw count (clipped), cells by
+    decreasing size factor (then group), since ``log1p(c / s)`` falls as ``s`` grows.
+    """
+
+    row_order: np.ndarray
+    buckets: np.ndarray
+    n_buckets: int
+
+
+def joint_stats(
+    data: np.ndarray,
+    indices: np.ndarray,
+    indptr: np.ndarray,
+    group_of_row: np.ndarray,
+    sizes: np.ndarray,
+    n_genes: int,
+    codes: ValueCodes,
+    hint: SortHint | None = None,
+    chunk_entries: int | None = None,
+) -> JointStats:
+    """Pseudobulk sums and rank sums of every group against group 0, the control.
+
+    Parameters
+    ----------
+    data, indices, indptr
+        The normalised file as CSR arrays (cells x genes); stored zeros are ignored.
+    group_of_row
+        Group of each cell, 0 for the control.
+    sizes
+        Cells per group (group 0 first).
+    n_genes
+        Number of genes.
+    codes
+        Order-keeping integer codes of the values (see :func:`fits`).
+    hint
+        Optional :class:`SortHint` (one bucket per stored value).
+    chunk_entries
+        Most stored values handled at once (default :data:`CHUNK_ENTRIES`).
+    """
+    chunk_entries = CHUNK_ENTRIES if chunk_entries is None else chunk_entries
+    n_groups = int(sizes.size)
+    gbits = _group_bits(n_groups)
+    cbits = codes.shift
+    if not fits(codes, n_groups):
+        raise ValueError("keys do not fit in int64: use the per-group path")
+    max_genes = 1 << (KEY_BITS - gbits - cbits)
+    group_dtype = np.int16 if n_groups <= np.iinfo(np.int16).max else np.int32
+    group_of_entry = np.repeat(group_of_row.astype(group_dtype), np.diff(indptr))
+    zeros = bool((data == 0).any())
+    chunks = _gene_chunks(indices, n_genes, max_genes, chunk_entries)
+
+    sums = np.empty((n_groups, n_genes))
+    for lo, hi, (genes, values, groups) in _each_chunk(
+        chunks, zeros, data, indices, group_of_entry
+    ):
+        sums[:, lo:hi] = _group_sums(genes, values, groups, lo, hi - lo, n_groups)
+
+    buckets = None
+    if hint is not None:
+        # The same stored values, visited in the hint's cell order.
+        entries = _row_entries(indptr, hint.row_order)
+        data, indices = data[entries], indices[entries]
+        group_of_entry, buckets = group_of_entry[entries], hint.buckets[entries]
+        del entries
+
+    n_tests = n_groups - 1
+    u1 = np.empty((n_tests, n_genes))
+    tie = np.empty((n_tests, n_genes))
+    nonzero = np.empty((n_tests, n_genes))
+    n1 = sizes[1:].astype(np.float64)
+    n2 = float(sizes[0])
+    arrays = (
+        (data, indices, group_of_entry)
+        if buckets is None
+        else (data, indices, group_of_entry, buckets)
+    )
+    for lo, hi, (genes, values, groups, *rest) in _each_chunk(chunks, zeros, *arrays):
+        n_chunk = hi - lo
+        keys = _sorted_keys(genes, values, groups, lo, codes, gbits, rest, hint, n_chunk)
+        part = _chunk_stats(keys, n_chunk, n_groups, codes.shift + gbits, gbits, n1, n2)
+        u1[:, lo:hi], tie[:, lo:hi], nonzero[:, lo:hi] = part
+    return JointStats(sums=sums, u1=u1, tie=tie, nonzero=nonzero)
+
+
+def _each_chunk(chunks, zeros, data, indices, *others):
+    """Per gene chunk: (lo, hi, (genes, values, *others)) of its non-zero stored values."""
+    for lo, hi in chunks:
+        if len(chunks) == 1 and not zeros:
+            yield lo, hi, (indices, data, *others)
+            continue
+        keep = data != 0
+        if len(chunks) > 1:
+            keep &= (indices >= lo) & (indices < hi)
+        yield lo, hi, (indices[keep], data[keep], *(o[keep] for o in others))
+
+
+def _row_entries(indptr: np.ndarray, row_order: np.ndarray) -> np.ndarray:
+    """Positions of the stored values of the rows in ``row_order``, row after row."""
+    lengths = np.diff(indptr)[row_order]
+    starts = np.asarray(indptr[:-1], dtype=np.int64)[row_order]
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    entries = np.repeat(starts - offsets, lengths)
+    entries += np.arange(entries.size, dtype=np.int64)
+    return entries
+
+
+def _group_sums(genes, values, groups, lo, n_chunk, n_groups) -> np.ndarray:
+    """float64 sums per (group, gene), accumulated in the order of the stored values."""
+    bins = groups.astype(np.int64)
+    bins *= n_chunk
+    bins += genes
+    if lo:
+        bins -= lo
+    return np.bincount(bins, weights=values, minlength=n_groups * n_chunk).reshape(
+        n_groups, n_chunk
+    )
+
+
+def _sorted_keys(genes, values, groups, lo, codes, gbits, rest, hint, n_chunk) -> np.ndarray:
+    """The chunk's keys ``gene << (c + g) | code << g | group``, sorted."""
+    keys = genes.astype(np.int64)
+    if lo:
+        keys -= lo
+    local = keys.copy() if hint is not None else None
+    keys <<= codes.shift + gbits
+    keys |= codes(values) << gbits
+    keys |= groups
+    if hint is not None:
+        columns = local
+        columns *= hint.n_buckets
+        columns += rest[0]
+        keys = _counting_sort(keys, columns, n_chunk * hint.n_buckets)
+    # Already ascending runs (CSR rows, or the hint's runs) make the stable sort cheap.
+    keys.sort(kind="stable")
+    return keys
+
+
+def _counting_sort(keys: np.ndarray, columns: np.ndarray, n_columns: int) -> np.ndarray:
+    """``keys`` stably reordered by ``columns``: scipy's CSR-to-CSC conversion of one row."""
+    import scipy.sparse as sp
+
+    indptr = np.array([0, keys.size], dtype=np.int64)
+    row = sp.csr_matrix((keys, columns, indptr), shape=(1, n_columns))
+    return row.tocsc().data
+
+
+def _chunk_stats(keys, n_chunk, n_groups, vshift, gbits, n1, n2):
+    """U1, tie term and pooled non-zeros (tests x genes) from a chunk's sorted keys."""
+    group_s = keys & ((1 << gbits) - 1)
+    # Control values at or before each position (the same as before it, for a group's
+    # value): cumsum of 0/1 as int64, which is several times faster than over booleans.
+    below = (group_s == 0).astype(np.int64)
+    np.cumsum(below, out=below)
+    bins = keys >> vshift
+    bins *= n_groups
+    bins += group_s
+    del group_s
+    size = n_chunk * n_groups
+    counts = np.bincount(bins, minlength=size).reshape(n_chunk, n_groups).astype(np.float64)
+    below_sum = np.bincount(bins, weights=below, minlength=size).reshape(n_chunk, n_groups)
+    del bins, below
+    half_ab, repeats, shared, control_tie = _tie_terms(keys, n_chunk, n_groups, gbits, vshift)
+
+    nonzero2 = counts[:, 0]
+    control_before = np.concatenate([[0.0], np.cumsum(nonzero2)[:-1]])
+    # tests x genes from here on, as the per-group path lays them out.
+    nonzero1 = counts[:, 1:].T
+    zeros1 = n1[:, None] - nonzero1
+    zeros2 = n2 - nonzero2
+    u1 = (
+        zeros1 * zeros2 * 0.5
+        + (zeros2 - control_before) * nonzero1
+        + below_sum[:, 1:].T
+        - half_ab[:, 1:].T
+    )
+    zeros = zeros1 + zeros2
+    tie = (zeros * zeros * zeros - zeros) + control_tie + repeats[:, 1:].T + shared[:, 1:].T
+    return u1, tie, nonzero1 + nonzero2
+
+
+def _tie_terms(keys: np.ndarray, n_chunk: int, n_groups: int, gbits: int, vshift: int):
+    """Per (gene, group): sum a b / 2, sum (a^3 - a), sum 3 a b (a + b); control's ties.
+
+    Only values that occur more than once in a gene (in any group) add anything, and
+    they are few for continuous data, so they are picked out first.
+    """
+    size = n_chunk * n_groups
+    value_keys = keys >> gbits
+    same = value_keys[1:] == value_keys[:-1]
+    del value_keys
+    if not same.any():
+        zero = np.zeros((n_chunk, n_groups))
+        return zero, zero, zero, np.zeros(n_chunk)
+    tied = np.zeros(keys.size, dtype=bool)
+    tied[1:] = same
+    tied[:-1] |= same
+    del same
+    sub = keys[tied]
+    del tied
+    starts = np.flatnonzero(np.concatenate([[True], sub[1:] != sub[:-1]]))
+    a = np.diff(np.append(starts, sub.size)).astype(np.float64)
+    run_keys = sub[starts]
+    run_group = run_keys & ((1 << gbits) - 1)
+    run_values = run_keys >> gbits
+    first = np.concatenate([[True], run_values[1:] != run_values[:-1]])
+    block = np.cumsum(first) - 1
+    heads = np.flatnonzero(first)
+    # b: control cells with the run's value (the block's first run, when it is control's).
+    head_b = np.where(run_group[heads] == 0, a[heads], 0.0)
+    b = head_b[block]
+    bins = (run_keys >> vshift) * n_groups + run_group
+    is_group = run_group != 0
+    b = np.where(is_group, b, 0.0)
+    half_ab = np.bincount(bins, weights=0.5 * a * b, minlength=size)
+    cubes = a * a * a - a
+    repeats = np.bincount(bins, weights=cubes, minlength=size).reshape(n_chunk, n_groups)
+    shared = np.bincount(bins, weights=3.0 * a * b * (a + b), minlength=size)
+    # The control's own runs: column 0 of repeats.
+    control_tie = repeats[:, 0].copy()
+    return (
+        half_ab.reshape(n_chunk, n_groups),
+        repeats,
+        shared.reshape(n_chunk, n_groups),
+        control_tie,
+    )
