@@ -149,100 +149,103 @@ def joint_stats(
     group_of_entry = np.repeat(group_of_row.astype(group_dtype), np.diff(indptr))
     zeros = bool((data == 0).any())
     chunks = _gene_chunks(indices, n_genes, max_genes, chunk_entries)
-
-    sums = np.empty((n_groups, n_genes))
-    for lo, hi, (genes, values, groups) in _each_chunk(
-        chunks, zeros, data, indices, group_of_entry
-    ):
-        sums[:, lo:hi] = _group_sums(genes, values, groups, lo, hi - lo, n_groups)
-
-    buckets = None
-    if hint is not None:
-        # The same stored values, visited in the hint's cell order.
-        entries = _row_entries(indptr, hint.row_order)
-        data, indices = data[entries], indices[entries]
-        group_of_entry, buckets = group_of_entry[entries], hint.buckets[entries]
-        del entries
+    buckets = None if hint is None else hint.buckets
 
     n_tests = n_groups - 1
+    sums = np.empty((n_groups, n_genes))
     u1 = np.empty((n_tests, n_genes))
     tie = np.empty((n_tests, n_genes))
     nonzero = np.empty((n_tests, n_genes))
     n1 = sizes[1:].astype(np.float64)
     n2 = float(sizes[0])
-    arrays = (
-        (data, indices, group_of_entry)
-        if buckets is None
-        else (data, indices, group_of_entry, buckets)
-    )
-    for lo, hi, (genes, values, groups, *rest) in _each_chunk(chunks, zeros, *arrays):
+    for lo, hi, part in _each_chunk(chunks, zeros, data, indices, indptr, group_of_entry, buckets):
+        genes, values, groups, chunk_buckets, chunk_indptr = part
         n_chunk = hi - lo
-        keys = _sorted_keys(genes, values, groups, lo, codes, gbits, rest, hint, n_chunk)
-        part = _chunk_stats(keys, n_chunk, n_groups, codes.shift + gbits, gbits, n1, n2)
-        u1[:, lo:hi], tie[:, lo:hi], nonzero[:, lo:hi] = part
+        local = genes.astype(np.int64)
+        if lo:
+            local -= lo
+        sums[:, lo:hi] = _group_sums(local, values, groups, n_chunk, n_groups)
+        keys = local << (codes.shift + gbits)
+        keys |= codes(values) << gbits
+        keys |= groups
+        if hint is not None:
+            # The hint's buckets within each gene, its cell order within each bucket.
+            local *= hint.n_buckets
+            local += chunk_buckets
+            keys = _presort(keys, local, chunk_indptr, hint.row_order, n_chunk * hint.n_buckets)
+        del local
+        # Already ascending runs (CSR rows, or the hint's runs) make the stable sort cheap.
+        keys.sort(kind="stable")
+        stats = _chunk_stats(keys, n_chunk, n_groups, codes.shift + gbits, gbits, n1, n2)
+        u1[:, lo:hi], tie[:, lo:hi], nonzero[:, lo:hi] = stats
     return JointStats(sums=sums, u1=u1, tie=tie, nonzero=nonzero)
 
 
-def _each_chunk(chunks, zeros, data, indices, *others):
-    """Per gene chunk: (lo, hi, (genes, values, *others)) of its non-zero stored values."""
+def _each_chunk(chunks, zeros, data, indices, indptr, groups, buckets):
+    """Per gene chunk: lo, hi and its non-zero values (genes, values, groups, buckets,
+    indptr), in the file's order."""
     for lo, hi in chunks:
         if len(chunks) == 1 and not zeros:
-            yield lo, hi, (indices, data, *others)
+            yield lo, hi, (indices, data, groups, buckets, indptr)
             continue
         keep = data != 0
         if len(chunks) > 1:
             keep &= (indices >= lo) & (indices < hi)
-        yield lo, hi, (indices[keep], data[keep], *(o[keep] for o in others))
+        chunk_indptr = np.concatenate([[0], np.cumsum(keep)])[indptr]
+        chunk_buckets = None if buckets is None else buckets[keep]
+        yield lo, hi, (indices[keep], data[keep], groups[keep], chunk_buckets, chunk_indptr)
 
 
-def _row_entries(indptr: np.ndarray, row_order: np.ndarray) -> np.ndarray:
-    """Positions of the stored values of the rows in ``row_order``, row after row."""
-    lengths = np.diff(indptr)[row_order]
-    starts = np.asarray(indptr[:-1], dtype=np.int64)[row_order]
-    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    entries = np.repeat(starts - offsets, lengths)
-    entries += np.arange(entries.size, dtype=np.int64)
-    return entries
-
-
-def _group_sums(genes, values, groups, lo, n_chunk, n_groups) -> np.ndarray:
+def _group_sums(local, values, groups, n_chunk, n_groups) -> np.ndarray:
     """float64 sums per (group, gene), accumulated in the order of the stored values."""
     bins = groups.astype(np.int64)
     bins *= n_chunk
-    bins += genes
-    if lo:
-        bins -= lo
-    return np.bincount(bins, weights=values, minlength=n_groups * n_chunk).reshape(
-        n_groups, n_chunk
+    bins += local
+    sums = np.bincount(bins, weights=values, minlength=n_groups * n_chunk)
+    return sums.reshape(n_groups, n_chunk)
+
+
+def _presort(keys, columns, indptr, row_order, n_columns) -> np.ndarray:
+    """``keys`` with the rows in ``row_order``, then stably by ``columns`` (counting sort).
+
+    scipy's C++ CSR kernels do both in linear time: row indexing, then the CSR-to-CSC
+    conversion of the result seen as one row.
+    """
+    try:
+        from scipy.sparse import _sparsetools as tools
+    except ImportError:  # private module moved: the public, slightly slower route
+        import scipy.sparse as sp
+
+        shape = (indptr.size - 1, n_columns)
+        rows = sp.csr_matrix((keys, columns, indptr), shape=shape)[row_order]
+        one_row = sp.csr_matrix((rows.data, rows.indices, [0, rows.nnz]), shape=(1, n_columns))
+        return one_row.tocsc().data
+    index = np.int32 if max(n_columns, keys.size) < np.iinfo(np.int32).max else np.int64
+    columns = columns.astype(index, copy=False)
+    row_columns = np.empty(keys.size, dtype=index)
+    row_keys = np.empty_like(keys)
+    tools.csr_row_index(
+        row_order.size,
+        row_order.astype(index),
+        indptr.astype(index, copy=False),
+        columns,
+        keys,
+        row_columns,
+        row_keys,
     )
-
-
-def _sorted_keys(genes, values, groups, lo, codes, gbits, rest, hint, n_chunk) -> np.ndarray:
-    """The chunk's keys ``gene << (c + g) | code << g | group``, sorted."""
-    keys = genes.astype(np.int64)
-    if lo:
-        keys -= lo
-    local = keys.copy() if hint is not None else None
-    keys <<= codes.shift + gbits
-    keys |= codes(values) << gbits
-    keys |= groups
-    if hint is not None:
-        columns = local
-        columns *= hint.n_buckets
-        columns += rest[0]
-        keys = _counting_sort(keys, columns, n_chunk * hint.n_buckets)
-    # Already ascending runs (CSR rows, or the hint's runs) make the stable sort cheap.
-    keys.sort(kind="stable")
-    return keys
-
-
-def _counting_sort(keys: np.ndarray, columns: np.ndarray, n_columns: int) -> np.ndarray:
-    """``keys`` stably reordered by ``columns``: scipy's CSR-to-CSC conversion of one row."""
-    import scipy.sparse as sp
-
-    indptr = np.array([0, keys.size], dtype=np.int64)
-    row = sp.csr_matrix((keys, columns, indptr), shape=(1, n_columns))
-    return row.tocsc().data
+    del columns
+    out = np.empty_like(keys)
+    tools.csr_tocsc(
+        1,
+        n_columns,
+        np.array([0, keys.size], dtype=index),
+        row_columns,
+        row_keys,
+        np.empty(n_columns + 1, dtype=index),
+        np.empty(keys.size, dtype=index),
+        out,
+    )
+    return out
 
 
 def _chunk_stats(keys, n_chunk, n_groups, vshift, gbits, n1, n2):
