@@ -35,8 +35,13 @@ import numpy as np
 
 from samsvae_plus.evaluate.differential_expression import ValueCodes
 
-# Stored values handled per gene chunk (about 8 int64 temporaries of this length).
-CHUNK_ENTRIES = 1 << 23
+# Stored values sorted and reduced at once: a contiguous slice of genes after the values
+# are laid out gene by gene. Its int64 temporaries (8 MB) stay in cache and below glibc's
+# mmap threshold, so they are reused instead of being faulted in afresh each time (which
+# also serialises threads).
+CHUNK_ENTRIES = 1 << 20
+# Stored values laid out gene by gene at once (bounds the int64 copies of large files).
+BLOCK_ENTRIES = 1 << 25
 # Bits a key may use: int64 keys must stay non-negative.
 KEY_BITS = 63
 
@@ -136,20 +141,22 @@ def joint_stats(
     hint
         Optional :class:`SortHint` (one bucket per stored value).
     chunk_entries
-        Most stored values handled at once (default :data:`CHUNK_ENTRIES`).
+        Most stored values sorted at once (default :data:`CHUNK_ENTRIES`).
     """
     chunk_entries = CHUNK_ENTRIES if chunk_entries is None else chunk_entries
     n_groups = int(sizes.size)
     gbits = _group_bits(n_groups)
-    cbits = codes.shift
+    vshift = codes.shift + gbits
     if not fits(codes, n_groups):
         raise ValueError("keys do not fit in int64: use the per-group path")
-    max_genes = 1 << (KEY_BITS - gbits - cbits)
+    max_genes = 1 << (KEY_BITS - vshift)
     group_dtype = np.int16 if n_groups <= np.iinfo(np.int16).max else np.int32
     group_of_entry = np.repeat(group_of_row.astype(group_dtype), np.diff(indptr))
     zeros = bool((data == 0).any())
-    chunks = _gene_chunks(indices, n_genes, max_genes, chunk_entries)
+    blocks = _gene_chunks(indices, n_genes, max_genes, max(BLOCK_ENTRIES, chunk_entries))
     buckets = None if hint is None else hint.buckets
+    n_buckets = 1 if hint is None else hint.n_buckets
+    row_order = None if hint is None else hint.row_order
 
     n_tests = n_groups - 1
     sums = np.empty((n_groups, n_genes))
@@ -158,31 +165,40 @@ def joint_stats(
     nonzero = np.empty((n_tests, n_genes))
     n1 = sizes[1:].astype(np.float64)
     n2 = float(sizes[0])
-    for lo, hi, part in _each_chunk(chunks, zeros, data, indices, indptr, group_of_entry, buckets):
-        genes, values, groups, chunk_buckets, chunk_indptr = part
-        n_chunk = hi - lo
+    for lo, hi, part in _each_chunk(blocks, zeros, data, indices, indptr, group_of_entry, buckets):
+        genes, values, groups, block_buckets, block_indptr = part
+        n_block = hi - lo
         local = genes.astype(np.int64)
         if lo:
             local -= lo
-        sums[:, lo:hi] = _group_sums(local, values, groups, n_chunk, n_groups)
-        keys = local << (codes.shift + gbits)
+        sums[:, lo:hi] = _group_sums(local, values, groups, n_block, n_groups)
+        keys = local << vshift
         keys |= codes(values) << gbits
         keys |= groups
-        if hint is not None:
-            # The hint's buckets within each gene, its cell order within each bucket.
-            local *= hint.n_buckets
-            local += chunk_buckets
-            keys = _presort(keys, local, chunk_indptr, hint.row_order, n_chunk * hint.n_buckets)
-        del local
-        # Already ascending runs (CSR rows, or the hint's runs) make the stable sort cheap.
-        keys.sort(kind="stable")
-        stats = _chunk_stats(keys, n_chunk, n_groups, codes.shift + gbits, gbits, n1, n2)
-        u1[:, lo:hi], tie[:, lo:hi], nonzero[:, lo:hi] = stats
+        del values, groups
+        # Gene by gene (a counting sort), by the hint's buckets within a gene, in the
+        # hint's cell order within a bucket: nearly sorted for the sort below.
+        columns = local
+        if n_buckets > 1:
+            columns *= n_buckets
+            columns += block_buckets
+        del local, block_buckets
+        keys, starts = _by_columns(keys, columns, block_indptr, row_order, n_block * n_buckets)
+        del columns
+        gene_starts = starts[::n_buckets]
+        for first, last in _spans(gene_starts, chunk_entries):
+            chunk = keys[gene_starts[first] : gene_starts[last]]
+            # Within a bucket the values already ascend: the stable sort merges runs.
+            chunk.sort(kind="stable")
+            genes_in_chunk = slice(lo + first, lo + last)
+            stats = _chunk_stats(chunk, first, last - first, n_groups, vshift, gbits, n1, n2)
+            u1[:, genes_in_chunk], tie[:, genes_in_chunk], nonzero[:, genes_in_chunk] = stats
+        del keys
     return JointStats(sums=sums, u1=u1, tie=tie, nonzero=nonzero)
 
 
 def _each_chunk(chunks, zeros, data, indices, indptr, groups, buckets):
-    """Per gene chunk: lo, hi and its non-zero values (genes, values, groups, buckets,
+    """Per gene range: lo, hi and its non-zero values (genes, values, groups, buckets,
     indptr), in the file's order."""
     for lo, hi in chunks:
         if len(chunks) == 1 and not zeros:
@@ -196,6 +212,17 @@ def _each_chunk(chunks, zeros, data, indices, indptr, groups, buckets):
         yield lo, hi, (indices[keep], data[keep], groups[keep], chunk_buckets, chunk_indptr)
 
 
+def _spans(starts: np.ndarray, limit: int) -> list[tuple[int, int]]:
+    """Consecutive gene ranges of about ``limit`` values each (``starts``: gene offsets)."""
+    n = starts.size - 1
+    if n <= 0:
+        return []
+    targets = np.arange(limit, int(starts[-1]), limit)
+    cuts = np.searchsorted(starts, targets, side="right") - 1
+    bounds = np.unique(np.concatenate([[0], cuts.clip(0, n), [n]]))
+    return list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
+
+
 def _group_sums(local, values, groups, n_chunk, n_groups) -> np.ndarray:
     """float64 sums per (group, gene), accumulated in the order of the stored values."""
     bins = groups.astype(np.int64)
@@ -205,8 +232,9 @@ def _group_sums(local, values, groups, n_chunk, n_groups) -> np.ndarray:
     return sums.reshape(n_groups, n_chunk)
 
 
-def _presort(keys, columns, indptr, row_order, n_columns) -> np.ndarray:
-    """``keys`` with the rows in ``row_order``, then stably by ``columns`` (counting sort).
+def _by_columns(keys, columns, indptr, row_order, n_columns):
+    """``keys`` (CSR order) with the rows in ``row_order`` (None: as they are), then
+    stably by ``columns`` (counting sort); and each column's start offset.
 
     scipy's C++ CSR kernels do both in linear time: row indexing, then the CSR-to-CSC
     conversion of the result seen as one row.
@@ -216,46 +244,54 @@ def _presort(keys, columns, indptr, row_order, n_columns) -> np.ndarray:
     except ImportError:  # private module moved: the public, slightly slower route
         import scipy.sparse as sp
 
-        shape = (indptr.size - 1, n_columns)
-        rows = sp.csr_matrix((keys, columns, indptr), shape=shape)[row_order]
-        one_row = sp.csr_matrix((rows.data, rows.indices, [0, rows.nnz]), shape=(1, n_columns))
-        return one_row.tocsc().data
+        if row_order is not None:
+            shape = (indptr.size - 1, n_columns)
+            rows = sp.csr_matrix((keys, columns, indptr), shape=shape)[row_order]
+            keys, columns = rows.data, rows.indices
+        one_row = sp.csr_matrix((keys, columns, [0, keys.size]), shape=(1, n_columns))
+        by_column = one_row.tocsc()
+        return by_column.data, by_column.indptr.astype(np.int64)
     index = np.int32 if max(n_columns, keys.size) < np.iinfo(np.int32).max else np.int64
     columns = columns.astype(index, copy=False)
-    row_columns = np.empty(keys.size, dtype=index)
-    row_keys = np.empty_like(keys)
-    tools.csr_row_index(
-        row_order.size,
-        row_order.astype(index),
-        indptr.astype(index, copy=False),
-        columns,
-        keys,
-        row_columns,
-        row_keys,
-    )
-    del columns
+    if row_order is not None:
+        row_columns = np.empty(keys.size, dtype=index)
+        row_keys = np.empty_like(keys)
+        tools.csr_row_index(
+            row_order.size,
+            row_order.astype(index),
+            indptr.astype(index, copy=False),
+            columns,
+            keys,
+            row_columns,
+            row_keys,
+        )
+        keys, columns = row_keys, row_columns
     out = np.empty_like(keys)
+    starts = np.empty(n_columns + 1, dtype=index)
     tools.csr_tocsc(
         1,
         n_columns,
         np.array([0, keys.size], dtype=index),
-        row_columns,
-        row_keys,
-        np.empty(n_columns + 1, dtype=index),
+        columns,
+        keys,
+        starts,
         np.empty(keys.size, dtype=index),
         out,
     )
-    return out
+    return out, starts.astype(np.int64)
 
 
-def _chunk_stats(keys, n_chunk, n_groups, vshift, gbits, n1, n2):
-    """U1, tie term and pooled non-zeros (tests x genes) from a chunk's sorted keys."""
+def _chunk_stats(keys, first, n_chunk, n_groups, vshift, gbits, n1, n2):
+    """U1, tie term and pooled non-zeros (tests x genes) from sorted keys of the genes
+    ``first .. first + n_chunk`` (of the block)."""
     group_s = keys & ((1 << gbits) - 1)
     # Control values at or before each position (the same as before it, for a group's
     # value): cumsum of 0/1 as int64, which is several times faster than over booleans.
     below = (group_s == 0).astype(np.int64)
     np.cumsum(below, out=below)
     bins = keys >> vshift
+    if first:
+        bins -= first
     bins *= n_groups
     bins += group_s
     del group_s
@@ -263,7 +299,9 @@ def _chunk_stats(keys, n_chunk, n_groups, vshift, gbits, n1, n2):
     counts = np.bincount(bins, minlength=size).reshape(n_chunk, n_groups).astype(np.float64)
     below_sum = np.bincount(bins, weights=below, minlength=size).reshape(n_chunk, n_groups)
     del bins, below
-    half_ab, repeats, shared, control_tie = _tie_terms(keys, n_chunk, n_groups, gbits, vshift)
+    half_ab, repeats, shared, control_tie = _tie_terms(
+        keys, first, n_chunk, n_groups, gbits, vshift
+    )
 
     nonzero2 = counts[:, 0]
     control_before = np.concatenate([[0.0], np.cumsum(nonzero2)[:-1]])
@@ -282,7 +320,7 @@ def _chunk_stats(keys, n_chunk, n_groups, vshift, gbits, n1, n2):
     return u1, tie, nonzero1 + nonzero2
 
 
-def _tie_terms(keys: np.ndarray, n_chunk: int, n_groups: int, gbits: int, vshift: int):
+def _tie_terms(keys, first, n_chunk, n_groups, gbits, vshift):
     """Per (gene, group): sum a b / 2, sum (a^3 - a), sum 3 a b (a + b); control's ties.
 
     Only values that occur more than once in a gene (in any group) add anything, and
@@ -306,13 +344,13 @@ def _tie_terms(keys: np.ndarray, n_chunk: int, n_groups: int, gbits: int, vshift
     run_keys = sub[starts]
     run_group = run_keys & ((1 << gbits) - 1)
     run_values = run_keys >> gbits
-    first = np.concatenate([[True], run_values[1:] != run_values[:-1]])
-    block = np.cumsum(first) - 1
-    heads = np.flatnonzero(first)
+    new_value = np.concatenate([[True], run_values[1:] != run_values[:-1]])
+    block = np.cumsum(new_value) - 1
+    heads = np.flatnonzero(new_value)
     # b: control cells with the run's value (the block's first run, when it is control's).
     head_b = np.where(run_group[heads] == 0, a[heads], 0.0)
     b = head_b[block]
-    bins = (run_keys >> vshift) * n_groups + run_group
+    bins = ((run_keys >> vshift) - first) * n_groups + run_group
     is_group = run_group != 0
     b = np.where(is_group, b, 0.0)
     half_ab = np.bincount(bins, weights=0.5 * a * b, minlength=size)
