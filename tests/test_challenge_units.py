@@ -177,7 +177,18 @@ def test_summary_fdr_matches_scipy_pipeline():
 
 
 @pytest.mark.parametrize(
-    "case", ["counts", "float64", "dense", "log1p", "stored_zeros", "chunks", "one_group"]
+    "case",
+    [
+        "counts",
+        "float64",
+        "dense",
+        "log1p",
+        "stored_zeros",
+        "chunks",
+        "blocks",
+        "public_scipy",
+        "one_group",
+    ],
 )
 def test_one_sort_summary_equals_per_group_summary(case, monkeypatch):
     dtype = np.float64 if case == "float64" else np.float32
@@ -189,8 +200,14 @@ def test_one_sort_summary_equals_per_group_summary(case, monkeypatch):
     elif case == "stored_zeros":
         adata.X.data[::7] = 0.0  # explicit zeros, not eliminated
     elif case == "chunks":
-        # Gene chunks of at most 50 stored values (about 14 chunks).
+        # Sorted in gene chunks of about 50 stored values.
         monkeypatch.setattr(joint_ranks, "CHUNK_ENTRIES", 50)
+    elif case == "blocks":
+        # Laid out in gene blocks of at most 400 stored values (cut out by masks).
+        monkeypatch.setattr(joint_ranks, "CHUNK_ENTRIES", 50)
+        monkeypatch.setattr(joint_ranks, "BLOCK_ENTRIES", 400)
+    elif case == "public_scipy":
+        monkeypatch.setattr(joint_ranks, "_kernels", lambda: None)
     elif case == "one_group":
         adata = adata[adata.obs["target_gene"].isin([CONTROL, "P2"])].copy()
     inp = check_input(adata, "real", "target_gene", CONTROL)

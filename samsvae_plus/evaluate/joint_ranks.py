@@ -166,25 +166,10 @@ def joint_stats(
     n1 = sizes[1:].astype(np.float64)
     n2 = float(sizes[0])
     for lo, hi, part in _each_chunk(blocks, zeros, data, indices, indptr, group_of_entry, buckets):
-        genes, values, groups, block_buckets, block_indptr = part
         n_block = hi - lo
-        local = genes.astype(np.int64)
-        if lo:
-            local -= lo
-        sums[:, lo:hi] = _group_sums(local, values, groups, n_block, n_groups)
-        keys = local << vshift
-        keys |= codes(values) << gbits
-        keys |= groups
-        del values, groups
-        # Gene by gene (a counting sort), by the hint's buckets within a gene, in the
-        # hint's cell order within a bucket: nearly sorted for the sort below.
-        columns = local
-        if n_buckets > 1:
-            columns *= n_buckets
-            columns += block_buckets
-        del local, block_buckets
-        keys, starts = _by_columns(keys, columns, block_indptr, row_order, n_block * n_buckets)
-        del columns
+        sums[:, lo:hi] = _group_sums(part, lo, n_block, n_groups)
+        keys, starts = _keys_by_column(part, lo, n_block, codes, gbits, row_order, n_buckets)
+        del part
         gene_starts = starts[::n_buckets]
         for first, last in _spans(gene_starts, chunk_entries):
             chunk = keys[gene_starts[first] : gene_starts[last]]
@@ -223,38 +208,57 @@ def _spans(starts: np.ndarray, limit: int) -> list[tuple[int, int]]:
     return list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
 
 
-def _group_sums(local, values, groups, n_chunk, n_groups) -> np.ndarray:
+def _group_sums(part, lo, n_block, n_groups) -> np.ndarray:
     """float64 sums per (group, gene), accumulated in the order of the stored values."""
+    genes, values, groups = part[:3]
     bins = groups.astype(np.int64)
-    bins *= n_chunk
-    bins += local
-    sums = np.bincount(bins, weights=values, minlength=n_groups * n_chunk)
-    return sums.reshape(n_groups, n_chunk)
+    bins *= n_block
+    bins += genes
+    if lo:
+        bins -= lo
+    sums = np.bincount(bins, weights=values, minlength=n_groups * n_block)
+    return sums.reshape(n_groups, n_block)
 
 
-def _by_columns(keys, columns, indptr, row_order, n_columns):
-    """``keys`` (CSR order) with the rows in ``row_order`` (None: as they are), then
-    stably by ``columns`` (counting sort); and each column's start offset.
+def _keys_by_column(part, lo, n_block, codes, gbits, row_order, n_buckets):
+    """The block's keys laid out by column ``gene * n_buckets + bucket`` (a stable
+    counting sort), visiting the cells in ``row_order`` (None: as they are); and each
+    column's start offset.
 
     scipy's C++ CSR kernels do both in linear time: row indexing, then the CSR-to-CSC
-    conversion of the result seen as one row.
+    conversion of the result seen as one row. Buffers are reused where an input is no
+    longer needed, so that a file needs few fresh allocations of its size.
     """
-    try:
-        from scipy.sparse import _sparsetools as tools
-    except ImportError:  # private module moved: the public, slightly slower route
+    genes, values, groups, buckets, indptr = part
+    n = genes.size
+    n_columns = n_block * n_buckets
+    index = np.int32 if max(n_columns, n) < np.iinfo(np.int32).max else np.int64
+    keys = genes.astype(np.int64)
+    if lo:
+        keys -= lo
+    columns = keys.astype(index)
+    if n_buckets > 1:
+        columns *= n_buckets
+        columns += buckets
+    keys <<= codes.shift + gbits
+    code = codes(values)
+    code <<= gbits
+    keys |= code
+    del code
+    keys |= groups
+    tools = _kernels()
+    if tools is None:  # the public, slower route
         import scipy.sparse as sp
 
         if row_order is not None:
             shape = (indptr.size - 1, n_columns)
             rows = sp.csr_matrix((keys, columns, indptr), shape=shape)[row_order]
             keys, columns = rows.data, rows.indices
-        one_row = sp.csr_matrix((keys, columns, [0, keys.size]), shape=(1, n_columns))
+        one_row = sp.csr_matrix((keys, columns, [0, n]), shape=(1, n_columns))
         by_column = one_row.tocsc()
         return by_column.data, by_column.indptr.astype(np.int64)
-    index = np.int32 if max(n_columns, keys.size) < np.iinfo(np.int32).max else np.int64
-    columns = columns.astype(index, copy=False)
     if row_order is not None:
-        row_columns = np.empty(keys.size, dtype=index)
+        row_columns = np.empty(n, dtype=index)
         row_keys = np.empty_like(keys)
         tools.csr_row_index(
             row_order.size,
@@ -265,20 +269,24 @@ def _by_columns(keys, columns, indptr, row_order, n_columns):
             row_columns,
             row_keys,
         )
+        # keys and columns are free now: they receive the output (and the unused rows).
+        out, spare = keys, columns
         keys, columns = row_keys, row_columns
-    out = np.empty_like(keys)
+        del row_keys, row_columns
+    else:
+        out, spare = np.empty_like(keys), np.empty(n, dtype=index)
     starts = np.empty(n_columns + 1, dtype=index)
-    tools.csr_tocsc(
-        1,
-        n_columns,
-        np.array([0, keys.size], dtype=index),
-        columns,
-        keys,
-        starts,
-        np.empty(keys.size, dtype=index),
-        out,
-    )
+    tools.csr_tocsc(1, n_columns, np.array([0, n], dtype=index), columns, keys, starts, spare, out)
     return out, starts.astype(np.int64)
+
+
+def _kernels():
+    """scipy's private CSR kernels module, or None where it has moved."""
+    try:
+        from scipy.sparse import _sparsetools
+    except ImportError:  # pragma: no cover - present in every scipy this supports
+        return None
+    return _sparsetools
 
 
 def _chunk_stats(keys, first, n_chunk, n_groups, vshift, gbits, n1, n2):
