@@ -217,7 +217,8 @@ def test_one_sort_summary_equals_per_group_summary(case, monkeypatch):
         np.testing.assert_array_equal(getattr(got, field), getattr(want, field), err_msg=field)
 
 
-def test_one_sort_falls_back_when_keys_do_not_fit(monkeypatch):
+@pytest.mark.parametrize("reason", ["keys_do_not_fit", "large_file"])
+def test_one_sort_falls_back_to_per_group(monkeypatch, reason):
     inp = check_input(small_counts(seed=4), "real", "target_gene", CONTROL)
     calls = []
     real_fallback = challenge_summary.summarise_file_per_group
@@ -226,7 +227,10 @@ def test_one_sort_falls_back_when_keys_do_not_fit(monkeypatch):
         calls.append(args)
         return real_fallback(*args)
 
-    monkeypatch.setattr(joint_ranks, "KEY_BITS", 20)  # 31-bit float32 codes cannot fit
+    if reason == "keys_do_not_fit":
+        monkeypatch.setattr(joint_ranks, "KEY_BITS", 20)  # 31-bit float32 codes cannot fit
+    else:
+        monkeypatch.setattr(challenge_summary, "JOINT_MAX_ENTRIES", 100)
     monkeypatch.setattr(challenge_summary, "summarise_file_per_group", fallback)
     got = summarise_file(inp, CONTROL)
     assert len(calls) == 1

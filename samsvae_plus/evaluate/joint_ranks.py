@@ -41,7 +41,7 @@ from samsvae_plus.evaluate.differential_expression import ValueCodes
 # also serialises threads).
 CHUNK_ENTRIES = 1 << 20
 # Stored values laid out gene by gene at once (bounds the int64 copies of large files).
-BLOCK_ENTRIES = 1 << 25
+BLOCK_ENTRIES = 1 << 24
 # Bits a key may use: int64 keys must stay non-negative.
 KEY_BITS = 63
 
@@ -192,9 +192,19 @@ def _each_chunk(chunks, zeros, data, indices, indptr, groups, buckets):
         keep = data != 0
         if len(chunks) > 1:
             keep &= (indices >= lo) & (indices < hi)
-        chunk_indptr = np.concatenate([[0], np.cumsum(keep)])[indptr]
+        chunk_indptr = _kept_indptr(keep, indptr)
         chunk_buckets = None if buckets is None else buckets[keep]
         yield lo, hi, (indices[keep], data[keep], groups[keep], chunk_buckets, chunk_indptr)
+
+
+def _kept_indptr(keep: np.ndarray, indptr: np.ndarray) -> np.ndarray:
+    """The indptr of the CSR rows restricted to the stored values where ``keep``."""
+    counts = np.zeros(indptr.size - 1, dtype=np.int64)
+    rows = np.flatnonzero(np.diff(indptr) > 0)
+    if rows.size:
+        # Each non-empty row's segment runs to the next non-empty row's start.
+        counts[rows] = np.add.reduceat(keep, indptr[rows], dtype=np.int64)
+    return np.concatenate([[0], np.cumsum(counts)])
 
 
 def _spans(starts: np.ndarray, limit: int) -> list[tuple[int, int]]:
