@@ -2,10 +2,14 @@
 
 Numbers match cell-eval 0.8.x (``cell-eval run --profile vcc`` followed by
 ``cell-eval score``), the challenge's reference implementation. Both files are normalised
-on their own, summarised one perturbation group at a time (pseudobulks and a sparse
-Mann-Whitney U test against the file's own control), and the metrics in
+on their own and summarised (pseudobulks and a sparse Mann-Whitney U test of every
+perturbation against the file's own control, see
+:mod:`~samsvae_plus.evaluate.challenge_summary`), and the metrics in
 :data:`~samsvae_plus.evaluate.challenge_metrics.REGISTRY` are computed from the two
 summaries. Nothing is densified, so memory is bounded by the sparse inputs.
+
+:func:`score_tables` is the whole computation without pandas; :func:`challenge_score`
+wraps its result in pandas objects.
 """
 
 from __future__ import annotations

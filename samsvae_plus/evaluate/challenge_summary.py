@@ -1,8 +1,10 @@
 """One file's summary for the challenge scorer: pseudobulks and differential expression.
 
-Every challenge metric is a function of two such summaries (real and prediction), so a
-file is read once, one perturbation group at a time, and then dropped. A baseline made of
-identical cells gets the same summary without ever materialising its rows.
+Every challenge metric is a function of two such summaries (real and prediction). A file
+of moderate size is summarised with one sort of all its values
+(:mod:`~samsvae_plus.evaluate.joint_ranks`); a large one one perturbation group at a time,
+so that memory stays near one group's. A baseline made of identical cells gets the same
+summary without ever materialising its rows.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Per-group access to the normalised expression Y, and group means (pseudobulks).
 
-The scorer never builds Y for the whole file. It visits one perturbation group at a
-time: the group's rows are cut out of the input, normalised (counts only) and handed on
-as a CSR block without zeros, so memory stays bounded by the sparse input plus one group.
+The scorer never builds a dense Y. :meth:`Normalised.block` cuts one group's rows out of
+the input, normalised (counts only), as a CSR block without zeros, so memory stays
+bounded by the sparse input plus one group; :meth:`Normalised.csr` gives the values of
+the whole file at once (one value per stored value) for the one-sort path.
 
 Normalisation reproduces scanpy's ``normalize_total`` followed by ``log1p`` bit for bit,
 because the rank test downstream depends on exact values (ties, order across cells):
