@@ -250,11 +250,13 @@ def _keys_by_column(part, lo, n_block, codes, gbits, row_order, n_buckets):
     if n_buckets > 1:
         columns *= n_buckets
         columns += buckets
-    keys <<= codes.shift + gbits
-    code = codes(values)
-    code <<= gbits
-    keys |= code
-    del code
+    keys <<= codes.shift
+    if codes.vocabulary is None:
+        # float32 codes are the bit patterns: OR them in without an int64 copy.
+        keys |= np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
+    else:
+        keys |= codes(values)
+    keys <<= gbits
     keys |= groups
     tools = _kernels()
     if tools is None:  # the public, slower route
