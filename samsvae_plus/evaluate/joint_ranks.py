@@ -167,9 +167,15 @@ def joint_stats(
     n2 = float(sizes[0])
     for lo, hi, part in _each_chunk(blocks, zeros, data, indices, indptr, group_of_entry, buckets):
         n_block = hi - lo
-        sums[:, lo:hi] = _group_sums(part, lo, n_block, n_groups)
-        keys, starts = _keys_by_column(part, lo, n_block, codes, gbits, row_order, n_buckets)
-        del part
+        # Two int64 work arrays serve every whole-block step in turn: large arrays are
+        # fresh memory from the kernel each time they are allocated.
+        work = np.empty(part[0].size, dtype=np.int64)
+        spare = np.empty_like(work)
+        sums[:, lo:hi] = _group_sums(part, lo, n_block, n_groups, work, spare.view(np.float64))
+        keys, starts = _keys_by_column(
+            part, lo, n_block, codes, gbits, row_order, n_buckets, work, spare
+        )
+        del part, work, spare
         gene_starts = starts[::n_buckets]
         for first, last in _spans(gene_starts, chunk_entries):
             chunk = keys[gene_starts[first] : gene_starts[last]]
@@ -218,32 +224,36 @@ def _spans(starts: np.ndarray, limit: int) -> list[tuple[int, int]]:
     return list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
 
 
-def _group_sums(part, lo, n_block, n_groups) -> np.ndarray:
-    """float64 sums per (group, gene), accumulated in the order of the stored values."""
+def _group_sums(part, lo, n_block, n_groups, bins, weights) -> np.ndarray:
+    """float64 sums per (group, gene), accumulated in the order of the stored values.
+
+    ``bins`` (int64) and ``weights`` (float64) are work arrays of the block's length.
+    """
     genes, values, groups = part[:3]
-    bins = groups.astype(np.int64)
+    np.copyto(bins, groups)
     bins *= n_block
     bins += genes
     if lo:
         bins -= lo
-    sums = np.bincount(bins, weights=values, minlength=n_groups * n_block)
+    np.copyto(weights, values)  # exact: what bincount would convert them to
+    sums = np.bincount(bins, weights=weights, minlength=n_groups * n_block)
     return sums.reshape(n_groups, n_block)
 
 
-def _keys_by_column(part, lo, n_block, codes, gbits, row_order, n_buckets):
+def _keys_by_column(part, lo, n_block, codes, gbits, row_order, n_buckets, keys, spare):
     """The block's keys laid out by column ``gene * n_buckets + bucket`` (a stable
     counting sort), visiting the cells in ``row_order`` (None: as they are); and each
     column's start offset.
 
     scipy's C++ CSR kernels do both in linear time: row indexing, then the CSR-to-CSC
-    conversion of the result seen as one row. Buffers are reused where an input is no
-    longer needed, so that a file needs few fresh allocations of its size.
+    conversion of the result seen as one row. ``keys`` and ``spare`` are int64 work
+    arrays of the block's length; the result is one of them.
     """
     genes, values, groups, buckets, indptr = part
     n = genes.size
     n_columns = n_block * n_buckets
     index = np.int32 if max(n_columns, n) < np.iinfo(np.int32).max else np.int64
-    keys = genes.astype(np.int64)
+    np.copyto(keys, genes)
     if lo:
         keys -= lo
     columns = keys.astype(index)
@@ -271,7 +281,7 @@ def _keys_by_column(part, lo, n_block, codes, gbits, row_order, n_buckets):
         return by_column.data, by_column.indptr.astype(np.int64)
     if row_order is not None:
         row_columns = np.empty(n, dtype=index)
-        row_keys = np.empty_like(keys)
+        row_keys = spare
         tools.csr_row_index(
             row_order.size,
             row_order.astype(index),
@@ -282,13 +292,13 @@ def _keys_by_column(part, lo, n_block, codes, gbits, row_order, n_buckets):
             row_keys,
         )
         # keys and columns are free now: they receive the output (and the unused rows).
-        out, spare = keys, columns
+        out, unused = keys, columns
         keys, columns = row_keys, row_columns
         del row_keys, row_columns
     else:
-        out, spare = np.empty_like(keys), np.empty(n, dtype=index)
+        out, unused = spare, np.empty(n, dtype=index)
     starts = np.empty(n_columns + 1, dtype=index)
-    tools.csr_tocsc(1, n_columns, np.array([0, n], dtype=index), columns, keys, starts, spare, out)
+    tools.csr_tocsc(1, n_columns, np.array([0, n], dtype=index), columns, keys, starts, unused, out)
     return out, starts.astype(np.int64)
 
 
