@@ -128,15 +128,19 @@ def detect_log1p(X: sp.csr_matrix | np.ndarray, name: str) -> bool:
     for chunk in _values_in_chunks(X):
         if chunk.size == 0:
             continue
-        if is_float and not np.isfinite(chunk).all():
+        low, high = chunk.min(), chunk.max()
+        # NaN propagates through min and max, so finite extremes mean finite values.
+        if is_float and not (np.isfinite(low) and np.isfinite(high)):
             bad = "NaN" if np.isnan(chunk).any() else "infinite"
             raise InputError(
                 f"{name}.X contains {bad} values: replace them (e.g. with 0) before scoring"
             )
-        lowest = min(lowest, float(chunk.min()))
-        highest = max(highest, float(chunk.max()))
+        lowest = min(lowest, float(low))
+        highest = max(highest, float(high))
         if is_float and not has_fraction:
-            has_fraction = bool((chunk - np.floor(chunk) > FRACTION_TOLERANCE).any())
+            fraction = np.floor(chunk)
+            np.subtract(chunk, fraction, out=fraction)
+            has_fraction = bool((fraction > FRACTION_TOLERANCE).any())
     if lowest < 0:
         raise InputError(
             f"{name}.X contains negative values (min {lowest:.4g}): expression must be raw "
