@@ -446,3 +446,14 @@ def test_result_dict_layout():
     assert set(result["baseline"]) == {"mean"}
     assert result["mean"]["discrimination_score_l1_centered"] == 1.0
     assert challenge_score(adata, adata).to_dict()["score"] is None
+
+
+def test_joint_ranks_row_and_gene_helpers():
+    # Rows 0 and 3 are empty; keep two of the four stored values.
+    indptr = np.array([0, 0, 2, 4, 4])
+    keep = np.array([True, False, True, True])
+    np.testing.assert_array_equal(joint_ranks._kept_indptr(keep, indptr), [0, 0, 1, 3, 3])
+    starts = np.array([0, 5, 5, 12, 20])  # genes of 5, 0, 7 and 8 values
+    assert joint_ranks._spans(starts, 6) == [(0, 2), (2, 3), (3, 4)]
+    assert joint_ranks._spans(starts, 100) == [(0, 4)]
+    assert joint_ranks._spans(np.array([0]), 10) == []
