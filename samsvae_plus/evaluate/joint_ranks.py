@@ -22,9 +22,12 @@ of equal values in the group, ``b`` the control cells with that value). Every te
 multiple of 1/2 and exact in float64, so U1 and the tie term are the numbers the
 per-group path computes, and the p-values are bit for bit the same.
 
-Genes are processed in chunks of at most :data:`CHUNK_ENTRIES` stored values, so the
-temporaries stay bounded whatever the file's size. The pseudobulk sums are accumulated
-in the file's row order, as the per-group path does, so they agree to the last bit too.
+How it runs: the keys of a block of genes (the whole file, up to :data:`BLOCK_ENTRIES`
+stored values) are laid out gene by gene with a linear counting sort (scipy's C++ CSR
+kernels; see :class:`SortHint` for how count data come out nearly sorted), then sorted
+and reduced in contiguous chunks of about :data:`CHUNK_ENTRIES` values, so the chunk
+temporaries stay small. The pseudobulk sums are accumulated in the file's row order, as
+the per-group path does, so they agree to the last bit too.
 """
 
 from __future__ import annotations
@@ -71,7 +74,8 @@ class JointStats:
 
 
 def fits(codes: ValueCodes, n_groups: int) -> bool:
-    """Whether keys of at least one gene, ``codes`` and ``n_groups`` groups fit in int64."""
+    """Whether keys of one gene, ``codes`` and ``n_groups`` groups fit in int64 (blocks
+    hold as many genes as the remaining bits allow)."""
     return _group_bits(n_groups) + codes.shift + 1 <= KEY_BITS
 
 
