@@ -11,8 +11,11 @@ import pytest
 import scipy.sparse as sp
 
 from samsvae_plus.cli import main as cli
-from samsvae_plus.evaluate.challenge import challenge_score
+from samsvae_plus.errors import InputError
+from samsvae_plus.evaluate.challenge import challenge_score, score_tables
+from samsvae_plus.evaluate.challenge_inputs import check_input
 from samsvae_plus.evaluate.challenge_synthetic import CaseSpec, challenge_case
+from samsvae_plus.evaluate.scorer_files import read_scorer_file
 
 SPEC = CaseSpec(seed=5, n_perturbations=8, cells=(30, 40), n_control=60, n_genes=150)
 
@@ -181,3 +184,83 @@ def test_prep_without_controls_is_rejected(files, run, tmp_path):
         str(tmp_path / "p.h5ad"),
     )
     assert code == 2 and "no control cells" in stderr and "--controls" in stderr
+
+
+# ---------------------------------------------------------------- h5py-only reading
+
+
+@pytest.mark.parametrize("layout", ["csr", "dense", "csc", "strings", "integer_counts"])
+def test_light_reader_scores_like_anndata(files, tmp_path, layout):
+    folder, case = files
+    pred = case["noisy"].copy()
+    convert = True
+    if layout == "dense":
+        pred.X = pred.X.toarray()
+    elif layout == "csc":
+        pred.X = sp.csc_matrix(pred.X)
+    elif layout == "strings":
+        pred.obs["target_gene"] = pred.obs["target_gene"].astype(str).to_numpy(dtype=object)
+        convert = False
+    elif layout == "integer_counts":
+        pred.X = pred.X.astype(np.int64)
+    pred.write_h5ad(tmp_path / "pred.h5ad", convert_strings_to_categoricals=convert)
+    light = read_scorer_file(tmp_path / "pred.h5ad", "target_gene")
+    assert light is not None
+    real = read_scorer_file(folder / "real.h5ad", "target_gene")
+    reference = read_scorer_file(folder / "reference.h5ad", "target_gene")
+    got = score_tables(light, real, reference=reference).to_dict()
+    want = challenge_score(pred, case["real"], reference=case["reference"]).to_dict()
+    assert got == want
+
+
+def _relabelled(adata, labels):
+    out = adata.copy()
+    out.obs["target_gene"] = pd.Categorical(labels)
+    return out
+
+
+@pytest.mark.parametrize(
+    "defect", ["no_column", "missing_labels", "empty_label", "not_nfc", "duplicate_genes", "nan"]
+)
+def test_light_reader_reports_like_anndata(files, tmp_path, defect):
+    _, case = files
+    bad = case["noisy"].copy()
+    key = "target_gene"
+    labels = bad.obs[key].astype(str).to_numpy(dtype=object)
+    if defect == "no_column":
+        key = "guide"
+    elif defect == "missing_labels":
+        labels[:3] = np.nan
+        bad = _relabelled(bad, labels)
+    elif defect == "empty_label":
+        labels[:2] = ""
+        bad = _relabelled(bad, labels)
+    elif defect == "not_nfc":
+        labels[labels == labels[0]] = "A\u030a"
+        bad = _relabelled(bad, labels)
+    elif defect == "duplicate_genes":
+        names = np.array(bad.var_names, dtype=object)  # a copy: the index is shared
+        names[3] = names[1]
+        bad.var_names = names
+    elif defect == "nan":
+        bad.X = bad.X.astype(np.float32)
+        bad.X.data[5] = np.nan
+    bad.write_h5ad(tmp_path / "bad.h5ad")
+    light = read_scorer_file(tmp_path / "bad.h5ad", key)
+    assert light is not None
+    messages = []
+    for source in (bad, light):
+        with pytest.raises(InputError) as err:
+            check_input(source, "pred", key, "non-targeting")
+        messages.append(str(err.value))
+    assert messages[0] == messages[1]
+
+
+def test_light_reader_leaves_other_files_to_anndata(tmp_path):
+    (tmp_path / "not.h5ad").write_text("not hdf5")
+    assert read_scorer_file(tmp_path / "not.h5ad", "target_gene") is None
+    import h5py
+
+    with h5py.File(tmp_path / "old.h5ad", "w") as f:  # no anndata encoding attributes
+        f.create_dataset("X", data=np.ones((2, 2)))
+    assert read_scorer_file(tmp_path / "old.h5ad", "target_gene") is None

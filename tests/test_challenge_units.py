@@ -11,11 +11,12 @@ import scipy.sparse as sp
 from scipy.stats import false_discovery_control, mannwhitneyu
 
 from samsvae_plus.errors import InputError
+from samsvae_plus.evaluate import challenge_summary, joint_ranks
 from samsvae_plus.evaluate import differential_expression as de
 from samsvae_plus.evaluate.challenge import challenge_score, score_against_baseline
 from samsvae_plus.evaluate.challenge_inputs import check_input
 from samsvae_plus.evaluate.challenge_metrics import REGISTRY
-from samsvae_plus.evaluate.challenge_summary import summarise_file
+from samsvae_plus.evaluate.challenge_summary import summarise_file, summarise_file_per_group
 from samsvae_plus.evaluate.pseudobulk import Normalised, group_cells
 
 CONTROL = "non-targeting"
@@ -173,6 +174,67 @@ def test_summary_fdr_matches_scipy_pipeline():
         np.testing.assert_array_equal(summary.fdr[i] < 0.05, fdr.astype(np.float32) < 0.05)
     assert summary.lfc[:, 7].tolist() == [0.0] * 3  # silent everywhere
     assert np.isposinf(summary.lfc[:, 9]).all()  # silent in controls only
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "counts",
+        "float64",
+        "dense",
+        "log1p",
+        "stored_zeros",
+        "chunks",
+        "blocks",
+        "public_scipy",
+        "one_group",
+    ],
+)
+def test_one_sort_summary_equals_per_group_summary(case, monkeypatch):
+    dtype = np.float64 if case == "float64" else np.float32
+    adata = small_counts(seed=11, dtype=dtype)
+    if case == "dense":
+        adata.X = adata.X.toarray()
+    elif case == "log1p":
+        adata.X = sp.csr_matrix(np.log1p(adata.X.toarray() * 0.5).astype(np.float32))
+    elif case == "stored_zeros":
+        adata.X.data[::7] = 0.0  # explicit zeros, not eliminated
+    elif case == "chunks":
+        # Sorted in gene chunks of about 50 stored values.
+        monkeypatch.setattr(joint_ranks, "CHUNK_ENTRIES", 50)
+    elif case == "blocks":
+        # Laid out in gene blocks of at most 400 stored values (cut out by masks).
+        monkeypatch.setattr(joint_ranks, "CHUNK_ENTRIES", 50)
+        monkeypatch.setattr(joint_ranks, "BLOCK_ENTRIES", 400)
+    elif case == "public_scipy":
+        monkeypatch.setattr(joint_ranks, "_kernels", lambda: None)
+    elif case == "one_group":
+        adata = adata[adata.obs["target_gene"].isin([CONTROL, "P2"])].copy()
+    inp = check_input(adata, "real", "target_gene", CONTROL)
+    want = summarise_file_per_group(inp, CONTROL)
+    got = summarise_file(inp, CONTROL)
+    for field in ("labels", "n_cells", "means", "control_mean", "fdr", "lfc"):
+        np.testing.assert_array_equal(getattr(got, field), getattr(want, field), err_msg=field)
+
+
+@pytest.mark.parametrize("reason", ["keys_do_not_fit", "large_file"])
+def test_one_sort_falls_back_to_per_group(monkeypatch, reason):
+    inp = check_input(small_counts(seed=4), "real", "target_gene", CONTROL)
+    calls = []
+    real_fallback = challenge_summary.summarise_file_per_group
+
+    def fallback(*args):
+        calls.append(args)
+        return real_fallback(*args)
+
+    if reason == "keys_do_not_fit":
+        monkeypatch.setattr(joint_ranks, "KEY_BITS", 20)  # 31-bit float32 codes cannot fit
+    else:
+        monkeypatch.setattr(challenge_summary, "JOINT_MAX_ENTRIES", 100)
+    monkeypatch.setattr(challenge_summary, "summarise_file_per_group", fallback)
+    got = summarise_file(inp, CONTROL)
+    assert len(calls) == 1
+    np.testing.assert_array_equal(got.fdr, real_fallback(inp, CONTROL).fdr)
 
 
 # ---------------------------------------------------------------- normalisation
@@ -384,3 +446,14 @@ def test_result_dict_layout():
     assert set(result["baseline"]) == {"mean"}
     assert result["mean"]["discrimination_score_l1_centered"] == 1.0
     assert challenge_score(adata, adata).to_dict()["score"] is None
+
+
+def test_joint_ranks_row_and_gene_helpers():
+    # Rows 0 and 3 are empty; keep two of the four stored values.
+    indptr = np.array([0, 0, 2, 4, 4])
+    keep = np.array([True, False, True, True])
+    np.testing.assert_array_equal(joint_ranks._kept_indptr(keep, indptr), [0, 0, 1, 3, 3])
+    starts = np.array([0, 5, 5, 12, 20])  # genes of 5, 0, 7 and 8 values
+    assert joint_ranks._spans(starts, 6) == [(0, 2), (2, 3), (3, 4)]
+    assert joint_ranks._spans(starts, 100) == [(0, 4)]
+    assert joint_ranks._spans(np.array([0]), 10) == []

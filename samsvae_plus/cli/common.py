@@ -16,11 +16,7 @@ def read_h5ad(path: str | os.PathLike, what: str = "--data"):
     """Read an h5ad file fully into memory, turning a missing or unreadable file into an InputError."""
     import anndata as ad  # here, so that building the parser stays light
 
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(
-            f"{what} {path} does not exist or is not a file; pass the path of an .h5ad file"
-        )
+    path = check_input_file(path, what)
     try:
         with warnings.catch_warnings():
             # anndata warns about duplicate names on read; registration reports them as an error.
@@ -32,6 +28,16 @@ def read_h5ad(path: str | os.PathLike, what: str = "--data"):
             f"{str(err).splitlines()[0] if str(err) else ''}); pass a file written by "
             "anndata's write_h5ad"
         ) from None
+
+
+def check_input_file(path: str | os.PathLike, what: str = "--data") -> Path:
+    """Require an existing file, as an InputError naming the flag otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(
+            f"{what} {path} does not exist or is not a file; pass the path of an .h5ad file"
+        )
+    return path
 
 
 def _check_can_create(path: Path, what: str) -> None:

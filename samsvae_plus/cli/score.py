@@ -2,6 +2,10 @@
 
 Writes one JSON file with the per-perturbation metrics, their means, the baseline's means
 and the baseline-normalised score (cell-eval 0.8.x ``vcc`` profile numbers).
+
+Files are read with h5py alone where their layout allows
+(:func:`~samsvae_plus.evaluate.scorer_files.read_scorer_file`), so a run imports neither
+anndata nor pandas; other files are read with anndata. The numbers are the same either way.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import json
 import time
 
 from samsvae_plus.atomic import atomic_write_text
-from samsvae_plus.cli.common import check_output_file, read_h5ad
+from samsvae_plus.cli.common import check_input_file, check_output_file, read_h5ad
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -48,19 +52,29 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
+def read_scorer_input(path: str, what: str, perturbation_key: str):
+    """The scorer's parts of an h5ad file (h5py only), or the AnnData where that fails."""
+    from samsvae_plus.evaluate.scorer_files import read_scorer_file
+
+    checked = check_input_file(path, what)
+    light = read_scorer_file(checked, perturbation_key)
+    return light if light is not None else read_h5ad(checked, what)
+
+
 def run(args: argparse.Namespace) -> int:
-    from samsvae_plus.evaluate.challenge import challenge_score
+    from samsvae_plus.evaluate.challenge import score_tables
 
     start = time.perf_counter()
     check_output_file(args.out)
-    pred = read_h5ad(args.pred, "--pred")
-    real = read_h5ad(args.real, "--real")
-    reference = read_h5ad(args.reference, "--reference") if args.reference else None
-    baseline = read_h5ad(args.baseline, "--baseline") if args.baseline else None
-    result = challenge_score(
+    key = args.perturbation_key
+    pred = read_scorer_input(args.pred, "--pred", key)
+    real = read_scorer_input(args.real, "--real", key)
+    reference = read_scorer_input(args.reference, "--reference", key) if args.reference else None
+    baseline = read_scorer_input(args.baseline, "--baseline", key) if args.baseline else None
+    result = score_tables(
         pred,
         real,
-        perturbation_key=args.perturbation_key,
+        perturbation_key=key,
         control_label=args.control_label,
         baseline=baseline,
         reference=reference,
@@ -68,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     atomic_write_text(args.out, json.dumps(result.to_dict(), indent=1) + "\n")
     mean = result.mean
     line = (
-        f"scored {len(result.per_perturbation)} perturbations in "
+        f"scored {len(result.labels)} perturbations in "
         f"{time.perf_counter() - start:.1f} s: PDS {mean['discrimination_score_l1']:.4f}, "
         f"DES {mean['overlap_at_N']:.4f}, MAE {mean['mae']:.4f}"
     )

@@ -10,15 +10,21 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 import unicodedata
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
-import anndata as ad
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
 from samsvae_plus.errors import InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# anndata and pandas are imported where an AnnData or a pandas object is inspected, so
+# that light entry points (the challenge scorer's CLI) can use these checks without them.
 
 # Dense matrices are checked in row blocks so that a check never doubles peak memory.
 _ROW_BLOCK = 4096
@@ -35,6 +41,8 @@ INT32_MAX = int(np.iinfo(np.int32).max)
 
 def check_anndata(adata, where: str = "adata") -> None:
     """Require a non-empty AnnData (at least one cell and one gene)."""
+    import anndata as ad
+
     if not isinstance(adata, ad.AnnData):
         raise InputError(
             f"{where} must be an AnnData, got {type(adata).__name__}; load one with "
@@ -132,6 +140,9 @@ def check_device(device) -> None:
 
 def is_backed_sparse(matrix) -> bool:
     """Whether ``matrix`` is a sparse matrix on disk (``adata.X`` of a backed AnnData)."""
+    ad = sys.modules.get("anndata")
+    if ad is None:  # not imported, so no anndata object exists
+        return False
     return isinstance(matrix, (ad.abc.CSRDataset, ad.abc.CSCDataset))
 
 
@@ -322,6 +333,8 @@ def raw_labels(column: pd.Series):
     either would hide exactly the labels the check is for. A categorical column is checked
     through its categories, which are what its cells hold.
     """
+    import pandas as pd
+
     if isinstance(column.dtype, pd.CategoricalDtype):
         return column.cat.categories
     return column.to_numpy()
@@ -353,6 +366,8 @@ def check_obs_column(
     data were subset without cleaning up, and are ignored with ``allow_unused=True``
     (subsets of the training data at predict time keep their levels).
     """
+    import pandas as pd
+
     if not isinstance(key, str) or key not in obs.columns:
         shown = ", ".join(map(repr, list(obs.columns)[:8])) or "none"
         raise InputError(

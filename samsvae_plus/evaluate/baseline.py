@@ -9,7 +9,6 @@ reference's control cells (normalised like the reference) serve as its controls.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
 from samsvae_plus.evaluate.challenge_inputs import ScorerInput, check_input, check_same_genes
@@ -82,6 +81,7 @@ def cell_mean_baseline(
         float32 (or float64) CSR, ``obs[perturbation_key]``, genes in the real order.
     """
     import anndata as ad
+    import pandas as pd
 
     real_in = check_input(real, "real", perturbation_key, control_label)
     ref = check_input(reference, "reference", perturbation_key, control_label)

@@ -2,10 +2,14 @@
 
 Numbers match cell-eval 0.8.x (``cell-eval run --profile vcc`` followed by
 ``cell-eval score``), the challenge's reference implementation. Both files are normalised
-on their own, summarised one perturbation group at a time (pseudobulks and a sparse
-Mann-Whitney U test against the file's own control), and the metrics in
+on their own and summarised (pseudobulks and a sparse Mann-Whitney U test of every
+perturbation against the file's own control, see
+:mod:`~samsvae_plus.evaluate.challenge_summary`), and the metrics in
 :data:`~samsvae_plus.evaluate.challenge_metrics.REGISTRY` are computed from the two
 summaries. Nothing is densified, so memory is bounded by the sparse inputs.
+
+:func:`score_tables` is the whole computation without pandas; :func:`challenge_score`
+wraps its result in pandas objects.
 """
 
 from __future__ import annotations
@@ -13,10 +17,9 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from samsvae_plus.errors import InputError
 from samsvae_plus.evaluate.baseline import baseline_summary
@@ -24,9 +27,16 @@ from samsvae_plus.evaluate.challenge_inputs import check_input, check_pair, chec
 from samsvae_plus.evaluate.challenge_metrics import (
     REGISTRY,
     discrimination_ranks,
+    discrimination_score_l1,
     significant,
 )
 from samsvae_plus.evaluate.challenge_summary import FileSummary, summarise_file
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# pandas is imported only where a DataFrame or Series is built (ChallengeResult), so that
+# the scoring itself, and `samsvae-plus score`, start without it.
 
 # Keys of the per-perturbation table, in order.
 PER_PERTURBATION_COLUMNS = [
@@ -38,6 +48,7 @@ PER_PERTURBATION_COLUMNS = [
 ]
 # Reported with the means: 1 - 2 mean(rank/N), 0 for a random guess and 1 when perfect.
 CENTERED_PDS = "discrimination_score_l1_centered"
+_INTEGER_COLUMNS = ("de_nsig", "n_cells")
 
 
 @dataclass(frozen=True)
@@ -67,7 +78,7 @@ class ChallengeResult:
         """The result as plain JSON-ready dicts (the layout ``samsvae-plus score`` writes)."""
         per = {
             str(label): {
-                column: (int(value) if column.startswith(("de_nsig", "n_cells")) else float(value))
+                column: (int(value) if column.startswith(_INTEGER_COLUMNS) else float(value))
                 for column, value in row.items()
             }
             for label, row in self.per_perturbation.iterrows()
@@ -82,21 +93,94 @@ class ChallengeResult:
         }
 
 
-def _table(real: FileSummary, pred: FileSummary, genes: pd.Index) -> pd.DataFrame:
-    columns = {name: metric.compute(real, pred, genes) for name, metric in REGISTRY.items()}
+@dataclass(frozen=True)
+class ScoreTables:
+    """The numbers of a :class:`ChallengeResult` as numpy arrays and dicts (no pandas).
+
+    Attributes
+    ----------
+    labels
+        Perturbations, sorted.
+    columns
+        One array per column of :data:`PER_PERTURBATION_COLUMNS`, aligned with ``labels``.
+    mean, baseline_mean, score
+        As in :class:`ChallengeResult`, as dicts in the same order.
+    """
+
+    labels: np.ndarray
+    columns: dict[str, np.ndarray]
+    mean: dict[str, float]
+    baseline_mean: dict[str, float] | None
+    score: dict[str, float] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The same dict as :meth:`ChallengeResult.to_dict`, built without pandas."""
+        per = {}
+        for i, label in enumerate(self.labels.tolist()):
+            per[str(label)] = {
+                column: (
+                    int(self.columns[column][i])
+                    if column.startswith(_INTEGER_COLUMNS)
+                    else float(self.columns[column][i])
+                )
+                for column in PER_PERTURBATION_COLUMNS
+            }
+        return {
+            "per_perturbation": per,
+            "mean": dict(self.mean),
+            "baseline": None if self.baseline_mean is None else {"mean": dict(self.baseline_mean)},
+            "score": None if self.score is None else dict(self.score),
+        }
+
+    def to_result(self) -> ChallengeResult:
+        """The pandas form, :class:`ChallengeResult`."""
+        import pandas as pd
+
+        index = pd.Index(self.labels.astype(str), name="perturbation")
+        table = pd.DataFrame(self.columns, index=index)[PER_PERTURBATION_COLUMNS]
+        return ChallengeResult(
+            per_perturbation=table,
+            mean=pd.Series(self.mean),
+            baseline_mean=None if self.baseline_mean is None else pd.Series(self.baseline_mean),
+            score=None if self.score is None else pd.Series(self.score),
+        )
+
+
+def _columns(
+    real: FileSummary, pred: FileSummary, genes: np.ndarray
+) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Per-perturbation columns and their means (with the centred PDS)."""
+    ranks = discrimination_ranks(real, pred, genes)
+    columns = {}
+    for name, metric in REGISTRY.items():
+        if metric.compute is discrimination_score_l1:
+            # Its own arithmetic, on ranks computed once for it and the centred mean.
+            columns[name] = 1.0 - ranks / len(real.labels)
+        else:
+            columns[name] = metric.compute(real, pred, genes)
     columns["de_nsig_real"] = significant(real).sum(axis=1)
     columns["de_nsig_pred"] = significant(pred).sum(axis=1)
     columns["n_cells_real"] = real.n_cells
     columns["n_cells_pred"] = pred.n_cells
-    index = pd.Index(real.labels.astype(str), name="perturbation")
-    return pd.DataFrame(columns, index=index)[PER_PERTURBATION_COLUMNS]
+    means = {name: float(np.mean(columns[name])) for name in REGISTRY}
+    means[CENTERED_PDS] = 1.0 - 2.0 * float(np.mean(ranks / len(real.labels)))
+    return columns, means
 
 
-def _means(table: pd.DataFrame, real: FileSummary, pred: FileSummary, genes) -> pd.Series:
-    means = table[list(REGISTRY)].mean(axis=0)
-    ranks = discrimination_ranks(real, pred, genes) / len(real.labels)
-    means[CENTERED_PDS] = 1.0 - 2.0 * float(np.mean(ranks))
-    return means
+def _normalised_scores(user, baseline) -> dict[str, float]:
+    """:func:`score_against_baseline` on anything indexed by metric name."""
+    # Lower-is-better metrics first, as the reference averages them in that order.
+    names = [n for n, m in REGISTRY.items() if m.best == 0.0]
+    names += [n for n, m in REGISTRY.items() if m.best == 1.0]
+    values = np.array([REGISTRY[n].normalise(user[n], baseline[n]) for n in names])
+    values[np.isnan(values)] = 0.0
+    values = np.clip(values, 0.0, None)
+    by_name = dict(zip(names, values.tolist(), strict=True))
+    score = {name: by_name[name] for name in REGISTRY}
+    average = float(values.mean())
+    score["avg_score"] = average
+    score["leaderboard_x100"] = 100.0 * average
+    return score
 
 
 def score_against_baseline(user: pd.Series, baseline: pd.Series) -> pd.Series:
@@ -115,17 +199,9 @@ def score_against_baseline(user: pd.Series, baseline: pd.Series) -> pd.Series:
     -------
     pandas.Series
     """
-    # Lower-is-better metrics first, as the reference averages them in that order.
-    names = [n for n, m in REGISTRY.items() if m.best == 0.0]
-    names += [n for n, m in REGISTRY.items() if m.best == 1.0]
-    values = np.array([REGISTRY[n].normalise(user[n], baseline[n]) for n in names])
-    values[np.isnan(values)] = 0.0
-    values = np.clip(values, 0.0, None)
-    score = pd.Series(dict(zip(names, values, strict=True)))[list(REGISTRY)]
-    average = float(values.mean())
-    score["avg_score"] = average
-    score["leaderboard_x100"] = 100.0 * average
-    return score
+    import pandas as pd
+
+    return pd.Series(_normalised_scores(user, baseline))
 
 
 def challenge_score(
@@ -172,6 +248,30 @@ def challenge_score(
     >>> result = sp.metrics.challenge_score(pred, real, reference=train)  # doctest: +SKIP
     >>> result.score["avg_score"]  # doctest: +SKIP
     """
+    return score_tables(
+        pred,
+        real,
+        perturbation_key=perturbation_key,
+        control_label=control_label,
+        baseline=baseline,
+        reference=reference,
+    ).to_result()
+
+
+def score_tables(
+    pred,
+    real,
+    *,
+    perturbation_key: str = "target_gene",
+    control_label: str = "non-targeting",
+    baseline=None,
+    reference=None,
+) -> ScoreTables:
+    """:func:`challenge_score` without pandas: the same numbers as :class:`ScoreTables`.
+
+    The inputs may also be :class:`~samsvae_plus.evaluate.scorer_files.ScorerFile` (h5ad
+    files read without anndata), which ``samsvae-plus score`` uses to start quickly.
+    """
     if baseline is not None and reference is not None:
         raise InputError(
             "both baseline and reference were given: pass one (reference builds the "
@@ -207,13 +307,12 @@ def challenge_score(
             base_job = pool.submit(baseline_summary, ref_in, real_summary, control_label)
         base_summary = None if base_job is None else base_job.result()
 
-    table = _table(real_summary, pred_summary, genes)
-    mean = _means(table, real_summary, pred_summary, genes)
+    columns, mean = _columns(real_summary, pred_summary, genes)
+    labels = real_summary.labels
     if base_summary is None:
-        return ChallengeResult(table, mean, None, None)
-    base_table = _table(real_summary, base_summary, genes)
-    base_mean = _means(base_table, real_summary, base_summary, genes)
-    return ChallengeResult(table, mean, base_mean, score_against_baseline(mean, base_mean))
+        return ScoreTables(labels, columns, mean, None, None)
+    _, base_mean = _columns(real_summary, base_summary, genes)
+    return ScoreTables(labels, columns, mean, base_mean, _normalised_scores(mean, base_mean))
 
 
 def _workers() -> int:

@@ -5,6 +5,10 @@ as a one-line :class:`~samsvae_plus.errors.InputError` that names the problem an
 The result of a check is a :class:`ScorerInput`: the expression matrix in a form the
 scorer can stream over (CSR or dense, never copied here), one string label per cell, and
 whether the values are raw counts or already log1p.
+
+An input is an AnnData or a :class:`~samsvae_plus.evaluate.scorer_files.ScorerFile` (the
+parts of an h5ad file read without anndata); both go through the same checks in the same
+order, with the same messages. Nothing here imports pandas or anndata.
 """
 
 from __future__ import annotations
@@ -12,11 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
 from samsvae_plus.data import validate
 from samsvae_plus.errors import InputError
+from samsvae_plus.evaluate.scorer_files import ScorerFile
 
 # cell-eval's rule: a value with a fractional part above this is "not a count".
 FRACTION_TOLERANCE = 1e-3
@@ -40,7 +44,7 @@ class ScorerInput:
     labels
         One perturbation label per cell, as strings.
     genes
-        Gene names, in column order.
+        Gene names (``str`` array), in column order.
     is_log1p
         True when the values are taken as log1p already; False for raw counts.
     """
@@ -48,7 +52,7 @@ class ScorerInput:
     name: str
     X: sp.csr_matrix | np.ndarray
     labels: np.ndarray
-    genes: pd.Index
+    genes: np.ndarray
     is_log1p: bool
 
     @property
@@ -124,15 +128,19 @@ def detect_log1p(X: sp.csr_matrix | np.ndarray, name: str) -> bool:
     for chunk in _values_in_chunks(X):
         if chunk.size == 0:
             continue
-        if is_float and not np.isfinite(chunk).all():
+        low, high = chunk.min(), chunk.max()
+        # NaN propagates through min and max, so finite extremes mean finite values.
+        if is_float and not (np.isfinite(low) and np.isfinite(high)):
             bad = "NaN" if np.isnan(chunk).any() else "infinite"
             raise InputError(
                 f"{name}.X contains {bad} values: replace them (e.g. with 0) before scoring"
             )
-        lowest = min(lowest, float(chunk.min()))
-        highest = max(highest, float(chunk.max()))
+        lowest = min(lowest, float(low))
+        highest = max(highest, float(high))
         if is_float and not has_fraction:
-            has_fraction = bool((chunk - np.floor(chunk) > FRACTION_TOLERANCE).any())
+            fraction = np.floor(chunk)
+            np.subtract(chunk, fraction, out=fraction)
+            has_fraction = bool((fraction > FRACTION_TOLERANCE).any())
     if lowest < 0:
         raise InputError(
             f"{name}.X contains negative values (min {lowest:.4g}): expression must be raw "
@@ -181,24 +189,64 @@ def read_labels(adata, key: str, name: str) -> np.ndarray:
     return labels
 
 
-def check_totals(X: sp.csr_matrix | np.ndarray, cells: pd.Index, name: str) -> None:
+def read_file_labels(file: ScorerFile, key: str, name: str) -> np.ndarray:
+    """:func:`read_labels` for a :class:`ScorerFile`, with the same checks and messages."""
+    column = file.columns.get(key)
+    if column is None:
+        raise InputError(
+            f"{name}.obs has no column {key!r} (columns: {file.obs_columns[:8]}): pass "
+            "perturbation_key= / --perturbation-key naming the perturbation column"
+        )
+    if column.n_missing:
+        raise InputError(
+            f"{name}.obs[{key!r}] has {column.n_missing} missing labels: "
+            "label every cell (controls too)"
+        )
+    validate.check_label_text(column.raw, f"{name}.obs[{key!r}]")
+    labels = column.labels.astype(str)
+    if (labels == "").any():
+        raise InputError(
+            f"{name}.obs[{key!r}] has {int((labels == '').sum())} empty labels: "
+            "label every cell (controls too)"
+        )
+    return labels
+
+
+def check_file_gene_names(names: np.ndarray, name: str) -> None:
+    """``validate.check_unique_names`` for the stored gene names of a :class:`ScorerFile`."""
+    attribute = f"{name}.var_names"
+    if any(not str(gene).strip() for gene in names):
+        raise InputError(f"some gene names in {attribute} are empty; give every gene a name")
+    seen: set = set()
+    for gene in names.tolist():
+        if gene in seen:
+            raise InputError(
+                f"gene names are not unique in {attribute} (e.g. {gene!r} repeats); call "
+                f"{attribute}_make_unique()"
+            )
+        seen.add(gene)
+    validate.check_label_text(names, attribute)
+
+
+def check_totals(X: sp.csr_matrix | np.ndarray, cells, name: str) -> None:
     """Reject count input whose per-cell totals overflow int32, as registration does.
 
     The totals are summed only when the largest count times the number of genes could
     reach the limit, which real data never do, so scoring pays nothing for the check.
+    ``cells`` returns the cell names (only a message needs them).
     """
     largest = X.max() if X.size else 0
     if float(largest) * X.shape[1] > validate.INT32_MAX:
-        validate.check_totals_fit_int32(validate.row_sums(X), cells, f"{name}.X")
+        validate.check_totals_fit_int32(validate.row_sums(X), cells(), f"{name}.X")
 
 
 def check_input(adata, name: str, key: str, control: str) -> ScorerInput:
-    """Validate one AnnData for scoring.
+    """Validate one AnnData (or :class:`ScorerFile`) for scoring.
 
     Parameters
     ----------
     adata
-        The AnnData (cells x genes).
+        The AnnData (cells x genes), or the scorer's parts of an h5ad file.
     name
         Name of the file, for messages.
     key
@@ -210,13 +258,19 @@ def check_input(adata, name: str, key: str, control: str) -> ScorerInput:
     -------
     ScorerInput
     """
-    if not hasattr(adata, "obs") or not hasattr(adata, "var_names"):
-        raise InputError(f"{name} is a {type(adata).__name__}, not an AnnData")
-    validate.check_unique_names(adata.var_names, "gene", name)
+    light = isinstance(adata, ScorerFile)
+    if light:
+        check_file_gene_names(adata.var_names, name)
+        var_names = adata.var_names
+    else:
+        if not hasattr(adata, "obs") or not hasattr(adata, "var_names"):
+            raise InputError(f"{name} is a {type(adata).__name__}, not an AnnData")
+        validate.check_unique_names(adata.var_names, "gene", name)
+        var_names = adata.var_names
     # Strings only: the summaries look the control up among string labels.
     validate.check_control_label(control, allow_int=False)
     X = as_matrix(adata, name)
-    labels = read_labels(adata, key, name)
+    labels = read_file_labels(adata, key, name) if light else read_labels(adata, key, name)
     if control not in set(np.unique(labels)):
         raise InputError(
             f"{name} has no control cells labelled {control!r} in obs[{key!r}]: include the "
@@ -224,19 +278,20 @@ def check_input(adata, name: str, key: str, control: str) -> ScorerInput:
         )
     is_log1p = detect_log1p(X, name)
     if not is_log1p:
-        check_totals(X, adata.obs_names, name)
-    genes = pd.Index(np.asarray(adata.var_names).astype(str))
+        check_totals(X, adata.obs_names if light else lambda: adata.obs_names, name)
+    genes = np.asarray(var_names).astype(str)
     return ScorerInput(name=name, X=X, labels=labels, genes=genes, is_log1p=is_log1p)
 
 
 def check_same_genes(first: ScorerInput, second: ScorerInput) -> None:
     """Require the same genes in the same order, naming what differs."""
-    if first.genes.equals(second.genes):
+    if first.genes.shape == second.genes.shape and (first.genes == second.genes).all():
         return
     a, b = first.name, second.name
     if len(first.genes) != len(second.genes) or set(first.genes) != set(second.genes):
-        missing = [str(g) for g in first.genes.difference(second.genes)[:3]]
-        extra = [str(g) for g in second.genes.difference(first.genes)[:3]]
+        # Sorted, as pandas' Index.difference gives them.
+        missing = [str(g) for g in np.setdiff1d(first.genes, second.genes)[:3]]
+        extra = [str(g) for g in np.setdiff1d(second.genes, first.genes)[:3]]
         raise InputError(
             f"{b} has {len(second.genes)} genes and {a} has {len(first.genes)}, with different "
             f"names (in {a} only: {missing}; in {b} only: {extra}): subset both to the same "
@@ -245,7 +300,7 @@ def check_same_genes(first: ScorerInput, second: ScorerInput) -> None:
     position = int(np.flatnonzero(first.genes != second.genes)[0])
     raise InputError(
         f"{b} has the genes of {a} in another order (first difference at column {position}: "
-        f"{second.genes[position]!r} vs {first.genes[position]!r}): reorder with "
+        f"{str(second.genes[position])!r} vs {str(first.genes[position])!r}): reorder with "
         f"{b} = {b}[:, {a}.var_names]"
     )
 

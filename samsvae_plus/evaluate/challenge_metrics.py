@@ -11,7 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from samsvae_plus.evaluate.challenge_summary import FileSummary
 
@@ -38,7 +37,7 @@ class ChallengeMetric:
     name: str
     best: float
     description: str
-    compute: Callable[[FileSummary, FileSummary, pd.Index], np.ndarray]
+    compute: Callable[[FileSummary, FileSummary, np.ndarray], np.ndarray]
 
     def normalise(self, user: float, baseline: float) -> float:
         """Improvement of ``user`` over ``baseline`` (NaN where undefined)."""
@@ -48,7 +47,7 @@ class ChallengeMetric:
             return float((np.float64(user) - baseline) / (1.0 - np.float64(baseline)))
 
 
-def mean_absolute_error(real: FileSummary, pred: FileSummary, genes: pd.Index) -> np.ndarray:
+def mean_absolute_error(real: FileSummary, pred: FileSummary, genes: np.ndarray) -> np.ndarray:
     """Mean over genes of |pseudobulk_pred - pseudobulk_real|, per perturbation."""
     # Row by row in the data dtype, as the reference does: a float32 mean of float32 errors.
     return np.array(
@@ -56,7 +55,7 @@ def mean_absolute_error(real: FileSummary, pred: FileSummary, genes: pd.Index) -
     )
 
 
-def discrimination_ranks(real: FileSummary, pred: FileSummary, genes: pd.Index) -> np.ndarray:
+def discrimination_ranks(real: FileSummary, pred: FileSummary, genes: np.ndarray) -> np.ndarray:
     """0-based rank of each perturbation among all real perturbations, by L1 distance.
 
     Effects are pseudobulks minus the file's own control pseudobulk. The gene named like
@@ -76,7 +75,7 @@ def discrimination_ranks(real: FileSummary, pred: FileSummary, genes: pd.Index) 
     return ranks
 
 
-def discrimination_score_l1(real: FileSummary, pred: FileSummary, genes: pd.Index) -> np.ndarray:
+def discrimination_score_l1(real: FileSummary, pred: FileSummary, genes: np.ndarray) -> np.ndarray:
     """PDS: 1 - rank/N, where rank is the position of the true perturbation (best 1)."""
     return 1.0 - discrimination_ranks(real, pred, genes) / len(real.labels)
 
@@ -86,7 +85,7 @@ def significant(summary: FileSummary) -> np.ndarray:
     return summary.fdr < np.float32(FDR_THRESHOLD)
 
 
-def overlap_at_n(real: FileSummary, pred: FileSummary, genes: pd.Index) -> np.ndarray:
+def overlap_at_n(real: FileSummary, pred: FileSummary, genes: np.ndarray) -> np.ndarray:
     """DES: share of the k real DE genes among the prediction's top k DE genes by |lfc|.
 
     The prediction's DE genes are ordered by |lfc| descending (infinite first, ties in

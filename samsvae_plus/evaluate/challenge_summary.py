@@ -1,8 +1,10 @@
 """One file's summary for the challenge scorer: pseudobulks and differential expression.
 
-Every challenge metric is a function of two such summaries (real and prediction), so a
-file is read once, one perturbation group at a time, and then dropped. A baseline made of
-identical cells gets the same summary without ever materialising its rows.
+Every challenge metric is a function of two such summaries (real and prediction). A file
+of moderate size is summarised with one sort of all its values
+(:mod:`~samsvae_plus.evaluate.joint_ranks`); a large one one perturbation group at a time,
+so that memory stays near one group's. A baseline made of identical cells gets the same
+summary without ever materialising its rows.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from samsvae_plus.evaluate import joint_ranks
 from samsvae_plus.evaluate.challenge_inputs import ScorerInput
 from samsvae_plus.evaluate.differential_expression import (
     ControlIndex,
+    RankSums,
     ValueCodes,
     ValueRuns,
     benjamini_hochberg,
@@ -26,6 +30,13 @@ from samsvae_plus.evaluate.differential_expression import (
     rank_sums,
 )
 from samsvae_plus.evaluate.pseudobulk import Normalised, block_sums, group_cells, group_means
+
+# Raw counts 0 .. COUNT_BUCKETS - 2 get a bucket each in the sort hint; larger ones share.
+COUNT_BUCKETS = 16
+# Files with more stored values are summarised one group at a time: the whole-file
+# layout would need about 30 bytes per stored value, and at 100k cells x 18k genes the
+# per-group path is also the faster one (benchmarks/challenge_scale.py).
+JOINT_MAX_ENTRIES = 1 << 24
 
 
 @dataclass(frozen=True)
@@ -73,7 +84,27 @@ def _summarise(
     for i, (group_sums, runs) in enumerate(groups):
         sums[i] = group_sums
         pvalues[i] = mann_whitney_pvalues(rank_sums(runs, control, n_genes))
-    n_control = control_block.shape[0]
+    return _finish(
+        labels=labels,
+        n_cells=n_cells,
+        sums=sums,
+        control_sums=control_sums,
+        n_control=control_block.shape[0],
+        pvalues=pvalues,
+        dtype=dtype,
+    )
+
+
+def _finish(
+    labels: np.ndarray,
+    n_cells: np.ndarray,
+    sums: np.ndarray,
+    control_sums: np.ndarray,
+    n_control: int,
+    pvalues: np.ndarray,
+    dtype: np.dtype,
+) -> FileSummary:
+    """The summary from float64 sums (groups x genes) and p-values."""
     mean64 = sums / n_cells[:, None].astype(np.float64)
     control_mean64 = control_sums / float(n_control)
     return FileSummary(
@@ -89,6 +120,12 @@ def _summarise(
 def summarise_file(inp: ScorerInput, control_label: str) -> FileSummary:
     """Summarise a validated file: normalise, pseudobulk and test every perturbation.
 
+    Files of up to :data:`JOINT_MAX_ENTRIES` stored values test every group with one
+    sort of the whole file (:func:`~samsvae_plus.evaluate.joint_ranks.joint_stats`);
+    larger ones, or ones whose keys would not fit in int64, one group at a time
+    (:func:`summarise_file_per_group`), whose memory stays near one group's. Both give
+    the same numbers.
+
     Parameters
     ----------
     inp
@@ -100,6 +137,59 @@ def summarise_file(inp: ScorerInput, control_label: str) -> FileSummary:
     -------
     FileSummary
     """
+    stored = inp.X.nnz if sp.issparse(inp.X) else inp.X.size
+    if stored > JOINT_MAX_ENTRIES:
+        return summarise_file_per_group(inp, control_label)
+    norm = Normalised(inp)
+    groups = group_cells(inp.labels)
+    control = groups.index(control_label)
+    others = np.array([i for i in range(groups.labels.size) if i != control], dtype=np.int64)
+    data, indices, indptr, buckets = norm.csr(count_buckets=COUNT_BUCKETS)
+    if norm.dtype == np.float64:
+        codes = ValueCodes(norm.dtype, [data[data != 0]])
+    else:
+        codes = ValueCodes(norm.dtype)
+    if not joint_ranks.fits(codes, groups.labels.size):
+        return summarise_file_per_group(inp, control_label)
+    # Group ids: the control is 0 (it must sort first), then the others in label order.
+    group_id = np.empty(groups.labels.size, dtype=np.int64)
+    group_id[control] = 0
+    group_id[others] = np.arange(1, others.size + 1)
+    group_of_row = np.empty(inp.labels.size, dtype=np.int64)
+    group_of_row[groups.order] = np.repeat(group_id, groups.sizes)
+    sizes = np.concatenate([[groups.sizes[control]], groups.sizes[others]])
+    hint = None
+    if buckets is not None:
+        # Counts: log1p(c / s) ascends as the size factor s falls, so cells by decreasing
+        # size factor (then group) leave each (gene, count) bucket already sorted.
+        row_order = np.lexsort((group_of_row, -norm.scale))
+        hint = joint_ranks.SortHint(row_order, buckets, COUNT_BUCKETS)
+    stats = joint_ranks.joint_stats(
+        data, indices, indptr, group_of_row, sizes, norm.n_genes, codes, hint=hint
+    )
+    del data, buckets, hint
+    pvalues = mann_whitney_pvalues(
+        RankSums(
+            u1=stats.u1,
+            tie=stats.tie,
+            nonzero=stats.nonzero,
+            n1=sizes[1:, None],
+            n2=int(sizes[0]),
+        )
+    )
+    return _finish(
+        labels=groups.labels[others],
+        n_cells=groups.sizes[others],
+        sums=stats.sums[1:],
+        control_sums=stats.sums[0],
+        n_control=int(sizes[0]),
+        pvalues=pvalues,
+        dtype=norm.dtype,
+    )
+
+
+def summarise_file_per_group(inp: ScorerInput, control_label: str) -> FileSummary:
+    """:func:`summarise_file` one perturbation group at a time (sort and binary search)."""
     norm = Normalised(inp)
     groups = group_cells(inp.labels)
     control = groups.index(control_label)

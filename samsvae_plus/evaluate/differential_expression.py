@@ -159,7 +159,7 @@ class RankSums:
     u1: np.ndarray
     tie: np.ndarray
     nonzero: np.ndarray
-    n1: int
+    n1: int | np.ndarray
     n2: int
 
 
@@ -215,17 +215,18 @@ def mann_whitney_pvalues(stats: RankSums) -> np.ndarray:
     (including ``erfc`` from the C library, through :func:`math.erfc`), so p-values agree
     to the last bit and FDR thresholds cannot flip.
     """
-    n1, n2 = float(stats.n1), float(stats.n2)
+    # n1 may be one size per row of 2-D statistics (all groups of a file at once).
+    n1, n2 = np.asarray(stats.n1, dtype=np.float64), np.asarray(stats.n2, dtype=np.float64)
     n = n1 + n2
     u1 = stats.u1
     u = np.maximum(u1, n1 * n2 - u1)
-    mu = n1 * n2 / 2.0
+    mu = np.broadcast_to(n1 * n2 / 2.0, u1.shape)
     var_inner = (n + 1.0) - stats.tie / (n * (n - 1.0))
     s_sq = n1 * n2 / 12.0 * var_inner
     p = np.ones_like(u1)
     tested = (s_sq > 0.0) & (stats.nonzero > 0)
     if tested.any():
-        z = (u[tested] - mu - 0.5) / np.sqrt(s_sq[tested])
+        z = (u[tested] - mu[tested] - 0.5) / np.sqrt(s_sq[tested])
         scaled = (z / math.sqrt(2.0)).tolist()
         tail = np.fromiter(map(math.erfc, scaled), dtype=np.float64, count=len(scaled))
         p[tested] = 0.5 * tail * 2.0

@@ -1,8 +1,9 @@
 """Per-group access to the normalised expression Y, and group means (pseudobulks).
 
-The scorer never builds Y for the whole file. It visits one perturbation group at a
-time: the group's rows are cut out of the input, normalised (counts only) and handed on
-as a CSR block without zeros, so memory stays bounded by the sparse input plus one group.
+The scorer never builds a dense Y. :meth:`Normalised.block` cuts one group's rows out of
+the input, normalised (counts only), as a CSR block without zeros, so memory stays
+bounded by the sparse input plus one group; :meth:`Normalised.csr` gives the values of
+the whole file at once (one value per stored value) for the one-sort path.
 
 Normalisation reproduces scanpy's ``normalize_total`` followed by ``log1p`` bit for bit,
 because the rank test downstream depends on exact values (ties, order across cells):
@@ -111,6 +112,34 @@ class Normalised:
         scale = scale + (scale == 0)
         return scale.astype(self.dtype, copy=False)
 
+    def csr(
+        self, count_buckets: int = 0
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """The whole normalised file as CSR arrays ``(data, indices, indptr, buckets)``.
+
+        Values are computed exactly as :meth:`block` computes them; stored zeros stay
+        (callers skip them). Only ``data`` is new memory (one value per stored value);
+        dense input is converted to CSR row slice by row slice. With ``count_buckets``
+        and count input, ``buckets`` holds each raw count clipped to
+        ``count_buckets - 1`` (uint8), else None.
+        """
+        X = self.X
+        if sp.issparse(X):
+            indptr, indices = X.indptr, X.indices
+            data = X.data[: indptr[-1]].astype(self.dtype, copy=True)
+        else:
+            data, indices, indptr = _dense_to_csr(X, self.dtype)
+        buckets = None
+        if count_buckets and self.scale is not None:
+            top = min(count_buckets, 256) - 1
+            buckets = np.minimum(data, top).astype(np.uint8)
+        if self.scale is not None:
+            for lo, hi in _row_slices(indptr, _TOTALS_CHUNK):
+                part = data[indptr[lo] : indptr[hi]]
+                part /= np.repeat(self.scale[lo:hi], np.diff(indptr[lo : hi + 1]))
+                np.log1p(part, out=part)
+        return data, indices, indptr, buckets
+
     def block(self, rows: np.ndarray) -> sp.csr_matrix:
         """Normalised expression of ``rows`` as CSR in the output dtype, zeros removed."""
         X = self.X
@@ -127,6 +156,30 @@ class Normalised:
         # Explicitly stored zeros are zeros: the rank test treats all zeros as one tie block.
         block.eliminate_zeros()
         return block
+
+
+def _row_slices(indptr: np.ndarray, values: int) -> list[tuple[int, int]]:
+    """Row ranges [lo, hi) of about ``values`` stored values each, covering every row."""
+    n_rows = indptr.size - 1
+    bounds = np.searchsorted(indptr, np.arange(0, int(indptr[-1]), values), side="right") - 1
+    bounds = np.unique(np.concatenate([[0], bounds.clip(0, n_rows), [n_rows]]))
+    return list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
+
+
+def _dense_to_csr(X: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CSR arrays of a dense matrix in ``dtype``, as ``csr_matrix(X.astype(dtype))`` has."""
+    rows_per_slice = max(1, _TOTALS_CHUNK // max(1, X.shape[1]))
+    data, indices, counts = [], [], []
+    for lo in range(0, X.shape[0], rows_per_slice):
+        part = X[lo : lo + rows_per_slice].astype(dtype, copy=False)
+        rows, cols = np.nonzero(part)
+        data.append(part[rows, cols])
+        indices.append(cols.astype(np.int32 if X.shape[1] < 2**31 else np.int64))
+        counts.append(np.bincount(rows, minlength=part.shape[0]))
+    indptr = np.concatenate([[0], np.cumsum(np.concatenate(counts))]).astype(np.int64)
+    if not data:
+        return np.empty(0, dtype), np.empty(0, np.int32), indptr
+    return np.concatenate(data), np.concatenate(indices), indptr
 
 
 def block_sums(block: sp.csr_matrix, n_genes: int) -> np.ndarray:

@@ -1,0 +1,83 @@
+"""The scorer's two ways of summarising a file, timed side by side in one process.
+
+    python benchmarks/challenge_paths.py            # uses challenge_speed.py's data
+
+``summarise_file`` tests every perturbation with one sort of the whole file
+(``joint_ranks``); ``summarise_file_per_group`` is the earlier path (one sort and one
+binary search per perturbation), kept for large files. Both run on the same validated
+input, interleaved, single-threaded, so that load on the machine affects both alike; the
+script first checks that they give identical summaries. The ratio is the best of
+``--repeats`` runs of each. Results go to ``benchmarks/results/challenge_paths.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULT = ROOT / "benchmarks" / "results" / "challenge_paths.json"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path("/tmp/challenge_speed"))
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--out", type=Path, default=RESULT)
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    import numpy as np
+
+    from samsvae_plus.evaluate.challenge_inputs import check_pair
+    from samsvae_plus.evaluate.challenge_summary import summarise_file, summarise_file_per_group
+    from samsvae_plus.evaluate.scorer_files import read_scorer_file
+
+    if not (args.data / "real.h5ad").exists():
+        sys.exit(f"no data in {args.data}: run benchmarks/challenge_speed.py first")
+    load_before = os.getloadavg()
+    real = read_scorer_file(args.data / "real.h5ad", "target_gene")
+    pred = read_scorer_file(args.data / "pred.h5ad", "target_gene")
+    inputs = check_pair(pred, real, perturbation_key="target_gene", control_label="non-targeting")
+    control = "non-targeting"
+    fields = ("labels", "n_cells", "means", "control_mean", "fdr", "lfc")
+    for inp in inputs:
+        one, per_group = summarise_file(inp, control), summarise_file_per_group(inp, control)
+        if not all(np.array_equal(getattr(one, f), getattr(per_group, f)) for f in fields):
+            sys.exit("the two paths disagree")
+    times: dict[str, list[float]] = {"per_group": [], "one_sort": []}
+    for _ in range(args.repeats):
+        for name, summarise in (
+            ("per_group", summarise_file_per_group),
+            ("one_sort", summarise_file),
+        ):
+            start = time.perf_counter()
+            for inp in inputs:
+                summarise(inp, control)
+            times[name].append(time.perf_counter() - start)
+    best = {name: min(values) for name, values in times.items()}
+    record = {
+        "benchmark": "challenge_paths",
+        "command": "python benchmarks/challenge_paths.py",
+        "data": "challenge_speed.py's files: 50 perturbations x 100 cells + 500 controls "
+        "x 2000 genes, sparse counts; both files summarised, one thread",
+        "identical_summaries": True,
+        "best_s": best,
+        "all_s": times,
+        "speedup": best["per_group"] / best["one_sort"],
+        "load_average_before_run": load_before,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(record, indent=1) + "\n")
+    print(
+        f"per group {best['per_group']:.3f} s, one sort {best['one_sort']:.3f} s: "
+        f"{record['speedup']:.2f}x (load average before {load_before[0]:.2f}) -> {args.out}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
