@@ -187,6 +187,7 @@ def test_summary_fdr_matches_scipy_pipeline():
         "chunks",
         "blocks",
         "public_scipy",
+        "changed_scipy",
         "one_group",
     ],
 )
@@ -208,6 +209,15 @@ def test_one_sort_summary_equals_per_group_summary(case, monkeypatch):
         monkeypatch.setattr(joint_ranks, "BLOCK_ENTRIES", 400)
     elif case == "public_scipy":
         monkeypatch.setattr(joint_ranks, "_kernels", lambda: None)
+    elif case == "changed_scipy":
+        # Private kernels whose signature changed: a TypeError before any write.
+        class Changed:
+            def csr_row_index(self, *args):
+                raise TypeError("changed")
+
+            csr_tocsc = csr_row_index
+
+        monkeypatch.setattr(joint_ranks, "_kernels", Changed)
     elif case == "one_group":
         adata = adata[adata.obs["target_gene"].isin([CONTROL, "P2"])].copy()
     inp = check_input(adata, "real", "target_gene", CONTROL)

@@ -244,7 +244,9 @@ def _group_sums(part, lo, n_block, n_groups, bins, weights) -> np.ndarray:
     return sums.reshape(n_groups, n_block)
 
 
-def _keys_by_column(part, lo, n_block, codes, gbits, row_order, n_buckets, keys, spare):
+def _keys_by_column(
+    part, lo, n_block, codes, gbits, row_order, n_buckets, keys, spare, private=True
+):
     """The block's keys laid out by column ``gene * n_buckets + bucket`` (a stable
     counting sort), visiting the cells in ``row_order`` (None: as they are); and each
     column's start offset.
@@ -272,7 +274,7 @@ def _keys_by_column(part, lo, n_block, codes, gbits, row_order, n_buckets, keys,
         keys |= codes(values)
     keys <<= gbits
     keys |= groups
-    tools = _kernels()
+    tools = _kernels() if private else None
     if tools is None:  # the public, slower route
         import scipy.sparse as sp
 
@@ -283,6 +285,19 @@ def _keys_by_column(part, lo, n_block, codes, gbits, row_order, n_buckets, keys,
         one_row = sp.csr_matrix((keys, columns, [0, n]), shape=(1, n_columns))
         by_column = one_row.tocsc()
         return by_column.data, by_column.indptr.astype(np.int64)
+    try:
+        return _by_column_private(tools, keys, columns, indptr, row_order, spare, n, n_columns)
+    except TypeError:
+        # A scipy whose private kernels changed their signature: the arguments are
+        # checked before anything is written, and the keys are rebuilt from ``part``.
+        return _keys_by_column(
+            part, lo, n_block, codes, gbits, row_order, n_buckets, keys, spare, private=False
+        )
+
+
+def _by_column_private(tools, keys, columns, indptr, row_order, spare, n, n_columns):
+    """:func:`_keys_by_column`'s layout through scipy's C++ kernels, in place."""
+    index = columns.dtype
     if row_order is not None:
         row_columns = np.empty(n, dtype=index)
         row_keys = spare
