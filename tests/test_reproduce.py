@@ -186,3 +186,65 @@ def test_load_config_merges_smoke_overrides_and_drops_the_full_data_section(monk
     assert small["training"]["lr"] == full["training"]["lr"]  # merged key by key
     assert small["rows"] == full["rows"] and len(full["rows"]) == len(T1_ROWS)
     assert full["split_fractions"] == [0.64, 0.16, 0.20] and len(full["seeds"]) >= 3
+
+
+def _fake_experiments(tmp_path: Path, scripts: dict[str, str]) -> Path:
+    """An experiments folder whose table scripts are the given one-liners (default: ok)."""
+    folder = tmp_path / "experiments"
+    (folder / "configs").mkdir(parents=True)
+    for name in EXPERIMENTS:
+        (folder / f"{name}.py").write_text(scripts.get(name, "pass") + "\n")
+    return folder
+
+
+def test_a_failing_table_stops_the_others_at_once(tmp_path, capsys):
+    import time
+
+    folder = _fake_experiments(
+        tmp_path,
+        {
+            "t1_models_guides": "import time; time.sleep(60)",
+            "t4_unseen_cell_type": "raise SystemExit(3)",
+        },
+    )
+    started = time.perf_counter()
+    code = main(
+        [
+            "reproduce",
+            "all",
+            "--jobs",
+            "2",
+            "--experiments",
+            str(folder),
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
+    assert code == 2 and time.perf_counter() - started < 30  # T1 did not sleep its minute out
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "t4_unseen_cell_type failed (exit code 3)" in err
+
+
+def test_f1_starts_only_after_t1_has_finished(tmp_path, capsys):
+    # T1 leaves a file when it ends; F1 fails unless the file is already there.
+    marker = tmp_path / "t1_done"
+    folder = _fake_experiments(
+        tmp_path,
+        {
+            "t1_models_guides": f"import time, pathlib; time.sleep(1); pathlib.Path({str(marker)!r}).touch()",
+            "f1_masks_pathways": f"import pathlib; assert pathlib.Path({str(marker)!r}).exists()",
+        },
+    )
+    code = main(
+        [
+            "reproduce",
+            "all",
+            "--jobs",
+            "6",
+            "--experiments",
+            str(folder),
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
