@@ -340,20 +340,32 @@ def raw_labels(column: pd.Series):
     return column.to_numpy()
 
 
-def check_unique_names(names: pd.Index, what: str, owner: str = "adata") -> None:
+def check_unique_names(names, what: str, owner: str = "adata") -> None:
     """Require non-empty, unique, printable NFC names (``what`` is ``"gene"`` or ``"cell"``;
-    ``owner`` is how messages name the AnnData)."""
+    ``owner`` is how messages name the AnnData). ``names`` is a pandas Index or an array
+    of names as stored (the scorer's h5py reader)."""
     attribute = f"{owner}.{'var' if what == 'gene' else 'obs'}_names"
-    as_str = names.astype(str)
-    if (as_str.str.strip() == "").any():
+    if any(not str(name).strip() for name in names):
         raise InputError(f"some {what} names in {attribute} are empty; give every {what} a name")
-    if not names.is_unique:
-        dup = names[names.duplicated()][0]
+    repeated = _first_repeat(names)
+    if repeated:
         raise InputError(
-            f"{what} names are not unique in {attribute} (e.g. {dup!r} repeats); call "
+            f"{what} names are not unique in {attribute} (e.g. {repeated[0]!r} repeats); call "
             f"{attribute}_make_unique()"
         )
     check_label_text(names, attribute)
+
+
+def _first_repeat(names) -> list:
+    """``[name]`` for the first name that repeats an earlier one, ``[]`` when all differ."""
+    if hasattr(names, "duplicated"):  # a pandas Index finds them in C
+        return [] if names.is_unique else [names[names.duplicated()][0]]
+    seen: set = set()
+    for name in names:
+        if name in seen:
+            return [name]
+        seen.add(name)
+    return []
 
 
 def check_obs_column(

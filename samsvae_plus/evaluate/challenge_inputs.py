@@ -20,7 +20,7 @@ import scipy.sparse as sp
 
 from samsvae_plus.data import validate
 from samsvae_plus.errors import InputError
-from samsvae_plus.evaluate.scorer_files import ScorerFile
+from samsvae_plus.evaluate.scorer_files import LabelColumn, ScorerFile
 
 # cell-eval's rule: a value with a fractional part above this is "not a count".
 FRACTION_TOLERANCE = 1e-3
@@ -161,40 +161,32 @@ def detect_log1p(X: sp.csr_matrix | np.ndarray, name: str) -> bool:
 def read_labels(adata, key: str, name: str) -> np.ndarray:
     """Return the perturbation label of every cell as strings; unused categories vanish.
 
+    ``adata`` is an AnnData or a :class:`ScorerFile`; both are checked alike.
+
     Raises
     ------
     InputError
         When the column is missing or a label is missing or empty.
     """
+    if isinstance(adata, ScorerFile):
+        return _checked_labels(adata.columns.get(key), adata.obs_columns, key, name)
     obs = getattr(adata, "obs", None)
-    if obs is None or key not in obs.columns:
-        columns = [] if obs is None else list(obs.columns)
-        raise InputError(
-            f"{name}.obs has no column {key!r} (columns: {columns[:8]}): pass "
-            "perturbation_key= / --perturbation-key naming the perturbation column"
+    column = None
+    if obs is not None and key in obs.columns:
+        values = obs[key]
+        column = LabelColumn(
+            raw=validate.raw_labels(values),
+            labels=np.asarray(values.astype(str), dtype=object),
+            n_missing=int(values.isna().sum()),
         )
-    column = obs[key]
-    if column.isna().any():
-        raise InputError(
-            f"{name}.obs[{key!r}] has {int(column.isna().sum())} missing labels: "
-            "label every cell (controls too)"
-        )
-    validate.check_label_text(validate.raw_labels(column), f"{name}.obs[{key!r}]")
-    labels = np.asarray(column.astype(str), dtype=object).astype(str)
-    if (labels == "").any():
-        raise InputError(
-            f"{name}.obs[{key!r}] has {int((labels == '').sum())} empty labels: "
-            "label every cell (controls too)"
-        )
-    return labels
+    return _checked_labels(column, [] if obs is None else list(obs.columns), key, name)
 
 
-def read_file_labels(file: ScorerFile, key: str, name: str) -> np.ndarray:
-    """:func:`read_labels` for a :class:`ScorerFile`, with the same checks and messages."""
-    column = file.columns.get(key)
+def _checked_labels(column: LabelColumn | None, columns: list, key: str, name: str) -> np.ndarray:
+    """The labels of ``column`` (None: not in the file) as strings, after the checks."""
     if column is None:
         raise InputError(
-            f"{name}.obs has no column {key!r} (columns: {file.obs_columns[:8]}): pass "
+            f"{name}.obs has no column {key!r} (columns: {columns[:8]}): pass "
             "perturbation_key= / --perturbation-key naming the perturbation column"
         )
     if column.n_missing:
@@ -210,22 +202,6 @@ def read_file_labels(file: ScorerFile, key: str, name: str) -> np.ndarray:
             "label every cell (controls too)"
         )
     return labels
-
-
-def check_file_gene_names(names: np.ndarray, name: str) -> None:
-    """``validate.check_unique_names`` for the stored gene names of a :class:`ScorerFile`."""
-    attribute = f"{name}.var_names"
-    if any(not str(gene).strip() for gene in names):
-        raise InputError(f"some gene names in {attribute} are empty; give every gene a name")
-    seen: set = set()
-    for gene in names.tolist():
-        if gene in seen:
-            raise InputError(
-                f"gene names are not unique in {attribute} (e.g. {gene!r} repeats); call "
-                f"{attribute}_make_unique()"
-            )
-        seen.add(gene)
-    validate.check_label_text(names, attribute)
 
 
 def check_totals(X: sp.csr_matrix | np.ndarray, cells, name: str) -> None:
@@ -259,18 +235,13 @@ def check_input(adata, name: str, key: str, control: str) -> ScorerInput:
     ScorerInput
     """
     light = isinstance(adata, ScorerFile)
-    if light:
-        check_file_gene_names(adata.var_names, name)
-        var_names = adata.var_names
-    else:
-        if not hasattr(adata, "obs") or not hasattr(adata, "var_names"):
-            raise InputError(f"{name} is a {type(adata).__name__}, not an AnnData")
-        validate.check_unique_names(adata.var_names, "gene", name)
-        var_names = adata.var_names
+    if not light and (not hasattr(adata, "obs") or not hasattr(adata, "var_names")):
+        raise InputError(f"{name} is a {type(adata).__name__}, not an AnnData")
+    validate.check_unique_names(adata.var_names, "gene", name)
     # Strings only: the summaries look the control up among string labels.
     validate.check_control_label(control, allow_int=False)
     X = as_matrix(adata, name)
-    labels = read_file_labels(adata, key, name) if light else read_labels(adata, key, name)
+    labels = read_labels(adata, key, name)
     if control not in set(np.unique(labels)):
         raise InputError(
             f"{name} has no control cells labelled {control!r} in obs[{key!r}]: include the "
@@ -279,7 +250,7 @@ def check_input(adata, name: str, key: str, control: str) -> ScorerInput:
     is_log1p = detect_log1p(X, name)
     if not is_log1p:
         check_totals(X, adata.obs_names if light else lambda: adata.obs_names, name)
-    genes = np.asarray(var_names).astype(str)
+    genes = np.asarray(adata.var_names).astype(str)
     return ScorerInput(name=name, X=X, labels=labels, genes=genes, is_log1p=is_log1p)
 
 
