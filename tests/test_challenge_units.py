@@ -17,7 +17,7 @@ from samsvae_plus.evaluate.challenge import challenge_score, score_against_basel
 from samsvae_plus.evaluate.challenge_inputs import check_input
 from samsvae_plus.evaluate.challenge_metrics import REGISTRY
 from samsvae_plus.evaluate.challenge_summary import summarise_file, summarise_file_per_group
-from samsvae_plus.evaluate.pseudobulk import Normalised, group_cells
+from samsvae_plus.evaluate.pseudobulk import Normalised, group_cells, value_spans
 
 CONTROL = "non-targeting"
 
@@ -458,12 +458,12 @@ def test_result_dict_layout():
     assert challenge_score(adata, adata).to_dict()["score"] is None
 
 
-def test_joint_ranks_row_and_gene_helpers():
+def test_kept_indptr_and_value_spans():
     # Rows 0 and 3 are empty; keep two of the four stored values.
     indptr = np.array([0, 0, 2, 4, 4])
     keep = np.array([True, False, True, True])
     np.testing.assert_array_equal(joint_ranks._kept_indptr(keep, indptr), [0, 0, 1, 3, 3])
     starts = np.array([0, 5, 5, 12, 20])  # genes of 5, 0, 7 and 8 values
-    assert joint_ranks._spans(starts, 6) == [(0, 2), (2, 3), (3, 4)]
-    assert joint_ranks._spans(starts, 100) == [(0, 4)]
-    assert joint_ranks._spans(np.array([0]), 10) == []
+    assert value_spans(starts, 6) == [(0, 2), (2, 3), (3, 4)]
+    assert value_spans(starts, 100) == [(0, 4)]
+    assert value_spans(np.array([0]), 10) == []

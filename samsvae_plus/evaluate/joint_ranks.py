@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from samsvae_plus.evaluate.differential_expression import ValueCodes
+from samsvae_plus.evaluate.pseudobulk import value_spans
 
 # Stored values sorted and reduced at once: a contiguous slice of genes after the values
 # are laid out gene by gene. Its int64 temporaries (2 MB) stay in cache and well below
@@ -181,7 +182,7 @@ def joint_stats(
         )
         del part, work, spare
         gene_starts = starts[::n_buckets]
-        for first, last in _spans(gene_starts, chunk_entries):
+        for first, last in value_spans(gene_starts, chunk_entries):
             chunk = keys[gene_starts[first] : gene_starts[last]]
             # Within a bucket the values already ascend: the stable sort merges runs.
             chunk.sort(kind="stable")
@@ -215,17 +216,6 @@ def _kept_indptr(keep: np.ndarray, indptr: np.ndarray) -> np.ndarray:
         # Each non-empty row's segment runs to the next non-empty row's start.
         counts[rows] = np.add.reduceat(keep, indptr[rows], dtype=np.int64)
     return np.concatenate([[0], np.cumsum(counts)])
-
-
-def _spans(starts: np.ndarray, limit: int) -> list[tuple[int, int]]:
-    """Consecutive gene ranges of about ``limit`` values each (``starts``: gene offsets)."""
-    n = starts.size - 1
-    if n <= 0:
-        return []
-    targets = np.arange(limit, int(starts[-1]), limit)
-    cuts = np.searchsorted(starts, targets, side="right") - 1
-    bounds = np.unique(np.concatenate([[0], cuts.clip(0, n), [n]]))
-    return list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
 
 
 def _group_sums(part, lo, n_block, n_groups, bins, weights) -> np.ndarray:

@@ -89,9 +89,7 @@ class Normalised:
             totals64 = np.zeros(X.shape[0])
             # Rows in slices of about _TOTALS_CHUNK values: the float64 sums then never
             # need a float64 copy of the whole data array.
-            row_bounds = np.searchsorted(X.indptr, np.arange(0, X.nnz, _TOTALS_CHUNK))
-            row_bounds = np.unique(np.append(row_bounds, X.shape[0]))
-            for lo, hi in zip(row_bounds[:-1], row_bounds[1:], strict=True):
+            for lo, hi in value_spans(X.indptr, _TOTALS_CHUNK):
                 rows = np.arange(lo, hi)
                 rows = rows[np.diff(X.indptr[lo : hi + 1]) > 0]
                 if rows.size:
@@ -134,10 +132,8 @@ class Normalised:
             top = min(count_buckets, 256) - 1
             buckets = np.minimum(data, top).astype(np.uint8)
         if self.scale is not None:
-            for lo, hi in _row_slices(indptr, _TOTALS_CHUNK):
-                part = data[indptr[lo] : indptr[hi]]
-                part /= np.repeat(self.scale[lo:hi], np.diff(indptr[lo : hi + 1]))
-                np.log1p(part, out=part)
+            for lo, hi in value_spans(indptr, _TOTALS_CHUNK):
+                _scale_log1p(data[indptr[lo] : indptr[hi]], self.scale[lo:hi], indptr[lo : hi + 1])
         return data, indices, indptr, buckets
 
     def block(self, rows: np.ndarray) -> sp.csr_matrix:
@@ -150,19 +146,30 @@ class Normalised:
             block = sp.csr_matrix(X[rows].astype(self.dtype, copy=False))
         data = block.data.astype(self.dtype, copy=True)
         if self.scale is not None:
-            data /= np.repeat(self.scale[rows], np.diff(block.indptr))
-            np.log1p(data, out=data)
+            _scale_log1p(data, self.scale[rows], block.indptr)
         block = sp.csr_matrix((data, block.indices, block.indptr), shape=block.shape)
         # Explicitly stored zeros are zeros: the rank test treats all zeros as one tie block.
         block.eliminate_zeros()
         return block
 
 
-def _row_slices(indptr: np.ndarray, values: int) -> list[tuple[int, int]]:
-    """Row ranges [lo, hi) of about ``values`` stored values each, covering every row."""
-    n_rows = indptr.size - 1
-    bounds = np.searchsorted(indptr, np.arange(0, int(indptr[-1]), values), side="right") - 1
-    bounds = np.unique(np.concatenate([[0], bounds.clip(0, n_rows), [n_rows]]))
+def _scale_log1p(data: np.ndarray, scale: np.ndarray, indptr: np.ndarray) -> None:
+    """``log1p(value / scale of its row)`` in place, for CSR rows with these ``indptr``
+    offsets (relative or absolute) and one scale per row."""
+    data /= np.repeat(scale, np.diff(indptr))
+    np.log1p(data, out=data)
+
+
+def value_spans(offsets: np.ndarray, limit: int) -> list[tuple[int, int]]:
+    """Consecutive ranges [lo, hi) of positions holding about ``limit`` values each, where
+    position i holds ``offsets[i]:offsets[i + 1]`` (a CSR indptr: rows; or genes' starts),
+    covering every position."""
+    n = offsets.size - 1
+    if n <= 0:
+        return []
+    targets = np.arange(limit, int(offsets[-1]), limit)
+    cuts = np.searchsorted(offsets, targets, side="right") - 1
+    bounds = np.unique(np.concatenate([[0], cuts.clip(0, n), [n]]))
     return list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
 
 
