@@ -21,8 +21,7 @@ import pandas as pd
 from _common import each_seed, seed_summary, split_record, table_args, write_outputs
 from _data import load_dataset
 from _scores import ate_scores, reference_ate
-
-from samsvae_plus.data.splits import random_split
+from t1_models_guides import t1_split
 
 NAME = "ate_noise_ceiling"
 METRICS = ["ate_pearson", "ate_pearson_top20", "n_conditions"]
@@ -30,7 +29,7 @@ METRICS = ["ate_pearson", "ate_pearson_top20", "n_conditions"]
 
 def run_seed(data: str, spec: dict, seed: int, config: dict):
     adata, _ = load_dataset(spec, seed)
-    split = random_split(adata.n_obs, tuple(config["split_fractions"]), seed=seed)
+    split = t1_split(adata, config, seed)
     test = reference_ate(adata, split.test, None)
     train = reference_ate(adata, split.train, None)
     common = test.index.intersection(train.index)  # (cell type, condition) in both parts

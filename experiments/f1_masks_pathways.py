@@ -3,8 +3,8 @@
 "Best" is the row of T1's table (``../t1_models_guides/table.csv`` beside ``--out``, as
 ``samsvae-plus reproduce`` lays them out) with the highest mean test IWELBO among the
 rows that learn sparse masks (SAMS-VAE and SVAE+; CPA-VAE's masks are all ones by
-construction and the conditional VAE has none), per data set; without T1's table the config's ``default_row`` is used.
-The model is trained on T1's random split (seed = the first seed) and its masks are
+construction and the conditional VAE has none), per data set; without T1's table the
+config's ``default_row`` is used. The model is trained on T1's random split (seed = the first seed) and its masks are
 compared with each gene-set collection (``mask_pathway_report``: leave-one-out kNN
 pathway accuracy with its permutation p-value, within/between-pathway Jaccard, and
 per-dimension enrichment), drawn as ``masks_<data>_<collection>`` heatmaps and
@@ -25,8 +25,8 @@ from _common import load_config, split_record, table_args, training_for, write_o
 from _data import load_dataset
 from _models import fit, row_name
 from masks_norman import _figures
+from t1_models_guides import t1_split
 
-from samsvae_plus.data.splits import random_split
 from samsvae_plus.evaluate.gene_sets import load_gene_sets
 from samsvae_plus.evaluate.pathway_report import mask_pathway_report
 
@@ -64,7 +64,7 @@ def main() -> None:
         entry, source = best_row(data, out, t1["rows"], config["default_row"])
         chosen[data] = {"row": row_name(entry), "chosen_by": source}
         adata, _ = load_dataset(t1["datasets"][data], seed)
-        split = random_split(adata.n_obs, tuple(t1["split_fractions"]), seed=seed)
+        split = t1_split(adata, t1, seed)
         splits.append(split_record(split, data=data))
         model, _ = fit(
             adata,

@@ -37,7 +37,7 @@ from _models import fit, row_name
 from _plots import bars
 from _scores import ate_scores, mask_scores, model_ate, reference_ate, test_iwelbo
 
-from samsvae_plus.data.splits import random_split
+from samsvae_plus.data.splits import Split, random_split
 from samsvae_plus.evaluate.gene_sets import load_gene_sets
 
 NAME = "t1_models_guides"
@@ -51,10 +51,16 @@ METRICS = [
 ]
 
 
+def t1_split(adata, config: dict, seed: int) -> Split:
+    """T1's random cell split for ``seed`` (the config's ``split_fractions``); F1 and the
+    ATE noise ceiling retrace it through this function."""
+    return random_split(adata.n_obs, tuple(config["split_fractions"]), seed=seed)
+
+
 def run_seed(data: str, spec: dict, seed: int, config: dict, collections, device: str):
     """Every row's scores on one data set and seed, and the split they share."""
     adata, truth = load_dataset(spec, seed)
-    split = random_split(adata.n_obs, tuple(config["split_fractions"]), seed=seed)
+    split = t1_split(adata, config, seed)
     test = adata[split.test].copy()
     reference = reference_ate(adata, split.test, truth)
     rows = []

@@ -74,21 +74,14 @@ class ChallengeResult:
 
     def to_dict(self) -> dict[str, Any]:
         """The result as plain JSON-ready dicts (the layout ``samsvae-plus score`` writes)."""
-        per = {
-            str(label): {
-                column: (int(value) if column.startswith(_INTEGER_COLUMNS) else float(value))
-                for column, value in row.items()
-            }
-            for label, row in self.per_perturbation.iterrows()
-        }
-        return {
-            "per_perturbation": per,
-            "mean": {k: float(v) for k, v in self.mean.items()},
-            "baseline": None
-            if self.baseline_mean is None
-            else {"mean": {k: float(v) for k, v in self.baseline_mean.items()}},
-            "score": None if self.score is None else {k: float(v) for k, v in self.score.items()},
-        }
+        table = self.per_perturbation
+        return ScoreTables(
+            labels=table.index.to_numpy(),
+            columns={column: table[column].to_numpy() for column in table.columns},
+            mean=dict(self.mean),
+            baseline_mean=None if self.baseline_mean is None else dict(self.baseline_mean),
+            score=None if self.score is None else dict(self.score),
+        ).to_dict()
 
 
 @dataclass(frozen=True)
@@ -112,7 +105,8 @@ class ScoreTables:
     score: dict[str, float] | None
 
     def to_dict(self) -> dict[str, Any]:
-        """The same dict as :meth:`ChallengeResult.to_dict`, built without pandas."""
+        """The plain JSON-ready dicts that ``samsvae-plus score`` writes (and
+        :meth:`ChallengeResult.to_dict` returns), built without pandas."""
         per = {}
         for i, label in enumerate(self.labels.tolist()):
             per[str(label)] = {
@@ -123,11 +117,17 @@ class ScoreTables:
                 )
                 for column in PER_PERTURBATION_COLUMNS
             }
+
+        def floats(values: dict[str, float]) -> dict[str, float]:
+            return {k: float(v) for k, v in values.items()}
+
         return {
             "per_perturbation": per,
-            "mean": dict(self.mean),
-            "baseline": None if self.baseline_mean is None else {"mean": dict(self.baseline_mean)},
-            "score": None if self.score is None else dict(self.score),
+            "mean": floats(self.mean),
+            "baseline": None
+            if self.baseline_mean is None
+            else {"mean": floats(self.baseline_mean)},
+            "score": None if self.score is None else floats(self.score),
         }
 
     def to_result(self) -> ChallengeResult:
