@@ -70,8 +70,10 @@ def main() -> int:
         "speedup": best["per_group"] / best["one_sort"],
         "load_average_before_run": load_before,
     }
+    from samsvae_plus.atomic import atomic_write_text
+
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=1) + "\n")
+    atomic_write_text(args.out, json.dumps(record, indent=1) + "\n")
     print(
         f"per group {best['per_group']:.3f} s, one sort {best['one_sort']:.3f} s: "
         f"{record['speedup']:.2f}x (load average before {load_before[0]:.2f}) -> {args.out}"

@@ -159,8 +159,10 @@ def main() -> int:
             "cores_used": 2,
         },
     }
+    from samsvae_plus.atomic import atomic_write_text
+
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=1) + "\n")
+    atomic_write_text(args.out, json.dumps(record, indent=1) + "\n")
     print(f"\nwrote {args.out}")
     print(f"{'cells x genes':<28}{shape[0]} x {shape[1]}")
     print(f"{'perturbations':<28}{figures['n_perturbations']}")

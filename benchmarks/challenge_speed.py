@@ -202,8 +202,10 @@ def main() -> int:
         "load_average_before_run": load_before,
         "device": {"machine": platform.machine(), "cpus_visible": os.cpu_count()},
     }
+    from samsvae_plus.atomic import atomic_write_text
+
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=1) + "\n")
+    atomic_write_text(args.out, json.dumps(record, indent=1) + "\n")
     print(f"wrote {args.out}; means agree: {agree}\n")
     print(f"{'':<22}{'cell-eval':>12}{'ours':>10}{'ratio':>9}")
     for label, key, ratio in (
