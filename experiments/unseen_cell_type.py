@@ -23,13 +23,17 @@ Data:
   the context's basal state. Here the ATE is also compared with the simulator's true ATE
   of the held-out context (``ate_pearson_truth``).
 
+Each seed (``--seeds``) redraws the splits' validation cells, the simulated data and every
+model's initialisation and training; the table gives the mean and sd over seeds of each
+method's mean over folds.
+
 The transformer runs with a CPU-sized architecture (``TRANSFORMER`` below). Each finished
 row (and each fold's pretrained weights) is kept in ``OUT/cache/SETTINGS/`` and reused when
-the command is run again with the same settings.
+the command is run again with the same settings and seed.
 
 Usage::
 
-    python experiments/unseen_cell_type.py --out figures/unseen_cell_type [--data norman simulation] [--smoke]
+    python experiments/unseen_cell_type.py --out figures/unseen_cell_type [--data norman simulation] [--seeds 0 1 2] [--smoke]
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _common import configure_torch, split_record, write_outputs
+from _common import configure_torch, seed_summary, split_record, write_outputs
 
 import samsvae_plus as sp
 from samsvae_plus.atomic import atomic_write_text
@@ -257,21 +261,33 @@ def run_fold(
     return rows, split_record(split, data=name, held_out_context=context), cached
 
 
+def fold_means(runs: pd.DataFrame) -> pd.DataFrame:
+    """Each seed's mean over the held-out folds of every metric, one row per (data,
+    method, seed): the values whose mean and sd over seeds the table gives."""
+    return runs.groupby(["data", "method", "seed"], sort=False)[METRICS].mean().reset_index()
+
+
 def summary(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean and sd over folds of every metric, one row per (data, method)."""
-    grouped = runs.groupby(["data", "method"], sort=False)[METRICS]
-    table = grouped.mean().add_suffix(" mean").join(grouped.std(ddof=1).add_suffix(" sd"))
-    table = table[[f"{m} {s}" for m in METRICS for s in ("mean", "sd")]]
-    table.index = [f"{d} / {m}" for d, m in table.index]
-    table.index.name = "data / method"
-    return table
+    """Mean and sd over seeds of every metric, one row per (data, method) (``runs.csv``
+    keeps every fold)."""
+    return seed_summary(fold_means(runs), ["data", "method"], METRICS)
+
+
+def cache_folder(out: str, meta: dict, seed: int) -> Path:
+    """``OUT/cache/DIGEST``: rows are only reused under the same settings and seed, so the
+    folder is named by them (not by the data sets, whose rows are files of their own)."""
+    settings = {k: v for k, v in meta.items() if k not in ("data", "seeds")} | {"seed": seed}
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+    folder = Path(out) / "cache" / digest
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="figures/unseen_cell_type")
     parser.add_argument("--data", nargs="+", default=["norman", "simulation"])
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--smoke", action="store_true", help="tiny data and budget, for tests")
     args = parser.parse_args()
     configure_torch()
@@ -279,7 +295,7 @@ def main() -> None:
     started = time.perf_counter()
     meta = {
         "smoke": args.smoke,
-        "seed": args.seed,
+        "seeds": args.seeds,
         "data": args.data,
         "model": MODEL,
         "transformer": SMOKE_TRANSFORMER if args.smoke else TRANSFORMER,
@@ -287,21 +303,18 @@ def main() -> None:
         "pretraining": SMOKE_PRETRAINING if args.smoke else PRETRAINING,
         "simulation": SMOKE_SIMULATION if args.smoke else SIMULATION,
     }
-    # Cached rows are only reused under the same settings: the folder is named by them.
-    settings = {k: v for k, v in meta.items() if k != "data"}
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
-    cache = Path(args.out) / "cache" / digest
-    cache.mkdir(parents=True, exist_ok=True)
     rows, splits, cached = [], [], 0
-    for name in args.data:
-        adata, folds = load(name, args.smoke, args.seed)
-        for context in folds:
-            fold_rows, split, fold_cached = run_fold(
-                name, adata, context, args.seed, args.smoke, cache
-            )
-            rows += fold_rows
-            splits.append(split)
-            cached += fold_cached
+    for seed in args.seeds:
+        cache = cache_folder(args.out, meta, seed)
+        for name in args.data:
+            adata, folds = load(name, args.smoke, seed)
+            for context in folds:
+                fold_rows, split, fold_cached = run_fold(
+                    name, adata, context, seed, args.smoke, cache
+                )
+                rows += fold_rows
+                splits.append(split)
+                cached += fold_cached
     # with rows from the cache the wall time is not that of computing them (train_s is)
     meta |= {"splits": splits, "rows_from_cache": cached}
     runs = pd.DataFrame(rows)

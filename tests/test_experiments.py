@@ -99,7 +99,7 @@ def test_ablation_smoke_has_one_row_per_variant(tmp_path, monkeypatch):
 
 
 def test_unseen_cell_type_smoke_scores_models_and_both_baselines(tmp_path, monkeypatch):
-    _run("unseen_cell_type.py", tmp_path, monkeypatch, "--data", "simulation")
+    _run("unseen_cell_type.py", tmp_path, monkeypatch, "--data", "simulation", "--seeds", "0", "1")
     table = pd.read_csv(tmp_path / "table.csv", index_col=0)
     assert (tmp_path / "table.md").read_text().count("\n") == len(table) + 2
     methods = [
@@ -117,6 +117,12 @@ def test_unseen_cell_type_smoke_scores_models_and_both_baselines(tmp_path, monke
     assert table["avg_score mean"].between(0, 1).all()
     runs = pd.read_csv(tmp_path / "runs.csv")
     assert set(runs["context"]) == {"ctx0"} and (runs["n_test_cells"] > 0).all()
+    # mean and sd over the two seeds, each seed's value its mean over folds (one here)
+    mlp = runs[runs["method"] == "SAMS-VAE, MLP"].set_index("seed")["mae"]
+    assert sorted(mlp.index) == [0, 1] and mlp[0] != mlp[1]
+    row = table.loc["simulation / SAMS-VAE, MLP"]
+    assert row["mae mean"] == pytest.approx((mlp[0] + mlp[1]) / 2)
+    assert row["mae sd"] == pytest.approx(abs(mlp[0] - mlp[1]) / 2**0.5)
 
 
 def test_ate_noise_ceiling_retraces_t1_splits_and_correlates_two_data_ates(tmp_path, monkeypatch):
