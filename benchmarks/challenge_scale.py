@@ -6,7 +6,7 @@ The data (real, prediction and a training-like reference for the cell-mean basel
 150 perturbations each) are sparse counts drawn group by group, never dense, and cached
 as h5ad files. Scoring runs in a fresh process, pinned to two cores, that reads the three
 files and calls ``challenge_score(pred, real, reference=reference)``; its peak RSS
-(``ru_maxrss``) and times go to ``benchmarks/results/challenge_scale.json``.
+(``VmHWM``, see ``_memory``) and times go to ``benchmarks/results/challenge_scale.json``.
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _memory import peak_rss_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULT = ROOT / "benchmarks" / "results" / "challenge_scale.json"
@@ -82,7 +83,7 @@ def score_worker(data: Path) -> None:
     pred = ad.read_h5ad(data / "pred.h5ad")
     reference = ad.read_h5ad(data / "reference.h5ad")
     loaded = time.perf_counter()
-    rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    rss_loaded = peak_rss_bytes() / 2**30
     result = challenge_score(pred, real, reference=reference)
     done = time.perf_counter()
     print(
@@ -92,7 +93,7 @@ def score_worker(data: Path) -> None:
                 "load_s": loaded - imported,
                 "score_s": done - loaded,
                 "peak_rss_after_load_gib": rss_loaded,
-                "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+                "peak_rss_gib": peak_rss_bytes() / 2**30,
                 "n_perturbations": len(result.per_perturbation),
                 "mean": result.mean.to_dict(),
                 "score": result.score.to_dict(),

@@ -12,7 +12,7 @@ in its own fresh process pinned to two cores (``taskset -c 0,1``, thread variabl
 * first call: the first evaluation alone;
 * warm: the best of three further evaluations in the same process, on fresh copies made
   outside the timer (cell-eval normalises its inputs in place);
-* peak RSS: ``ru_maxrss`` of the process, and its growth over the RSS after loading.
+* peak RSS: the process's own high-water mark (``VmHWM``, see ``_memory``), and its growth over the RSS after loading.
 
 cell-eval's evaluation is ``MetricsEvaluator(...).compute(profile="vcc")`` on AnnData
 read with ``anndata.read_h5ad``. Ours does what ``samsvae-plus score`` does: it reads the
@@ -29,11 +29,12 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _memory import peak_rss_bytes
 
 START = time.perf_counter()
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +49,7 @@ THREAD_VARS = (
 
 
 def _rss_gib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    return peak_rss_bytes() / 2**30
 
 
 def worker(which: str, data: Path) -> dict:

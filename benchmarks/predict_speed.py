@@ -12,7 +12,7 @@
      cells come out;
    - ``sample``: ``model.sample([control, 3 perturbations], n_cells=--cells / 4)``.
    Both work in chunks of ``--batch-size`` cells and store each chunk sparse at once.
-   Reported: cells out per second, peak RSS (``ru_maxrss``), the RSS before the call, and
+   Reported: cells out per second, peak RSS (``VmHWM``, see ``_memory``), the RSS before the call, and
    the output's CSR size beside its dense size.
 
 Writes ``benchmarks/results/predict_speed.json`` and prints a table last.
@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ import time
 from pathlib import Path
 
 from _loader_timing import MODEL, SIMULATION
+from _memory import peak_rss_bytes
 from _results import result_path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,7 +39,7 @@ N_CONDITIONS = 4  # the control and three perturbations
 
 
 def rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9  # KiB on Linux
+    return peak_rss_bytes() / 1e9
 
 
 def worker(args) -> dict:

@@ -13,7 +13,7 @@
    chunk of the file is read), with 2,048 validation cells. It then times, in the same
    process, (a) the backed loader alone over the training cells (batches/s) and (b) the
    training step alone (loss, backward and Adam on batches already in memory), and reports
-   the process's peak RSS (``ru_maxrss``).
+   the process's peak RSS (``VmHWM``, see ``_memory``).
 
 Writes ``benchmarks/results/scale.json`` (top-level ``peak_rss_gb``) and prints a table
 last. The acceptance criterion is peak RSS < 4 GB and loader batches/s >= training steps/s.
@@ -26,7 +26,6 @@ import importlib.metadata
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 from _loader_timing import MODEL, SIMULATION, step_rate, time_pass
+from _memory import peak_rss_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULT = ROOT / "benchmarks" / "results" / "scale.json"
@@ -42,7 +42,7 @@ RSS_LIMIT_GB = 4.0
 
 
 def peak_rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9  # KiB on Linux
+    return peak_rss_bytes() / 1e9
 
 
 def worker(args) -> dict:

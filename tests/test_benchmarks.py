@@ -152,3 +152,22 @@ def test_transformer_speed_smoke_times_both_encoders_side_by_side(tmp_path, monk
     ratio = cpu["median_step_s"]["transformer"] / cpu["median_step_s"]["mlp"]
     assert abs(cpu["transformer_over_mlp"] - ratio) < 1e-12
     assert "gpu_2048_tokens" in record
+
+
+def test_peak_memory_of_a_worker_is_its_own_not_its_parents():
+    import resource
+    import subprocess
+
+    import numpy as np
+
+    # This process peaks at least 400 MB above a bare interpreter; a child's ru_maxrss
+    # would report this peak, which is why the benchmarks read VmHWM instead.
+    ballast = np.ones(400_000_000 // 8)
+    parent_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    code = "from _memory import peak_rss_bytes; print(peak_rss_bytes())"
+    child = subprocess.run(
+        [sys.executable, "-c", code], cwd=BENCHMARKS, capture_output=True, text=True, check=True
+    )
+    child_peak = int(child.stdout)
+    assert 1e6 < child_peak < 150e6 < parent_peak - child_peak
+    del ballast
