@@ -458,11 +458,24 @@ def test_result_dict_layout():
     assert challenge_score(adata, adata).to_dict()["score"] is None
 
 
-def test_kept_indptr_and_value_spans():
-    # Rows 0 and 3 are empty; keep two of the four stored values.
-    indptr = np.array([0, 0, 2, 4, 4])
-    keep = np.array([True, False, True, True])
-    np.testing.assert_array_equal(joint_ranks._kept_indptr(keep, indptr), [0, 0, 1, 3, 3])
+def test_gene_ranges_are_cut_with_their_rows_and_without_zeros_and_value_spans():
+    # Rows 0 and 3 are empty; genes 0-1 and 2-3 are the ranges; one stored zero.
+    indptr = np.array([0, 0, 3, 5, 5])
+    indices = np.array([0, 2, 3, 1, 2], dtype=np.int32)
+    data = np.array([1.0, 2.0, 0.0, 4.0, 5.0], dtype=np.float32)
+    groups = np.array([1, 1, 1, 0, 0], dtype=np.int16)
+    cut = list(joint_ranks._each_chunk([(0, 2), (2, 4)], True, data, indices, indptr, groups, None))
+    (lo0, hi0, first), (lo1, hi1, second) = cut
+    assert (lo0, hi0, lo1, hi1) == (0, 2, 2, 4)
+    for part, genes, values, row_groups, rows in [
+        (first, [0, 1], [1.0, 4.0], [1, 0], [0, 0, 1, 2, 2]),
+        (second, [2, 2], [2.0, 5.0], [1, 0], [0, 0, 1, 2, 2]),
+    ]:
+        np.testing.assert_array_equal(part[0], genes)
+        np.testing.assert_array_equal(part[1], values)
+        np.testing.assert_array_equal(part[2], row_groups)
+        assert part[3] is None
+        np.testing.assert_array_equal(part[4], rows)
     starts = np.array([0, 5, 5, 12, 20])  # genes of 5, 0, 7 and 8 values
     assert value_spans(starts, 6) == [(0, 2), (2, 3), (3, 4)]
     assert value_spans(starts, 100) == [(0, 4)]

@@ -85,19 +85,16 @@ def _group_bits(n_groups: int) -> int:
 
 
 def _gene_chunks(indices: np.ndarray, n_genes: int, max_genes: int, limit: int) -> list:
-    """Gene ranges [lo, hi) of at most ``limit`` stored values and ``max_genes`` genes."""
+    """Gene ranges [lo, hi) of at most ``max_genes`` genes and about ``limit`` stored
+    values (at most ``limit`` plus one gene's)."""
     if indices.size <= limit and n_genes <= max_genes:
         return [(0, n_genes)]
-    per_gene = np.bincount(indices, minlength=n_genes)
-    bounds = [0]
-    total = 0
-    for gene, count in enumerate(per_gene.tolist()):
-        if gene > bounds[-1] and (total + count > limit or gene - bounds[-1] >= max_genes):
-            bounds.append(gene)
-            total = 0
-        total += count
-    bounds.append(n_genes)
-    return list(zip(bounds[:-1], bounds[1:], strict=True))
+    starts = np.concatenate([[0], np.cumsum(np.bincount(indices, minlength=n_genes))])
+    return [
+        (lo, min(lo + max_genes, hi))
+        for start, hi in value_spans(starts, limit)
+        for lo in range(start, hi, max_genes)
+    ]
 
 
 @dataclass(frozen=True)
@@ -195,27 +192,26 @@ def joint_stats(
 
 def _each_chunk(chunks, zeros, data, indices, indptr, groups, buckets):
     """Per gene range: lo, hi and its non-zero values (genes, values, groups, buckets,
-    indptr), in the file's order."""
-    for lo, hi in chunks:
-        if len(chunks) == 1 and not zeros:
-            yield lo, hi, (indices, data, groups, buckets, indptr)
-            continue
-        keep = data != 0
-        if len(chunks) > 1:
-            keep &= (indices >= lo) & (indices < hi)
-        chunk_indptr = _kept_indptr(keep, indptr)
-        chunk_buckets = None if buckets is None else buckets[keep]
-        yield lo, hi, (indices[keep], data[keep], groups[keep], chunk_buckets, chunk_indptr)
+    indptr), in the file's order.
 
-
-def _kept_indptr(keep: np.ndarray, indptr: np.ndarray) -> np.ndarray:
-    """The indptr of the CSR rows restricted to the stored values where ``keep``."""
-    counts = np.zeros(indptr.size - 1, dtype=np.int64)
-    rows = np.flatnonzero(np.diff(indptr) > 0)
-    if rows.size:
-        # Each non-empty row's segment runs to the next non-empty row's start.
-        counts[rows] = np.add.reduceat(keep, indptr[rows], dtype=np.int64)
-    return np.concatenate([[0], np.cumsum(counts)])
+    Each stored value is labelled with its range once (zeros with none); a range's
+    values are then gathered by position, so cutting out every range costs one pass
+    over the file per range (a byte comparison) plus one over the range's own values."""
+    if len(chunks) == 1 and not zeros:
+        lo, hi = chunks[0]
+        yield lo, hi, (indices, data, groups, buckets, indptr)
+        return
+    label_type = np.uint8 if len(chunks) < np.iinfo(np.uint8).max else np.int32
+    widths = [hi - lo for lo, hi in chunks]
+    range_of_value = np.repeat(np.arange(len(chunks), dtype=label_type), widths)[indices]
+    if zeros:
+        range_of_value[data == 0] = len(chunks)  # a label no range has
+    for label, (lo, hi) in enumerate(chunks):
+        kept = np.flatnonzero(range_of_value == label)
+        # Positions ascend, so each row's kept values start where its first position lands.
+        chunk_indptr = np.searchsorted(kept, indptr)
+        chunk_buckets = None if buckets is None else buckets[kept]
+        yield lo, hi, (indices[kept], data[kept], groups[kept], chunk_buckets, chunk_indptr)
 
 
 def _group_sums(part, lo, n_block, n_groups, bins, weights) -> np.ndarray:
