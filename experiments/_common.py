@@ -51,11 +51,13 @@ def load_config(name: str, smoke: bool = False) -> dict:
 
 
 def table_args(
-    name: str, doc: str, config_name: str | None = None
+    name: str, doc: str, config_name: str | None = None, *, rows_only: bool = False
 ) -> tuple[argparse.Namespace, dict]:
     """The command line every table script shares, and its config (``configs/NAME.yaml``,
     or ``config_name``'s for a script that retraces another table): ``--out`` (default
-    ``figures/NAME``), ``--seeds`` (default the config's), ``--smoke``, ``--device``.
+    ``figures/NAME``), ``--seeds`` (default the config's), ``--smoke``, ``--device``; and
+    ``--rows-only`` for a script that keeps each seed's rows in ``--out`` (``rows_only``),
+    which ``samsvae-plus reproduce`` then runs one seed at a time.
 
     Also sets the process up as every table runs: torch threads (:func:`configure_torch`)
     and warnings off, since a table's log should hold its progress and results only."""
@@ -64,6 +66,13 @@ def table_args(
     parser.add_argument("--seeds", type=int, nargs="+", default=None)
     parser.add_argument("--smoke", action="store_true", help="tiny data and budget, for tests")
     parser.add_argument("--device", default="auto", help="torch device of the training")
+    if rows_only:
+        parser.add_argument(
+            "--rows-only",
+            action="store_true",
+            help="compute and keep the rows of --seeds, write no table (seeds run side by "
+            "side; a later run with every seed gathers them)",
+        )
     args = parser.parse_args()
     config = load_config(config_name or name, args.smoke)
     args.seeds = args.seeds if args.seeds is not None else list(config["seeds"])

@@ -31,15 +31,18 @@ SCRIPT = Path(__file__).resolve().parent / "unseen_cell_type.py"
 
 
 def main() -> None:
-    args, config = table_args(NAME, __doc__)
+    args, config = table_args(NAME, __doc__, rows_only=True)
     seeds = [str(seed) for seed in args.seeds]
     argv = [str(SCRIPT), "--out", args.out, "--seeds", *seeds, "--data", *config["data"]]
+    argv += ["--smoke"] * args.smoke + ["--rows-only"] * args.rows_only
     saved_argv = sys.argv
-    sys.argv = argv + (["--smoke"] if args.smoke else [])
+    sys.argv = argv
     try:
         runpy.run_path(str(SCRIPT), run_name="__main__")
     finally:
         sys.argv = saved_argv
+    if args.rows_only:
+        return
     out = Path(args.out)
     record = json.loads((out / "run.json").read_text())
     record |= {"config": config}

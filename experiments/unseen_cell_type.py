@@ -33,7 +33,7 @@ the command is run again with the same settings and seed.
 
 Usage::
 
-    python experiments/unseen_cell_type.py --out figures/unseen_cell_type [--data norman simulation] [--seeds 0 1 2] [--smoke]
+    python experiments/unseen_cell_type.py --out figures/unseen_cell_type [--data norman simulation] [--seeds 0 1 2] [--smoke] [--rows-only]
 """
 
 from __future__ import annotations
@@ -289,6 +289,12 @@ def main() -> None:
     parser.add_argument("--data", nargs="+", default=["norman", "simulation"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--smoke", action="store_true", help="tiny data and budget, for tests")
+    parser.add_argument(
+        "--rows-only",
+        action="store_true",
+        help="compute and cache the rows of --seeds, write no table (seeds run side by "
+        "side; a later run with every seed gathers them from the cache)",
+    )
     args = parser.parse_args()
     configure_torch()
     warnings.filterwarnings("ignore", message=".*have no embedding.*")
@@ -315,6 +321,9 @@ def main() -> None:
                 rows += fold_rows
                 splits.append(split)
                 cached += fold_cached
+    if args.rows_only:
+        print(f"{len(rows) - cached} rows computed, {cached} found in {Path(args.out) / 'cache'}")
+        return
     # with rows from the cache the wall time is not that of computing them (train_s is)
     meta |= {"splits": splits, "rows_from_cache": cached}
     runs = pd.DataFrame(rows)

@@ -4,6 +4,7 @@ import contextlib
 import io
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -248,3 +249,39 @@ def test_f1_starts_only_after_t1_has_finished(tmp_path, capsys):
         ]
     )
     assert code == 0, capsys.readouterr().err
+
+
+def test_t4_seeds_run_as_jobs_of_their_own_then_one_job_gathers_them(tmp_path, capsys):
+    # Each fake T4 process appends its arguments and start/end times to a record.
+    record = tmp_path / "t4_calls.jsonl"
+    script = (
+        "import json, sys, time; start = time.time(); time.sleep(0.5); "
+        f"open({str(record)!r}, 'a').write(json.dumps([sys.argv[1:], start, time.time()]) + '\\n')"
+    )
+    folder = _fake_experiments(tmp_path, {"t4_unseen_cell_type": script})
+    (folder / "configs" / "t4_unseen_cell_type.yaml").write_text(
+        "version: 1\nseeds: [0, 1, 2]\nsmoke:\n  seeds: [0]\n"
+    )
+    out = tmp_path / "out"
+    command = ["reproduce", "t4_unseen_cell_type", "--experiments", str(folder)]
+    assert main([*command, "--jobs", "2", "--out", str(out)]) == 0
+    calls = [json.loads(line) for line in record.read_text().splitlines()]
+    seed_calls = [c for c in calls if "--rows-only" in c[0]]
+    gather = [c for c in calls if "--rows-only" not in c[0]]
+    assert sorted(c[0][c[0].index("--seeds") + 1] for c in seed_calls) == ["0", "1", "2"]
+    assert len(gather) == 1 and gather[0][0][gather[0][0].index("--seeds") :][:4] == [
+        "--seeds",
+        "0",
+        "1",
+        "2",
+    ]
+    assert gather[0][1] >= max(end for _, _, end in seed_calls)  # after every seed
+    assert min(c[2] for c in seed_calls) > sorted(c[1] for c in seed_calls)[1]  # 2 at once
+    logs = sorted(p.name for p in (out / "t4_unseen_cell_type").iterdir())
+    assert logs == ["log.txt", "log_seed0.txt", "log_seed1.txt", "log_seed2.txt"]
+    assert re.search(r"t4_unseen_cell_type \d+ s in 4 jobs", capsys.readouterr().out)
+    # the smoke config has one seed: one job
+    record.unlink()
+    assert main([*command, "--smoke", "--out", str(tmp_path / "smoke")]) == 0
+    (call,) = [json.loads(line) for line in record.read_text().splitlines()]
+    assert "--rows-only" not in call[0] and "--seeds" not in call[0]

@@ -5,6 +5,10 @@ versioned config from ``experiments/configs/NAME.yaml``; this command runs them 
 writes each table's outputs to ``--out/NAME/``. The folder is not part of the installed
 package, so it is looked up in ``--experiments``, ``$SAMSVAE_PLUS_EXPERIMENTS``, next to
 the package in a source checkout, and in the working directory, in that order.
+
+``reproduce all`` runs ``--jobs`` processes side by side: one per table, except that the
+seeds of a table in :data:`SEED_JOBS` (T4) each get a job of their own, gathered into the
+table by a last one.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from samsvae_plus.cli.common import finish
@@ -39,7 +44,29 @@ START_ORDER = (
     "f1_masks_pathways",
 )
 AFTER = {"f1_masks_pathways": "t1_models_guides"}  # F1 reads T1's table when it is there
+# Tables whose script keeps each seed's rows in its output folder and takes --rows-only:
+# their seeds run as jobs of their own, side by side with the other tables, and a last
+# job gathers them into the table. One T4 seed takes as long as all of T1.
+SEED_JOBS = {"t4_unseen_cell_type"}
 LOG = "log.txt"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One process of a reproduce run: a whole table, or one seed's rows of a table."""
+
+    table: str
+    seeds: tuple[int, ...] | None = None  # --seeds (None: the config's)
+    rows_only: bool = False
+    after: tuple[str, ...] = ()  # names of the jobs that must have finished first
+
+    @property
+    def name(self) -> str:
+        return f"{self.table} seed {self.seeds[0]}" if self.rows_only else self.table
+
+    @property
+    def log(self) -> str:
+        return f"log_seed{self.seeds[0]}.txt" if self.rows_only else LOG
 
 
 def add_parser(subparsers) -> None:
@@ -101,12 +128,44 @@ def selected(name: str) -> list[str]:
     return [name]
 
 
-def _command(name: str, folder: Path, target: Path, args: argparse.Namespace) -> list[str]:
-    command = [sys.executable, str(folder / f"{name}.py"), "--out", str(target)]
+def config_seeds(folder: Path, table: str, smoke: bool) -> list[int] | None:
+    """The seeds of ``configs/TABLE.yaml`` (its ``smoke:`` ones with ``smoke``), or None
+    when the config does not list them."""
+    import yaml
+
+    path = folder / "configs" / f"{table}.yaml"
+    config = yaml.safe_load(path.read_text()) if path.is_file() else None
+    if not isinstance(config, dict):
+        return None
+    smoke_seeds = (config.get("smoke") or {}).get("seeds")
+    seeds = smoke_seeds if smoke and smoke_seeds is not None else config.get("seeds")
+    return [int(seed) for seed in seeds] if seeds else None
+
+
+def plan(names: list[str], folder: Path, args: argparse.Namespace) -> list[Job]:
+    """The jobs of ``names`` in start order: a table of :data:`SEED_JOBS` with several
+    seeds becomes one rows-only job per seed and a gathering job after them."""
+    jobs, gathers = [], []
+    for table in [name for name in START_ORDER if name in names]:
+        seeds = args.seeds or (
+            config_seeds(folder, table, args.smoke) if table in SEED_JOBS else None
+        )
+        after = (AFTER[table],) if AFTER.get(table) in names else ()
+        if table in SEED_JOBS and seeds and len(seeds) > 1:
+            parts = [Job(table, (seed,), rows_only=True) for seed in seeds]
+            jobs += parts
+            gathers.append(Job(table, tuple(seeds), after=tuple(p.name for p in parts)))
+        else:
+            jobs.append(Job(table, tuple(args.seeds) if args.seeds else None, after=after))
+    return jobs + gathers
+
+
+def _command(job: Job, folder: Path, target: Path, args: argparse.Namespace) -> list[str]:
+    command = [sys.executable, str(folder / f"{job.table}.py"), "--out", str(target)]
     command += ["--device", args.device] + (["--smoke"] if args.smoke else [])
-    if args.seeds:
-        command += ["--seeds", *map(str, args.seeds)]
-    return command
+    if job.seeds:
+        command += ["--seeds", *map(str, job.seeds)]
+    return command + (["--rows-only"] if job.rows_only else [])
 
 
 def _environment(jobs: int) -> dict:
@@ -127,36 +186,37 @@ def run(args: argparse.Namespace) -> int:
     folder = experiments_dir(args.experiments)
     if args.jobs is not None and args.jobs < 1:
         raise InputError(f"--jobs must be at least 1, got {args.jobs}")
-    jobs = args.jobs or max(1, min(len(names), os.cpu_count() or 1))
+    pending = plan(names, folder, args)
+    jobs = args.jobs or max(1, min(len(pending), os.cpu_count() or 1))
     out = Path(args.out).resolve()  # the scripts run in the experiments folder
     env = _environment(jobs)
-    # One process per table: each script sets torch threads, warning filters and
-    # matplotlib state for itself, imports its sibling modules by bare name, and may run
-    # for an hour; a process keeps all of that from leaking into the next table, and its
-    # output goes to the table's own log instead of interleaving.
-    pending = [name for name in START_ORDER if name in names]
-    running: dict[str, tuple[subprocess.Popen, float, object]] = {}
+    # One process per table (or seed of a table): each script sets torch threads, warning
+    # filters and matplotlib state for itself, imports its sibling modules by bare name,
+    # and may run for an hour; a process keeps all of that from leaking into the next
+    # one, and its output goes to its own log instead of interleaving.
+    running: dict[str, tuple[Job, subprocess.Popen, float, object]] = {}
     timings: dict[str, float] = {}
     began = time.perf_counter()
     while pending or running:
-        for name in [n for n in pending if AFTER.get(n) not in pending + list(running)]:
+        waiting = {job.name for job in pending} | set(running)
+        for job in [j for j in pending if not waiting.intersection(j.after)]:
             if len(running) == jobs:
                 break
-            target = out / name
+            target = out / job.table
             target.mkdir(parents=True, exist_ok=True)
-            log = open(target / LOG, "w")
+            log = open(target / job.log, "w")
             process = subprocess.Popen(
-                _command(name, folder, target, args),
+                _command(job, folder, target, args),
                 cwd=folder,
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-            running[name] = (process, time.perf_counter(), log)
-            pending.remove(name)
-            print(f"reproduce: {name} started", file=sys.stderr, flush=True)
+            running[job.name] = (job, process, time.perf_counter(), log)
+            pending.remove(job)
+            print(f"reproduce: {job.name} started", file=sys.stderr, flush=True)
         time.sleep(0.2)
-        for name, (process, started, log) in list(running.items()):
+        for name, (job, process, started, log) in list(running.items()):
             code = process.poll()
             if code is None:
                 continue
@@ -165,25 +225,33 @@ def run(args: argparse.Namespace) -> int:
             timings[name] = time.perf_counter() - started
             if code != 0:
                 _stop(running)
-                target = out / name
-                tail = (target / LOG).read_text().strip().splitlines()[-15:]
+                path = out / job.table / job.log
+                tail = path.read_text().strip().splitlines()[-15:]
                 print("\n".join(tail), file=sys.stderr)
                 raise InputError(
                     f"{name} failed (exit code {code}) after {timings[name]:.0f} s; "
-                    f"its output is in {target / LOG}"
+                    f"its output is in {path}"
                 )
             print(f"reproduce: {name} done in {timings[name]:.0f} s", file=sys.stderr, flush=True)
     wall = time.perf_counter() - began
-    each = ", ".join(f"{name} {timings[name]:.0f} s" for name in names)
     return finish(
         "reproduce",
-        f"{len(names)} table(s) in {wall:.0f} s wall, {jobs} at a time ({each}) -> {out}",
+        f"{len(names)} table(s) in {wall:.0f} s wall, {jobs} at a time "
+        f"({', '.join(_table_time(name, timings) for name in names)}) -> {out}",
     )
 
 
+def _table_time(table: str, timings: dict[str, float]) -> str:
+    """A table's time: its job's, or the sum of its seed jobs' and its gathering."""
+    parts = [t for name, t in timings.items() if name == table or name.startswith(f"{table} seed ")]
+    if len(parts) == 1:
+        return f"{table} {parts[0]:.0f} s"
+    return f"{table} {sum(parts):.0f} s in {len(parts)} jobs"
+
+
 def _stop(running: dict) -> None:
-    """Ends the tables still running when one fails (fail fast, as make does)."""
-    for process, _, log in running.values():
+    """Ends the jobs still running when one fails (fail fast, as make does)."""
+    for _, process, _, log in running.values():
         process.terminate()
         process.wait()
         log.close()
