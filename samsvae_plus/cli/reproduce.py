@@ -34,7 +34,7 @@ EXPERIMENTS = {
     "f1_masks_pathways": "F1, masks of the best T1 model against pathways",
 }
 # Longest first, so that parallel workers finish together (measured wall times at one
-# thread: T1 and T4 take about an hour each, the others 5 to 40 minutes).
+# thread: T1 and each of T4's seed jobs take about an hour, the others 5 to 40 minutes).
 START_ORDER = (
     "t1_models_guides",
     "t4_unseen_cell_type",
