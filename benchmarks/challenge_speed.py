@@ -12,19 +12,15 @@ in its own fresh process pinned to two cores (``taskset -c 0,1``, thread variabl
 * first call: the first evaluation alone;
 * warm: the best of three further evaluations in the same process, on fresh copies made
   outside the timer (cell-eval normalises its inputs in place);
-* peak RSS: the process's own high-water mark (``VmHWM``, see ``_memory``), and its
-  growth over the RSS after loading.
+* peak RSS: the process's own high-water mark (``VmHWM``, see ``_memory``), and its growth over the RSS after loading.
 
 cell-eval's evaluation is ``MetricsEvaluator(...).compute(profile="vcc")`` on AnnData
-read with ``anndata.read_h5ad``. Ours does what ``samsvae-plus score`` does: it sets the
-command's allocator (``cli/allocator.py``: freed memory stays in the process), reads the
+read with ``anndata.read_h5ad``. Ours does what ``samsvae-plus score`` does: it reads the
 two h5ad files with h5py alone (``read_scorer_file``: X, the perturbation column and the
 gene names, without importing anndata or pandas) and evaluates ``score_tables``, the
 pandas-free core of ``challenge_score`` (same numbers). Both sides thus import their
-scorer, read both files and score them. A third process, ``ours-library``, does the same
-without the allocator setting, as a call of the library inside a user's own process
-would. All must give the same means, which the script checks. Results go to
-``benchmarks/results/challenge_speed.json``.
+scorer, read both files and score them. Both must give the same means, which the script
+checks. Results go to ``benchmarks/results/challenge_speed.json``.
 """
 
 from __future__ import annotations
@@ -43,9 +39,6 @@ from _memory import peak_rss_bytes
 START = time.perf_counter()
 ROOT = Path(__file__).resolve().parents[1]
 RESULT = ROOT / "benchmarks" / "results" / "challenge_speed.json"
-# "ours" runs as `samsvae-plus score` does (with its allocator setting, cli/allocator.py);
-# "ours-library" as a call of the library in a user's process, which leaves malloc alone.
-WORKERS = ("cell-eval", "ours", "ours-library")
 THREAD_VARS = (
     "OMP_NUM_THREADS",
     "OPENBLAS_NUM_THREADS",
@@ -93,11 +86,6 @@ def worker(which: str, data: Path) -> dict:
     else:
         sys.path.insert(0, str(ROOT))
         import dataclasses
-
-        if which == "ours":  # what `samsvae-plus score` does first; not the library call
-            from samsvae_plus.cli.allocator import keep_freed_memory
-
-            keep_freed_memory()
 
         from samsvae_plus.evaluate.challenge import score_tables
         from samsvae_plus.evaluate.scorer_files import read_scorer_file
@@ -165,7 +153,7 @@ def main() -> int:
     parser.add_argument("--cell-eval-python", default="/tmp/ce/bin/python")
     parser.add_argument("--data", type=Path, default=Path("/tmp/challenge_speed"))
     parser.add_argument("--out", type=Path, default=RESULT)
-    parser.add_argument("--worker", choices=WORKERS, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=["ours", "cell-eval"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     load_before = os.getloadavg()  # other work on the machine skews timings
     if args.worker:
@@ -176,8 +164,7 @@ def main() -> int:
     env = {**os.environ, **{k: "2" for k in THREAD_VARS}}
     pin = ["taskset", "-c", "0,1"] if hasattr(os, "sched_setaffinity") else []
     figures = {}
-    for which in WORKERS:
-        python = args.cell_eval_python if which == "cell-eval" else sys.executable
+    for which, python in (("cell-eval", args.cell_eval_python), ("ours", sys.executable)):
         command = [*pin, python, __file__, "--worker", which, "--data", str(args.data)]
         proc = subprocess.run(command, env=env, capture_output=True, text=True)
         if proc.returncode:
@@ -186,13 +173,15 @@ def main() -> int:
         figures[which] = json.loads(proc.stdout.strip().splitlines()[-1])
 
     ce, us = figures["cell-eval"], figures["ours"]
-    agree = all(
-        abs(ce["means"][k] - figures[which]["means"][k]) < 1e-6
-        for which in WORKERS[1:]
-        for k in ce["means"]
-    )
-    ratios = _ratios(ce, us)
-    library_ratios = _ratios(ce, figures["ours-library"])
+    agree = all(abs(ce["means"][k] - us["means"][k]) < 1e-6 for k in ce["means"])
+    ratios = {
+        "warm_speedup": ce["warm_s"] / us["warm_s"],
+        "first_call_speedup": ce["first_call_s"] / us["first_call_s"],
+        "cold_speedup": ce["cold_s"] / us["cold_s"],
+        "peak_rss_ratio": ce["peak_rss_gib"] / us["peak_rss_gib"],
+        "rss_growth_ratio": (ce["peak_rss_gib"] - ce["rss_after_load_gib"])
+        / max(1e-9, us["peak_rss_gib"] - us["rss_after_load_gib"]),
+    }
     import numpy as np
     import scipy
 
@@ -203,7 +192,6 @@ def main() -> int:
         "cores": "taskset -c 0,1; OMP/OPENBLAS/MKL/NUMBA/POLARS threads = 2",
         "figures": figures,
         "ratios": ratios,
-        "library_ratios": library_ratios,
         "means_agree": agree,
         "versions": {
             "python": platform.python_version(),
@@ -220,31 +208,15 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out, json.dumps(record, indent=1) + "\n")
     print(f"wrote {args.out}; means agree: {agree}\n")
-    lib = figures["ours-library"]
-    print(f"{'':<22}{'cell-eval':>12}{'ours':>10}{'ratio':>9}{'library':>10}{'ratio':>9}")
+    print(f"{'':<22}{'cell-eval':>12}{'ours':>10}{'ratio':>9}")
     for label, key, ratio in (
         ("cold (s)", "cold_s", "cold_speedup"),
         ("first call (s)", "first_call_s", "first_call_speedup"),
         ("warm (s)", "warm_s", "warm_speedup"),
         ("peak RSS (GiB)", "peak_rss_gib", "peak_rss_ratio"),
     ):
-        print(
-            f"{label:<22}{ce[key]:>12.3f}{us[key]:>10.3f}{ratios[ratio]:>8.1f}x"
-            f"{lib[key]:>10.3f}{library_ratios[ratio]:>8.1f}x"
-        )
+        print(f"{label:<22}{ce[key]:>12.3f}{us[key]:>10.3f}{ratios[ratio]:>8.1f}x")
     return 0
-
-
-def _ratios(ce: dict, us: dict) -> dict:
-    """cell-eval's figures over ours: speed-ups, and how much less memory ours needs."""
-    return {
-        "warm_speedup": ce["warm_s"] / us["warm_s"],
-        "first_call_speedup": ce["first_call_s"] / us["first_call_s"],
-        "cold_speedup": ce["cold_s"] / us["cold_s"],
-        "peak_rss_ratio": ce["peak_rss_gib"] / us["peak_rss_gib"],
-        "rss_growth_ratio": (ce["peak_rss_gib"] - ce["rss_after_load_gib"])
-        / max(1e-9, us["peak_rss_gib"] - us["rss_after_load_gib"]),
-    }
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ import json
 import time
 
 from samsvae_plus.atomic import atomic_write_text
-from samsvae_plus.cli.allocator import keep_freed_memory
 from samsvae_plus.cli.common import check_input_file, check_output_file, read_h5ad
 
 
@@ -66,7 +65,6 @@ def run(args: argparse.Namespace) -> int:
     from samsvae_plus.evaluate.challenge import score_tables
 
     start = time.perf_counter()
-    keep_freed_memory()  # this process ends with the scoring (see cli/allocator.py)
     check_output_file(args.out)
     key = args.perturbation_key
     pred = read_scorer_input(args.pred, "--pred", key)
