@@ -171,3 +171,26 @@ def test_peak_memory_of_a_worker_is_its_own_not_its_parents():
     child_peak = int(child.stdout)
     assert 1e6 < child_peak < 150e6 < parent_peak - child_peak
     del ballast
+
+
+def test_challenge_speed_worker_scores_as_the_library_does(tmp_path):
+    import subprocess
+
+    from samsvae_plus.evaluate.challenge import challenge_score
+    from samsvae_plus.evaluate.challenge_synthetic import CaseSpec, challenge_case
+
+    # cell-eval's worker needs cell-eval; ours runs in a fresh process as the script runs it
+    spec = CaseSpec(seed=5, n_perturbations=8, cells=(30, 40), n_control=60, n_genes=150)
+    case = challenge_case(spec)
+    case["real"].write_h5ad(tmp_path / "real.h5ad")
+    case["noisy"].write_h5ad(tmp_path / "pred.h5ad")
+    want = challenge_score(case["noisy"], case["real"]).mean
+    command = [sys.executable, str(BENCHMARKS / "challenge_speed.py"), "--worker", "ours"]
+    done = subprocess.run(
+        [*command, "--data", str(tmp_path)], capture_output=True, text=True, check=True
+    )
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    for metric, value in figures["means"].items():
+        assert value == want[metric], metric
+    assert len(figures["warm_all_s"]) == 3 and figures["first_call_s"] > 0
+    assert figures["peak_rss_gib"] >= figures["rss_after_load_gib"] > 0
