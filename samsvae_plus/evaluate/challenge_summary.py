@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from samsvae_plus.evaluate import joint_ranks
+from samsvae_plus.evaluate import joint_ranks, rank_stats
 from samsvae_plus.evaluate.challenge_inputs import ScorerInput
 from samsvae_plus.evaluate.differential_expression import (
     ControlIndex,
@@ -137,20 +137,23 @@ def summarise_file(inp: ScorerInput, control_label: str) -> FileSummary:
     -------
     FileSummary
     """
+    compiled = rank_stats.available()
     stored = inp.X.nnz if sp.issparse(inp.X) else inp.X.size
-    if stored > JOINT_MAX_ENTRIES:
+    if stored > JOINT_MAX_ENTRIES and not compiled:
         return summarise_file_per_group(inp, control_label)
     norm = Normalised(inp)
     groups = group_cells(inp.labels)
     control = groups.index(control_label)
     others = np.array([i for i in range(groups.labels.size) if i != control], dtype=np.int64)
     data, indices, indptr, buckets = norm.csr(count_buckets=COUNT_BUCKETS)
-    if norm.dtype == np.float64:
-        codes = ValueCodes(norm.dtype, [data[data != 0]])
-    else:
-        codes = ValueCodes(norm.dtype)
-    if not joint_ranks.fits(codes, groups.labels.size):
-        return summarise_file_per_group(inp, control_label)
+    codes = None
+    if not compiled:
+        if norm.dtype == np.float64:
+            codes = ValueCodes(norm.dtype, [data[data != 0]])
+        else:
+            codes = ValueCodes(norm.dtype)
+        if not joint_ranks.fits(codes, groups.labels.size):
+            return summarise_file_per_group(inp, control_label)
     # Group ids: the control is 0 (it must sort first), then the others in label order.
     group_id = np.empty(groups.labels.size, dtype=np.int64)
     group_id[control] = 0
@@ -164,9 +167,14 @@ def summarise_file(inp: ScorerInput, control_label: str) -> FileSummary:
         # size factor (then group) leave each (gene, count) bucket already sorted.
         row_order = np.lexsort((group_of_row, -norm.scale))
         hint = joint_ranks.SortHint(row_order, buckets, COUNT_BUCKETS)
-    stats = joint_ranks.joint_stats(
-        data, indices, indptr, group_of_row, sizes, norm.n_genes, codes, hint=hint
-    )
+    if compiled:
+        stats = rank_stats.rank_stats(
+            data, indices, indptr, group_of_row, sizes, norm.n_genes, hint=hint
+        )
+    else:
+        stats = joint_ranks.joint_stats(
+            data, indices, indptr, group_of_row, sizes, norm.n_genes, codes, hint=hint
+        )
     del data, buckets, hint
     pvalues = mann_whitney_pvalues(
         RankSums(
