@@ -264,3 +264,47 @@ def test_light_reader_leaves_other_files_to_anndata(tmp_path):
     with h5py.File(tmp_path / "old.h5ad", "w") as f:  # no anndata encoding attributes
         f.create_dataset("X", data=np.ones((2, 2)))
     assert read_scorer_file(tmp_path / "old.h5ad", "target_gene") is None
+
+
+def test_score_command_scores_without_importing_scipy_anndata_or_pandas(files, tmp_path):
+    # A fresh interpreter, as a user's cold start: the h5py reader and the one-sort path
+    # need none of the three (importing them is most of a cold start).
+    import subprocess
+    import sys
+
+    folder, _ = files
+    out = tmp_path / "result.json"
+    code = (
+        "import sys\n"
+        "from samsvae_plus.cli import main\n"
+        f"assert main.main(['score', '--pred', {str(folder / 'noisy.h5ad')!r}, "
+        f"'--real', {str(folder / 'real.h5ad')!r}, '--out', {str(out)!r}]) == 0\n"
+        "print(sorted(m for m in ('scipy.sparse', 'anndata', 'pandas') if m in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
+    want = challenge_score(
+        ad.read_h5ad(folder / "noisy.h5ad"), ad.read_h5ad(folder / "real.h5ad")
+    ).to_dict()
+    assert json.loads(out.read_text())["mean"] == want["mean"]
+
+
+def test_csr_arrays_check_their_layout_and_act_like_scipy():
+    from samsvae_plus.evaluate.csr_arrays import CSRArrays, as_scipy, is_sparse
+
+    dense = np.array([[0, 2, 0], [1, 0, 0], [0, 0, 0]], dtype=np.float32)
+    ref = sp.csr_matrix(dense)
+    X = CSRArrays(ref.data, ref.indices, ref.indptr, ref.shape)
+    assert is_sparse(X) and is_sparse(ref) and not is_sparse(dense)
+    assert (X.nnz, X.size, X.max(), X.dtype) == (ref.nnz, ref.size, ref.max(), ref.dtype)
+    np.testing.assert_array_equal(as_scipy(X).toarray(), dense)
+    # No implicit zero: the maximum is the stored one, even when negative.
+    full = CSRArrays(np.array([-1.0, -2.0]), np.array([0, 0]), np.array([0, 1, 2]), (2, 1))
+    assert full.max() == -1.0
+    with pytest.raises(ValueError, match="column indices"):
+        CSRArrays(ref.data, ref.indices + 2, ref.indptr, ref.shape)
+    with pytest.raises(ValueError, match="not decrease"):
+        CSRArrays(ref.data, ref.indices, np.array([0, 2, 1, 2]), ref.shape)
+    with pytest.raises(ValueError, match="4 entries"):
+        CSRArrays(ref.data, ref.indices, ref.indptr[:-1], ref.shape)

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from scipy.stats import false_discovery_control, mannwhitneyu
 
 from samsvae_plus.errors import InputError
-from samsvae_plus.evaluate import challenge_summary, joint_ranks, rank_stats
+from samsvae_plus.evaluate import challenge_summary, joint_ranks, pseudobulk, rank_stats
 from samsvae_plus.evaluate import differential_expression as de
 from samsvae_plus.evaluate.challenge import challenge_score, score_against_baseline
 from samsvae_plus.evaluate.challenge_inputs import check_input
@@ -267,6 +267,33 @@ def test_normalisation_is_scanpys_bit_for_bit(layout):
     np.testing.assert_array_equal(got, want)
 
 
+def test_table_normalisation_is_scanpys_bit_for_bit():
+    # Rows with enough values for the per-cell log1p(c / scale) table, with counts above
+    # the table and near-integers (counts by the 1e-3 rule, but not table entries).
+    rng = np.random.default_rng(8)
+    dense = rng.poisson(rng.gamma(0.8, 2.0, 700), (60, 700)).astype(np.float32)
+    dense[::7, ::5] += 80.0
+    dense[3, :40] += 0.0004
+    adata = ad.AnnData(
+        X=sp.csr_matrix(dense),
+        obs=pd.DataFrame(
+            {"target_gene": pd.Categorical([CONTROL] * 30 + ["P1"] * 30)},
+            index=[f"c{i}" for i in range(60)],
+        ),
+        var=pd.DataFrame(index=[f"G{j}" for j in range(700)]),
+    )
+    expected = adata.copy()
+    sc.pp.normalize_total(expected)
+    sc.pp.log1p(expected)
+    want = expected.X.toarray()
+    norm = Normalised(check_input(adata, "real", "target_gene", CONTROL))
+    assert norm.X.nnz > 4 * pseudobulk._TABLE_COUNTS * adata.n_obs  # the table is used
+    np.testing.assert_array_equal(norm.block(np.arange(adata.n_obs)).toarray(), want)
+    data, indices, indptr, _ = norm.csr()
+    got = sp.csr_matrix((data, indices, indptr), shape=adata.shape).toarray()
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
 def test_integer_counts_and_float16_log1p_are_accepted():
     counts = small_counts(seed=1)
     as_int = counts.copy()
@@ -480,3 +507,27 @@ def test_gene_ranges_are_cut_with_their_rows_and_without_zeros_and_value_spans()
     assert value_spans(starts, 6) == [(0, 2), (2, 3), (3, 4)]
     assert value_spans(starts, 100) == [(0, 4)]
     assert value_spans(np.array([0]), 10) == []
+
+
+def test_checks_side_by_side_raise_the_real_files_problem_first():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from samsvae_plus.evaluate.challenge_inputs import check_pair
+
+    real, pred = small_counts(seed=3), small_counts(seed=4)
+    real.X = real.X.toarray()
+    real.X[0, 0] = np.nan
+    pred = pred[pred.obs["target_gene"] != CONTROL].copy()  # no control
+    messages = []
+    for executor in (None, ThreadPoolExecutor(max_workers=2)):
+        with pytest.raises(InputError) as err:
+            check_pair(
+                pred,
+                real,
+                perturbation_key="target_gene",
+                control_label=CONTROL,
+                executor=executor,
+            )
+        messages.append(str(err.value))
+    assert "real.X contains NaN" in messages[0]
+    assert messages[0] == messages[1]

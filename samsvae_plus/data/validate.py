@@ -16,12 +16,12 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
 
 from samsvae_plus.errors import InputError
 
 if TYPE_CHECKING:
     import pandas as pd
+    import scipy.sparse as sp
 
 # anndata and pandas are imported where an AnnData or a pandas object is inspected, so
 # that light entry points (the challenge scorer's CLI) can use these checks without them.
@@ -138,6 +138,13 @@ def check_device(device) -> None:
 # ---------------------------------------------------------------- count matrices
 
 
+def is_scipy_sparse(matrix) -> bool:
+    """Whether ``matrix`` is a scipy sparse matrix or array, without importing scipy (where
+    ``scipy.sparse`` was never imported, no such object exists)."""
+    sparse = sys.modules.get("scipy.sparse")
+    return sparse is not None and sparse.issparse(matrix)
+
+
 def is_backed_sparse(matrix) -> bool:
     """Whether ``matrix`` is a sparse matrix on disk (``adata.X`` of a backed AnnData)."""
     ad = sys.modules.get("anndata")
@@ -149,6 +156,8 @@ def is_backed_sparse(matrix) -> bool:
 def sparse_row_blocks(matrix, rows: int | None = None) -> Iterable[tuple[int, sp.csr_matrix]]:
     """``(start, block)`` for consecutive blocks of ``rows`` rows (by default
     ``BACKED_ROW_BLOCK``) of a backed sparse matrix, each read from disk as a CSR matrix."""
+    import scipy.sparse as sp
+
     rows = rows or BACKED_ROW_BLOCK
     for start in range(0, matrix.shape[0], rows):
         yield start, sp.csr_matrix(matrix[start : start + rows])
@@ -156,7 +165,7 @@ def sparse_row_blocks(matrix, rows: int | None = None) -> Iterable[tuple[int, sp
 
 def _value_blocks(matrix) -> Iterable[np.ndarray]:
     """The stored values of a dense or sparse matrix, in memory-bounded blocks."""
-    if sp.issparse(matrix):
+    if is_scipy_sparse(matrix):
         yield np.asarray(matrix.data)
         return
     if is_backed_sparse(matrix):
@@ -235,7 +244,7 @@ def row_sums(matrix) -> np.ndarray:
     int32 total)."""
     if is_backed_sparse(matrix):
         return np.concatenate([row_sums(block) for _, block in sparse_row_blocks(matrix)])
-    if sp.issparse(matrix):
+    if is_scipy_sparse(matrix):
         return np.asarray(matrix.sum(axis=1, dtype=np.float64)).ravel()
     return np.asarray(np.asarray(matrix).sum(axis=1, dtype=np.float64)).ravel()
 

@@ -8,12 +8,16 @@ reference's control cells (normalised like the reference) serve as its controls.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import scipy.sparse as sp
 
 from samsvae_plus.evaluate.challenge_inputs import ScorerInput, check_input, check_same_genes
 from samsvae_plus.evaluate.challenge_summary import FileSummary, summarise_constant
 from samsvae_plus.evaluate.pseudobulk import Normalised, block_sums, group_cells, group_means
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 
 def cell_mean_vector(
@@ -82,6 +86,7 @@ def cell_mean_baseline(
     """
     import anndata as ad
     import pandas as pd
+    import scipy.sparse as sp
 
     real_in = check_input(real, "real", perturbation_key, control_label)
     ref = check_input(reference, "reference", perturbation_key, control_label)

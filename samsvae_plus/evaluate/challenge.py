@@ -269,26 +269,31 @@ def score_tables(
             "both baseline and reference were given: pass one (reference builds the "
             "cell-mean baseline, baseline is an already built prediction)"
         )
-    pred_in, real_in = check_pair(
-        pred, real, perturbation_key=perturbation_key, control_label=control_label
-    )
-    base_in = ref_in = None
-    if baseline is not None:
-        base_in, _ = check_pair(
-            baseline,
+    # The files are independent until the metrics, and the heavy calls (the compiled rank
+    # statistics, numpy's sorts and ufuncs) release the GIL, so two threads use two cores:
+    # for the checks as for the summaries.
+    with ThreadPoolExecutor(max_workers=_workers()) as pool:
+        pred_in, real_in = check_pair(
+            pred,
             real,
             perturbation_key=perturbation_key,
             control_label=control_label,
-            pred_name="baseline",
+            executor=pool,
         )
-    if reference is not None:
-        ref_in = check_input(reference, "reference", perturbation_key, control_label)
-        check_same_genes(real_in, ref_in)
+        base_in = ref_in = None
+        if baseline is not None:
+            base_in, _ = check_pair(
+                baseline,
+                real,
+                perturbation_key=perturbation_key,
+                control_label=control_label,
+                pred_name="baseline",
+                executor=pool,
+            )
+        if reference is not None:
+            ref_in = check_input(reference, "reference", perturbation_key, control_label)
+            check_same_genes(real_in, ref_in)
 
-    genes = real_in.genes
-    # The files are independent until the metrics, and the heavy numpy calls (sort, binary
-    # search) release the GIL, so two threads use two cores.
-    with ThreadPoolExecutor(max_workers=_workers()) as pool:
         real_job = pool.submit(summarise_file, real_in, control_label)
         pred_job = pool.submit(summarise_file, pred_in, control_label)
         base_job = None
@@ -299,6 +304,7 @@ def score_tables(
             base_job = pool.submit(baseline_summary, ref_in, real_summary, control_label)
         base_summary = None if base_job is None else base_job.result()
 
+    genes = real_in.genes
     columns, mean = _columns(real_summary, pred_summary, genes)
     labels = real_summary.labels
     if base_summary is None:

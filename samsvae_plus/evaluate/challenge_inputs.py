@@ -13,14 +13,19 @@ order, with the same messages. Nothing here imports pandas or anndata.
 
 from __future__ import annotations
 
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
 
 from samsvae_plus.data import validate
 from samsvae_plus.errors import InputError
+from samsvae_plus.evaluate.csr_arrays import CSRArrays, as_scipy, is_sparse
 from samsvae_plus.evaluate.scorer_files import LabelColumn, ScorerFile
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 # cell-eval's rule: a value with a fractional part above this is "not a count".
 FRACTION_TOLERANCE = 1e-3
@@ -50,7 +55,7 @@ class ScorerInput:
     """
 
     name: str
-    X: sp.csr_matrix | np.ndarray
+    X: CSRArrays | sp.csr_matrix | np.ndarray
     labels: np.ndarray
     genes: np.ndarray
     is_log1p: bool
@@ -62,12 +67,16 @@ class ScorerInput:
         return np.dtype(np.float64) if dtype == np.float64 else np.dtype(np.float32)
 
 
-def as_matrix(adata, name: str) -> sp.csr_matrix | np.ndarray:
+def as_matrix(adata, name: str) -> CSRArrays | sp.csr_matrix | np.ndarray:
     """Return ``adata.X`` as CSR or ndarray, rejecting what cannot be expression values."""
     X = getattr(adata, "X", None)
     if X is None:
         raise InputError(f"{name}.X is empty: store the expression matrix in {name}.X")
-    if sp.issparse(X):
+    if isinstance(X, CSRArrays):
+        pass
+    elif validate.is_scipy_sparse(X):
+        import scipy.sparse as sp
+
         # CSC and COO are converted once; CSR (matrix or array) is used as it is.
         X = X if X.format == "csr" else X.tocsr()
         if not isinstance(X, sp.csr_matrix):
@@ -87,9 +96,9 @@ def as_matrix(adata, name: str) -> sp.csr_matrix | np.ndarray:
     return X
 
 
-def _values_in_chunks(X: sp.csr_matrix | np.ndarray):
+def _values_in_chunks(X: CSRArrays | sp.csr_matrix | np.ndarray):
     """Yield the stored values of ``X`` in bounded pieces."""
-    if sp.issparse(X):
+    if is_sparse(X):
         data = X.data
         for start in range(0, data.size, _CHUNK):
             yield data[start : start + _CHUNK]
@@ -99,7 +108,7 @@ def _values_in_chunks(X: sp.csr_matrix | np.ndarray):
             yield X[start : start + rows]
 
 
-def detect_log1p(X: sp.csr_matrix | np.ndarray, name: str) -> bool:
+def detect_log1p(X: CSRArrays | sp.csr_matrix | np.ndarray, name: str) -> bool:
     """Check the values of ``X`` and say whether they are log1p (True) or counts (False).
 
     A matrix with no value whose fractional part exceeds 1e-3 is counts; anything else is
@@ -204,7 +213,7 @@ def _checked_labels(column: LabelColumn | None, columns: list, key: str, name: s
     return labels
 
 
-def check_totals(X: sp.csr_matrix | np.ndarray, cells, name: str) -> None:
+def check_totals(X: CSRArrays | sp.csr_matrix | np.ndarray, cells, name: str) -> None:
     """Reject count input whose per-cell totals overflow int32, as registration does.
 
     The totals are summed only when the largest count times the number of genes could
@@ -213,7 +222,8 @@ def check_totals(X: sp.csr_matrix | np.ndarray, cells, name: str) -> None:
     """
     largest = X.max() if X.size else 0
     if float(largest) * X.shape[1] > validate.INT32_MAX:
-        validate.check_totals_fit_int32(validate.row_sums(X), cells(), f"{name}.X")
+        totals = validate.row_sums(as_scipy(X))
+        validate.check_totals_fit_int32(totals, cells(), f"{name}.X")
 
 
 def check_input(adata, name: str, key: str, control: str) -> ScorerInput:
@@ -291,17 +301,27 @@ def check_same_labels(first: ScorerInput, second: ScorerInput) -> None:
 
 
 def check_pair(
-    pred, real, *, perturbation_key: str, control_label: str, pred_name: str = "pred"
+    pred,
+    real,
+    *,
+    perturbation_key: str,
+    control_label: str,
+    pred_name: str = "pred",
+    executor: Executor | None = None,
 ) -> tuple[ScorerInput, ScorerInput]:
     """Validate a prediction against the real data; return both as :class:`ScorerInput`.
+
+    With an ``executor`` the two files are checked side by side; the real file's problem,
+    if both have one, is still the one raised.
 
     Raises
     ------
     InputError
         On any problem that makes the pair unscorable.
     """
-    real_in = check_input(real, "real", perturbation_key, control_label)
-    pred_in = check_input(pred, pred_name, perturbation_key, control_label)
+    real_job = _submit(executor, check_input, real, "real", perturbation_key, control_label)
+    pred_job = _submit(executor, check_input, pred, pred_name, perturbation_key, control_label)
+    real_in, pred_in = real_job.result(), pred_job.result()
     check_same_genes(real_in, pred_in)
     check_same_labels(real_in, pred_in)
     if len(np.unique(real_in.labels)) < 2:
@@ -310,3 +330,15 @@ def check_pair(
             "needed to score"
         )
     return pred_in, real_in
+
+
+def _submit(executor: Executor | None, fn, *args) -> Future:
+    """``executor.submit(fn, *args)``, or its result computed here when there is none."""
+    if executor is not None:
+        return executor.submit(fn, *args)
+    future: Future = Future()
+    try:
+        future.set_result(fn(*args))
+    except BaseException as error:  # re-raised by result(), as from an executor
+        future.set_exception(error)
+    return future

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
 
 from samsvae_plus.evaluate import joint_ranks, rank_stats
 from samsvae_plus.evaluate.challenge_inputs import ScorerInput
+from samsvae_plus.evaluate.csr_arrays import is_sparse
 from samsvae_plus.evaluate.differential_expression import (
     ControlIndex,
     RankSums,
@@ -30,6 +31,9 @@ from samsvae_plus.evaluate.differential_expression import (
     rank_sums,
 )
 from samsvae_plus.evaluate.pseudobulk import Normalised, block_sums, group_cells, group_means
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 # Raw counts 0 .. COUNT_BUCKETS - 2 get a bucket each in the sort hint; larger ones share.
 COUNT_BUCKETS = 16
@@ -138,7 +142,7 @@ def summarise_file(inp: ScorerInput, control_label: str) -> FileSummary:
     FileSummary
     """
     compiled = rank_stats.available()
-    stored = inp.X.nnz if sp.issparse(inp.X) else inp.X.size
+    stored = inp.X.nnz if is_sparse(inp.X) else inp.X.size
     if stored > JOINT_MAX_ENTRIES and not compiled:
         return summarise_file_per_group(inp, control_label)
     norm = Normalised(inp)

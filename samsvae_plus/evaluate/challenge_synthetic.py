@@ -54,8 +54,17 @@ class CaseSpec:
     dense: bool = False
 
 
+# numpy's exp and log1p take SIMD paths that depend on the CPU (AVX-512 or not) and may
+# differ in the last bit, so their results are rounded to a grid far coarser than that:
+# the cases are then the same on every machine, as the fixtures' checksums require. (A
+# last-bit difference changes a rounded value with probability about 1e-16 * 10**decimals
+# per value: the log1p matrices hold millions of values, the exp vectors thousands.)
+_EXP_DECIMALS = 9
+_LOG1P_DECIMALS = 6
+
+
 def _world(rng: np.random.Generator, n_genes: int, n_perturbations: int):
-    mu = np.exp(rng.normal(-1.0, 1.6, n_genes))
+    mu = np.round(np.exp(rng.normal(-1.0, 1.6, n_genes)), _EXP_DECIMALS)
     effects = np.zeros((n_perturbations, n_genes))
     for p in range(n_perturbations):
         hit = rng.choice(n_genes, size=rng.integers(20, 120), replace=False)
@@ -65,7 +74,7 @@ def _world(rng: np.random.Generator, n_genes: int, n_perturbations: int):
 
 def _counts(rng: np.random.Generator, mu: np.ndarray, log_effect: np.ndarray, n: int):
     size = rng.lognormal(0.0, 0.35, (n, 1))
-    mean = size * mu * np.exp(log_effect)
+    mean = size * mu * np.round(np.exp(log_effect), _EXP_DECIMALS)
     theta = 2.0
     return rng.negative_binomial(theta, theta / (theta + mean)).astype(np.float32)
 
@@ -73,7 +82,8 @@ def _counts(rng: np.random.Generator, mu: np.ndarray, log_effect: np.ndarray, n:
 def _log1p_normalise(X: np.ndarray) -> np.ndarray:
     totals = X.sum(axis=1, keepdims=True)
     target = np.median(totals)
-    return np.log1p(X / np.where(totals > 0, totals, 1) * target).astype(np.float32)
+    values = np.log1p(X / np.where(totals > 0, totals, 1) * target)
+    return np.round(values, _LOG1P_DECIMALS).astype(np.float32)
 
 
 def _anndata(blocks: list[np.ndarray], labels: list[str], genes, spec: CaseSpec, dense: bool):

@@ -15,11 +15,15 @@ and ``log1p`` happen in the output dtype, and cells with a zero total are left u
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
 
 from samsvae_plus.evaluate.challenge_inputs import ScorerInput
+from samsvae_plus.evaluate.csr_arrays import as_scipy, is_sparse
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 # Stored values summed per step when computing cell totals.
 _TOTALS_CHUNK = 1 << 22
@@ -79,13 +83,14 @@ class Normalised:
         self.dtype = inp.output_dtype
         self.n_genes = inp.X.shape[1]
         self.scale: np.ndarray | None = None
+        self._scipy = None  # X as a scipy matrix, made on the first block
         if not inp.is_log1p:
             self.scale = self._cell_scale()
 
     def _cell_scale(self) -> np.ndarray:
         """Per-cell divisor total/median in the output dtype, with 1 for empty cells."""
         X = self.X
-        if sp.issparse(X):
+        if is_sparse(X):
             totals64 = np.zeros(X.shape[0])
             # Rows in slices of about _TOTALS_CHUNK values: the float64 sums then never
             # need a float64 copy of the whole data array.
@@ -122,7 +127,7 @@ class Normalised:
         ``count_buckets - 1`` (uint8), else None.
         """
         X = self.X
-        if sp.issparse(X):
+        if is_sparse(X):
             indptr, indices = X.indptr, X.indices
             data = X.data[: indptr[-1]].astype(self.dtype, copy=True)
         else:
@@ -138,9 +143,13 @@ class Normalised:
 
     def block(self, rows: np.ndarray) -> sp.csr_matrix:
         """Normalised expression of ``rows`` as CSR in the output dtype, zeros removed."""
+        import scipy.sparse as sp  # the per-group path, for large files: scipy's row indexing
+
         X = self.X
-        if sp.issparse(X):
-            block = X[rows]
+        if is_sparse(X):
+            if self._scipy is None:
+                self._scipy = as_scipy(X)
+            block = self._scipy[rows]
         else:
             # scipy.sparse has no float16, so dense rows are widened before conversion.
             block = sp.csr_matrix(X[rows].astype(self.dtype, copy=False))
@@ -153,11 +162,40 @@ class Normalised:
         return block
 
 
+# Integer counts below this are normalised through a per-cell table of log1p(c / scale).
+_TABLE_COUNTS = 64
+
+
 def _scale_log1p(data: np.ndarray, scale: np.ndarray, indptr: np.ndarray) -> None:
     """``log1p(value / scale of its row)`` in place, for CSR rows with these ``indptr``
-    offsets (relative or absolute) and one scale per row."""
-    data /= np.repeat(scale, np.diff(indptr))
-    np.log1p(data, out=data)
+    offsets (relative or absolute) and one scale per row.
+
+    Small integer counts, nearly every stored value of count data, are looked up in a
+    table of ``log1p(c / scale)`` per cell: the same float operations on the same
+    operands (so the same bits), but one ``log1p`` per (cell, count) instead of one per
+    stored value, which is most of the normalisation's time. Other values are computed
+    directly.
+    """
+    lengths = np.diff(indptr)
+    if data.size < 4 * _TABLE_COUNTS * scale.size:  # too few values for a table to pay
+        data /= np.repeat(scale, lengths)
+        np.log1p(data, out=data)
+        return
+    if scale.size * _TABLE_COUNTS >= np.iinfo(np.int32).max:  # callers pass row slices
+        raise ValueError("too many rows for one normalisation table")
+    counts = data.astype(np.int32)  # truncates; exact below marks the true integers
+    exact = counts == data
+    exact &= counts < _TABLE_COUNTS
+    table = np.arange(_TABLE_COUNTS, dtype=data.dtype)[None, :] / scale[:, None]
+    np.log1p(table, out=table)
+    rest = np.flatnonzero(~exact)
+    rest_values = data[rest] / np.repeat(scale, lengths)[rest] if rest.size else None
+    # Row offsets into the flattened table; inexact positions look up column 0 (unused).
+    np.multiply(counts, exact, out=counts)
+    counts += np.repeat(np.arange(scale.size, dtype=np.int32) * _TABLE_COUNTS, lengths)
+    np.take(table.ravel(), counts, out=data)
+    if rest_values is not None:
+        data[rest] = np.log1p(rest_values)
 
 
 def value_spans(offsets: np.ndarray, limit: int) -> list[tuple[int, int]]:

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
+
+from samsvae_plus.evaluate.csr_arrays import CSRArrays
 
 # Encodings of the obs column that are read here; others fall back to anndata.
 _STRING_ENCODINGS = ("string-array",)
@@ -51,7 +52,8 @@ class ScorerFile:
     path
         Where it was read from.
     X
-        CSR matrix or ndarray, cells x genes.
+        CSR arrays (:class:`~samsvae_plus.evaluate.csr_arrays.CSRArrays`; scipy is not
+        imported) or ndarray, cells x genes.
     var_names
         Gene names (``str``).
     obs_columns
@@ -61,7 +63,7 @@ class ScorerFile:
     """
 
     path: Path
-    X: sp.csr_matrix | np.ndarray
+    X: CSRArrays | np.ndarray
     var_names: np.ndarray
     obs_columns: list[str]
     columns: dict[str, LabelColumn] = field(default_factory=dict)
@@ -141,7 +143,7 @@ def _strings(dataset) -> np.ndarray:
     return np.asarray(dataset.asstr()[()], dtype=object)
 
 
-def _matrix(node) -> sp.csr_matrix | np.ndarray:
+def _matrix(node) -> CSRArrays | np.ndarray:
     import h5py
 
     if isinstance(node, h5py.Dataset):
@@ -154,7 +156,12 @@ def _matrix(node) -> sp.csr_matrix | np.ndarray:
     shape = tuple(int(n) for n in node.attrs["shape"])
     parts = (node["data"][()], node["indices"][()], node["indptr"][()])
     if kind == "csr_matrix":
-        return sp.csr_matrix(parts, shape=shape)
+        try:
+            return CSRArrays(*parts, shape=shape)
+        except ValueError:  # malformed: anndata's reader gives the message
+            raise _Unsupported from None
+    import scipy.sparse as sp
+
     return sp.csc_matrix(parts, shape=shape)
 
 
