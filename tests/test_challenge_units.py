@@ -531,3 +531,33 @@ def test_checks_side_by_side_raise_the_real_files_problem_first():
         messages.append(str(err.value))
     assert "real.X contains NaN" in messages[0]
     assert messages[0] == messages[1]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_rank_stats_are_exact_whatever_the_hint(dtype):
+    # A wrong hint (cells in random order, random buckets) leaves every run unsorted: the
+    # compiled path must sort them and still give the numpy path's numbers exactly.
+    rng = np.random.default_rng(21)
+    X = sp.random(300, 40, density=0.5, random_state=3, format="csr", dtype=np.float64)
+    X.data = np.round(X.data * 4, 1).astype(dtype)  # many ties
+    group_of_row = rng.integers(0, 4, 300)
+    group_of_row[:10] = 0
+    sizes = np.bincount(group_of_row, minlength=4)
+    codes = de.ValueCodes(np.dtype(dtype), [X.data])
+    want = joint_ranks.joint_stats(X.data, X.indices, X.indptr, group_of_row, sizes, 40, codes)
+    bad = joint_ranks.SortHint(rng.permutation(300), rng.integers(0, 7, X.nnz), 7)
+    for hint in (None, bad):
+        got = rank_stats.rank_stats(X.data, X.indices, X.indptr, group_of_row, sizes, 40, hint)
+        for field in ("sums", "u1", "tie", "nonzero"):
+            np.testing.assert_array_equal(getattr(got, field), getattr(want, field), field)
+
+
+def test_compiled_rank_stats_reject_out_of_range_input():
+    X = sp.csr_matrix(np.ones((4, 3), dtype=np.float32))
+    groups = np.array([0, 0, 1, 1])
+    with pytest.raises(ValueError, match="out of range"):
+        rank_stats.rank_stats(X.data, X.indices + 1, X.indptr, groups, np.array([2, 2]), 3)
+    with pytest.raises(ValueError, match="out of range"):
+        rank_stats.rank_stats(X.data, X.indices, X.indptr, groups + 5, np.array([2, 2]), 3)
+    with pytest.raises(ValueError, match="indptr"):
+        rank_stats.rank_stats(X.data, X.indices, X.indptr[::-1], groups, np.array([2, 2]), 3)

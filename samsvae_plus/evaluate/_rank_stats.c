@@ -8,11 +8,13 @@
  * U1 against the control, the tie term sum(t^3 - t) of the pooled sample and the pooled
  * non-zero count.
  *
- * How: a counting sort lays the non-zero values out by (gene, group); per gene the
- * control's values are sorted once and every group's sorted values are merged against
- * them. Zeros are never stored: they form one tie block whose size is known. Every term
- * is a multiple of 1/2 below 2^53, so the sums are exact in float64 whatever their order,
- * and equal the numpy paths' bit for bit.
+ * How: a counting sort lays each gene's non-zero values out as a column split into the
+ * sort hint's buckets (visiting cells in the hint's order, so that each bucket's values
+ * mostly ascend already); the buckets are merged into one sorted column, and one pass
+ * over it counts, per group, the control values below each value and the sizes of runs
+ * of equal values. Zeros are never stored: they form one tie block whose size is known.
+ * Every term is a multiple of 1/2 below 2^53, so the sums are exact in float64 whatever
+ * their order, and equal the numpy paths' bit for bit.
  *
  * The GIL is released while it runs, so two files are summarised on two cores.
  */
@@ -61,8 +63,8 @@
 
 /* Sorts a gene's column, given as consecutive runs (absolute offsets bounds[0] ..
  * bounds[n_runs]) that the sort hint leaves mostly ascending: a run found out of order is
- * sorted, then runs are merged in pairs, ping-ponging between `col` and `tmp`. `runs`
- * is scratch for n_runs + 1 offsets. Returns where the sorted column lies. */
+ * sorted, then the runs are merged from the last one back into `tmp`. `runs` is scratch
+ * for n_runs + 1 offsets. Returns where the sorted column lies (`col` or `tmp`). */
 #define DEFINE_COLUMN_SORT(NAME, E, SORT)                                              \
     static E *NAME(E *col, E *tmp, const int64_t *bounds, Py_ssize_t n_runs,           \
                    int64_t *runs)                                                      \
@@ -77,28 +79,24 @@
             }                                                                          \
             runs[++kept] = hi; /* empty runs dropped: runs stay contiguous */          \
         }                                                                              \
-        E *src = col, *dst = tmp;                                                      \
-        while (kept > 1) {                                                             \
-            Py_ssize_t out = 0;                                                        \
-            for (Py_ssize_t r = 0; r < kept; r += 2) {                                 \
-                /* Writes (at out <= r / 2 + 1) trail the reads (at r and beyond). */  \
-                int64_t lo = runs[r], mid = runs[r + 1];                               \
-                int64_t hi = r + 1 < kept ? runs[r + 2] : mid;                         \
-                int64_t i = lo, j = mid, k = lo;                                       \
-                while (i < mid && j < hi) dst[k++] = src[j].v < src[i].v ? src[j++] : src[i++]; \
-                while (i < mid) dst[k++] = src[i++];                                   \
-                while (j < hi) dst[k++] = src[j++];                                    \
-                runs[++out] = hi;                                                      \
-            }                                                                          \
-            kept = out;                                                                \
-            E *t = src; src = dst; dst = t;                                            \
+        if (kept <= 1) return col;                                                     \
+        /* Merge from the last run back: the tail so far lies in tmp, and each earlier  \
+         * run is merged into it in place (the write position never passes the tail's  \
+         * next unread value). Runs shrink with the bucket (higher counts are rarer),   \
+         * so the big runs move only once or twice. */                                 \
+        int64_t end = runs[kept];                                                      \
+        memcpy(tmp + runs[kept - 1], col + runs[kept - 1],                             \
+               sizeof(E) * (size_t)(end - runs[kept - 1]));                            \
+        for (Py_ssize_t r = kept - 2; r >= 0; r--) {                                   \
+            int64_t i = runs[r], mid = runs[r + 1], j = mid, k = runs[r];              \
+            while (i < mid && j < end) tmp[k++] = tmp[j].v < col[i].v ? tmp[j++] : col[i++]; \
+            while (i < mid) tmp[k++] = col[i++];                                       \
         }                                                                              \
-        return src;                                                                    \
+        return tmp;                                                                    \
     }
 
-/* Group ids share an int32 with the bucket (top byte) during the layout. */
-#define GROUP_BITS 24
-#define GROUP_MASK ((1 << GROUP_BITS) - 1)
+/* Group ids are int32; the Python wrapper keeps them below this. */
+#define MAX_GROUPS ((1 << 24) - 1)
 
 static inline double cube_less(double t) { return t * t * t - t; }
 
@@ -155,18 +153,17 @@ static inline double cube_less(double t) { return t * t * t - t; }
         entries = malloc(sizeof(E) * (size_t)(start[n_bins] + 1));                     \
         tmp = malloc(sizeof(E) * (size_t)(longest + 1));                               \
         if (!entries || !tmp) goto end;                                                \
-        /* The layout in two cache-friendly steps: by gene in `row_order` (the bucket
-         * rides in the group's top byte), then by bucket within each gene's column. */ \
-        for (Py_ssize_t gene = 0; gene < n_genes; gene++) fill[gene] = start[gene * n_buckets]; \
+        /* The layout: a counting sort by (gene, bucket), visiting cells in row_order. */ \
+        memcpy(fill, start, sizeof(int64_t) * (size_t)n_bins);                         \
         for (Py_ssize_t i = 0; i < n_rows; i++) {                                      \
             Py_ssize_t r = row_order ? (Py_ssize_t)row_order[i] : i;                   \
             int32_t g = group_of_row[r];                                               \
             for (int64_t k = indptr[r]; k < indptr[r + 1]; k++) {                      \
                 T v = data[k];                                                         \
                 if (v == 0) continue;                                                  \
-                E *e = entries + fill[indices[k]]++;                                   \
+                E *e = entries + fill[(Py_ssize_t)indices[k] * n_buckets + (buckets ? buckets[k] : 0)]++; \
                 e->v = v;                                                              \
-                e->g = buckets ? g | (int32_t)buckets[k] << GROUP_BITS : g;            \
+                e->g = g;                                                              \
             }                                                                          \
         }                                                                              \
         double *count = acc, *u_acc = acc + n_groups, *tie_acc = acc + 2 * n_groups;   \
@@ -174,20 +171,7 @@ static inline double cube_less(double t) { return t * t * t - t; }
         double n2 = (double)size[0];                                                   \
         for (Py_ssize_t gene = 0; gene < n_genes; gene++) {                            \
             const int64_t *bounds = start + gene * n_buckets;                          \
-            E *col = entries + bounds[0], *spare = tmp;                                \
-            if (buckets) {                                                             \
-                int64_t length = bounds[n_buckets] - bounds[0];                        \
-                for (Py_ssize_t b = 0; b < n_buckets; b++) fill[b] = bounds[b] - bounds[0]; \
-                for (int64_t k = 0; k < length; k++) {                                 \
-                    E e = col[k];                                                      \
-                    int32_t b = e.g >> GROUP_BITS;                                     \
-                    e.g &= GROUP_MASK;                                                 \
-                    tmp[fill[b]++] = e;                                                \
-                }                                                                      \
-                spare = col;                                                           \
-                col = tmp;                                                             \
-            }                                                                          \
-            col = COLUMN_SORT(col, spare, bounds, n_buckets, runs);                    \
+            E *col = COLUMN_SORT(entries + bounds[0], tmp, bounds, n_buckets, runs);   \
             Py_ssize_t n = (Py_ssize_t)(start[(gene + 1) * n_buckets] - start[gene * n_buckets]); \
             memset(acc, 0, sizeof(double) * (size_t)n_groups * 3);                     \
             double below = 0.0, control_tie = 0.0; /* control values below the run */ \
@@ -277,10 +261,10 @@ static PyObject *rank_stats(PyObject *Py_UNUSED(self), PyObject *args)
                           &groups_obj, &n_groups, &n_genes, &order_obj, &buckets_obj,
                           &n_buckets, &out_obj[0], &out_obj[1], &out_obj[2], &out_obj[3]))
         return NULL;
-    if (n_groups < 1 || n_groups > GROUP_MASK || n_genes < 0 || n_buckets < 1 ||
-        n_buckets > 128) {
+    if (n_groups < 1 || n_groups > MAX_GROUPS || n_genes < 0 || n_buckets < 1 ||
+        n_buckets > 256) {
         PyErr_SetString(PyExc_ValueError,
-                        "need 1 <= n_groups < 2^24, n_genes >= 0 and 1 <= n_buckets <= 128");
+                        "need 1 <= n_groups < 2^24, n_genes >= 0 and 1 <= n_buckets <= 256");
         return NULL;
     }
     Py_buffer data, indices, indptr, groups, order, buckets, out[4];

@@ -10,8 +10,8 @@ How it works. A counting sort lays each gene's non-zero values out as a column, 
 the cells in the :class:`~samsvae_plus.evaluate.joint_ranks.SortHint`'s order and
 splitting the column by the hint's buckets; for counts (bucket = raw count, cells by
 decreasing size factor) each bucket's values then already ascend, so sorting a column is
-merging a few runs. A run found out of order is sorted, so the hint changes the speed
-only. One pass over the sorted column then counts, per group, the control values below
+merging a few runs, from the last (rarest counts) back. A run found out of order is
+sorted, so the hint changes the speed only. One pass over the sorted column then counts, per group, the control values below
 each value and the run sizes of equal values, which give U1 and the tie term in closed
 form (see :mod:`~samsvae_plus.evaluate.joint_ranks`). Every term is a multiple of 1/2
 below 2**53, so they are exact in float64 whatever the order of summation; the sums are
@@ -31,9 +31,9 @@ try:
 except ImportError:  # built without a C compiler: the numpy paths serve
     _rank_stats = None
 
-# The C code keeps a cell's bucket in the top byte of its int32 group id while laying out.
+# Limits of the C code (int32 group ids; uint8 buckets).
 MAX_GROUPS = (1 << 24) - 1
-MAX_BUCKETS = 128
+MAX_BUCKETS = 256
 
 
 def available() -> bool:
