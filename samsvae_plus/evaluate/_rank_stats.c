@@ -95,9 +95,6 @@
         return tmp;                                                                    \
     }
 
-/* Group ids are int32; the Python wrapper keeps them below this. */
-#define MAX_GROUPS ((1 << 24) - 1)
-
 static inline double cube_less(double t) { return t * t * t - t; }
 
 /* Fills the outputs; returns 0, or -1 (out of memory) or -2 (an index out of range).
@@ -121,7 +118,7 @@ static inline double cube_less(double t) { return t * t * t - t; }
         int64_t *runs = malloc(sizeof(int64_t) * ((size_t)n_buckets + 1));             \
         E *entries = NULL, *tmp = NULL;                                                \
         int status = -1;                                                               \
-        if (!start || !fill || !size || !acc || !touched || !runs) goto end;                    \
+        if (!start || !fill || !size || !acc || !touched || !runs) goto end;           \
         memset(sums, 0, sizeof(double) * (size_t)(n_groups * n_genes));               \
         /* Sums in the file's order, so they equal the numpy paths' to the last bit. */ \
         status = -2;                                                                   \
@@ -261,10 +258,10 @@ static PyObject *rank_stats(PyObject *Py_UNUSED(self), PyObject *args)
                           &groups_obj, &n_groups, &n_genes, &order_obj, &buckets_obj,
                           &n_buckets, &out_obj[0], &out_obj[1], &out_obj[2], &out_obj[3]))
         return NULL;
-    if (n_groups < 1 || n_groups > MAX_GROUPS || n_genes < 0 || n_buckets < 1 ||
+    if (n_groups < 1 || n_groups > INT32_MAX || n_genes < 0 || n_buckets < 1 ||
         n_buckets > 256) {
         PyErr_SetString(PyExc_ValueError,
-                        "need 1 <= n_groups < 2^24, n_genes >= 0 and 1 <= n_buckets <= 256");
+                        "need 1 <= n_groups < 2^31, n_genes >= 0 and 1 <= n_buckets <= 256");
         return NULL;
     }
     Py_buffer data, indices, indptr, groups, order, buckets, out[4];

@@ -1,8 +1,9 @@
 """One file's summary for the challenge scorer: pseudobulks and differential expression.
 
 Every challenge metric is a function of two such summaries (real and prediction). A file
-of moderate size is summarised with one sort of all its values
-(:mod:`~samsvae_plus.evaluate.joint_ranks`); a large one one perturbation group at a time,
+of moderate size is summarised in one pass over all its values (compiled,
+:mod:`~samsvae_plus.evaluate.rank_stats`, or with numpy's sort,
+:mod:`~samsvae_plus.evaluate.joint_ranks`); a large one one perturbation group at a time,
 so that memory stays near one group's. A baseline made of identical cells gets the same
 summary without ever materialising its rows.
 """
@@ -124,11 +125,13 @@ def _finish(
 def summarise_file(inp: ScorerInput, control_label: str) -> FileSummary:
     """Summarise a validated file: normalise, pseudobulk and test every perturbation.
 
-    Files of up to :data:`JOINT_MAX_ENTRIES` stored values test every group with one
-    sort of the whole file (:func:`~samsvae_plus.evaluate.joint_ranks.joint_stats`);
-    larger ones, or ones whose keys would not fit in int64, one group at a time
-    (:func:`summarise_file_per_group`), whose memory stays near one group's. Both give
-    the same numbers.
+    Files of up to :data:`JOINT_MAX_ENTRIES` stored values test every group in one pass
+    over the whole file: compiled (:func:`~samsvae_plus.evaluate.rank_stats.rank_stats`)
+    where the extension is built, else with one numpy sort
+    (:func:`~samsvae_plus.evaluate.joint_ranks.joint_stats`). Larger files, or ones whose
+    numpy keys would not fit in int64, are tested one group at a time
+    (:func:`summarise_file_per_group`), whose memory stays near one group's. All give the
+    same numbers.
 
     Parameters
     ----------
@@ -141,10 +144,10 @@ def summarise_file(inp: ScorerInput, control_label: str) -> FileSummary:
     -------
     FileSummary
     """
-    compiled = rank_stats.available()
     stored = inp.X.nnz if is_sparse(inp.X) else inp.X.size
-    if stored > JOINT_MAX_ENTRIES and not compiled:
+    if stored > JOINT_MAX_ENTRIES:
         return summarise_file_per_group(inp, control_label)
+    compiled = rank_stats.available()
     norm = Normalised(inp)
     groups = group_cells(inp.labels)
     control = groups.index(control_label)

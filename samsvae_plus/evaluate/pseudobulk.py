@@ -188,14 +188,15 @@ def _scale_log1p(data: np.ndarray, scale: np.ndarray, indptr: np.ndarray) -> Non
     exact &= counts < _TABLE_COUNTS
     table = np.arange(_TABLE_COUNTS, dtype=data.dtype)[None, :] / scale[:, None]
     np.log1p(table, out=table)
+    # Each value's row offset into the flattened table.
+    row_start = np.repeat(np.arange(scale.size, dtype=np.int32) * _TABLE_COUNTS, lengths)
     rest = np.flatnonzero(~exact)
-    rest_values = data[rest] / np.repeat(scale, lengths)[rest] if rest.size else None
-    # Row offsets into the flattened table; inexact positions look up column 0 (unused).
+    rest_values = data[rest] / scale[row_start[rest] // _TABLE_COUNTS]
+    # Inexact positions look up column 0 of their row and are overwritten below.
     np.multiply(counts, exact, out=counts)
-    counts += np.repeat(np.arange(scale.size, dtype=np.int32) * _TABLE_COUNTS, lengths)
+    counts += row_start
     np.take(table.ravel(), counts, out=data)
-    if rest_values is not None:
-        data[rest] = np.log1p(rest_values)
+    data[rest] = np.log1p(rest_values)
 
 
 def value_spans(offsets: np.ndarray, limit: int) -> list[tuple[int, int]]:

@@ -11,9 +11,9 @@ the cells in the :class:`~samsvae_plus.evaluate.joint_ranks.SortHint`'s order an
 splitting the column by the hint's buckets; for counts (bucket = raw count, cells by
 decreasing size factor) each bucket's values then already ascend, so sorting a column is
 merging a few runs, from the last (rarest counts) back. A run found out of order is
-sorted, so the hint changes the speed only. One pass over the sorted column then counts, per group, the control values below
-each value and the run sizes of equal values, which give U1 and the tie term in closed
-form (see :mod:`~samsvae_plus.evaluate.joint_ranks`). Every term is a multiple of 1/2
+sorted, so the hint changes the speed only. One pass over the sorted column then counts,
+per group, the control values below each value and the run sizes of equal values, which
+give U1 and the tie term in closed form (see :mod:`~samsvae_plus.evaluate.joint_ranks`). Every term is a multiple of 1/2
 below 2**53, so they are exact in float64 whatever the order of summation; the sums are
 accumulated in the file's row order, as the numpy paths do.
 
@@ -30,10 +30,6 @@ try:
     from samsvae_plus.evaluate import _rank_stats
 except ImportError:  # built without a C compiler: the numpy paths serve
     _rank_stats = None
-
-# Limits of the C code (int32 group ids; uint8 buckets).
-MAX_GROUPS = (1 << 24) - 1
-MAX_BUCKETS = 256
 
 
 def available() -> bool:
@@ -64,8 +60,8 @@ def rank_stats(
     n_genes
         Number of genes.
     hint
-        Optional :class:`~samsvae_plus.evaluate.joint_ranks.SortHint` (at most
-        :data:`MAX_BUCKETS` buckets).
+        Optional :class:`~samsvae_plus.evaluate.joint_ranks.SortHint` (at most 256
+        buckets).
 
     Returns
     -------
@@ -77,10 +73,6 @@ def rank_stats(
             "compiler, or use joint_ranks.joint_stats"
         )
     n_groups = int(np.asarray(sizes).size)
-    if n_groups > MAX_GROUPS:
-        raise ValueError(f"at most {MAX_GROUPS} groups, got {n_groups}")
-    if hint is not None and hint.n_buckets > MAX_BUCKETS:
-        raise ValueError(f"at most {MAX_BUCKETS} sort-hint buckets, got {hint.n_buckets}")
     sums = np.empty((n_groups, n_genes))
     u1, tie, nonzero = (np.empty((n_groups - 1, n_genes)) for _ in range(3))
     values = np.ascontiguousarray(data)

@@ -14,10 +14,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from samsvae_plus.evaluate.csr_arrays import CSRArrays
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 # Encodings of the obs column that are read here; others fall back to anndata.
 _STRING_ENCODINGS = ("string-array",)
@@ -53,7 +57,7 @@ class ScorerFile:
         Where it was read from.
     X
         CSR arrays (:class:`~samsvae_plus.evaluate.csr_arrays.CSRArrays`; scipy is not
-        imported) or ndarray, cells x genes.
+        imported), a scipy CSC matrix (converted by the checks) or ndarray, cells x genes.
     var_names
         Gene names (``str``).
     obs_columns
@@ -63,7 +67,7 @@ class ScorerFile:
     """
 
     path: Path
-    X: CSRArrays | np.ndarray
+    X: CSRArrays | sp.csc_matrix | np.ndarray
     var_names: np.ndarray
     obs_columns: list[str]
     columns: dict[str, LabelColumn] = field(default_factory=dict)
@@ -143,7 +147,7 @@ def _strings(dataset) -> np.ndarray:
     return np.asarray(dataset.asstr()[()], dtype=object)
 
 
-def _matrix(node) -> CSRArrays | np.ndarray:
+def _matrix(node) -> CSRArrays | sp.csc_matrix | np.ndarray:
     import h5py
 
     if isinstance(node, h5py.Dataset):
