@@ -292,6 +292,13 @@ def test_table_normalisation_is_scanpys_bit_for_bit():
     data, indices, indptr, _ = norm.csr()
     got = sp.csr_matrix((data, indices, indptr), shape=adata.shape).toarray()
     np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+    # The compiled path reads the raw counts through a table and a rest list instead.
+    raw, indices, indptr = norm.raw_csr()
+    source = rank_stats.count_source(raw, indptr, norm.scale, 16)
+    assert source.table.shape == (adata.n_obs, pseudobulk._TABLE_COUNTS)
+    assert 0 < source.rest_positions.size < raw.size // 10
+    read = sp.csr_matrix((_through_source(raw, indptr, source), indices, indptr), adata.shape)
+    np.testing.assert_array_equal(read.toarray().view(np.uint32), want.view(np.uint32))
 
 
 def test_integer_counts_and_float16_log1p_are_accepted():
@@ -533,23 +540,54 @@ def test_checks_side_by_side_raise_the_real_files_problem_first():
     assert messages[0] == messages[1]
 
 
+def _through_source(raw: np.ndarray, indptr: np.ndarray, source) -> np.ndarray:
+    """What the kernel reads for raw counts with a CountSource, computed with numpy."""
+    rows = np.repeat(np.arange(indptr.size - 1), np.diff(indptr))
+    width = source.table.shape[1]
+    counts = raw.astype(np.int64).clip(0, width - 1)
+    values = source.table[rows, counts]
+    values[source.rest_positions] = source.rest_values
+    return values
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_compiled_rank_stats_are_exact_whatever_the_hint(dtype):
-    # A wrong hint (cells in random order, random buckets) leaves every run unsorted: the
-    # compiled path must sort them and still give the numpy path's numbers exactly.
+def test_compiled_rank_stats_are_exact_whatever_the_order(dtype):
+    # Cells in random order, and a count table that does not ascend with the count, leave
+    # every run unsorted: the compiled path must sort them and still give the numpy
+    # path's numbers exactly, for values as stored and for counts read through a table.
     rng = np.random.default_rng(21)
     X = sp.random(300, 40, density=0.5, random_state=3, format="csr", dtype=np.float64)
     X.data = np.round(X.data * 4, 1).astype(dtype)  # many ties
     group_of_row = rng.integers(0, 4, 300)
     group_of_row[:10] = 0
     sizes = np.bincount(group_of_row, minlength=4)
-    codes = de.ValueCodes(np.dtype(dtype), [X.data])
-    want = joint_ranks.joint_stats(X.data, X.indices, X.indptr, group_of_row, sizes, 40, codes)
-    bad = joint_ranks.SortHint(rng.permutation(300), rng.integers(0, 7, X.nnz), 7)
-    for hint in (None, bad):
-        got = rank_stats.rank_stats(X.data, X.indices, X.indptr, group_of_row, sizes, 40, hint)
+
+    def numpy_stats(values):
+        codes = de.ValueCodes(np.dtype(dtype), [values[values != 0]])
+        return joint_ranks.joint_stats(values, X.indices, X.indptr, group_of_row, sizes, 40, codes)
+
+    def assert_same(got, want):
         for field in ("sums", "u1", "tie", "nonzero"):
             np.testing.assert_array_equal(getattr(got, field), getattr(want, field), field)
+
+    want = numpy_stats(X.data)
+    for order in (None, rng.permutation(300)):
+        got = rank_stats.rank_stats(X.data, X.indices, X.indptr, group_of_row, sizes, 40, order)
+        assert_same(got, want)
+
+    raw = rng.integers(0, 12, X.nnz).astype(dtype)  # stored zeros too
+    raw[::13] += dtype(0.5)  # not a count of the table
+    table = np.round(rng.random((300, 8)) * 3, 1).astype(dtype)
+    table[:, 0] = 0
+    rest = np.flatnonzero((raw >= 8) | (raw != np.trunc(raw)))
+    source = rank_stats.CountSource(
+        table, rest, np.round(rng.random(rest.size) * 3, 1).astype(dtype), n_buckets=5
+    )
+    want = numpy_stats(_through_source(raw, X.indptr, source))
+    got = rank_stats.rank_stats(
+        raw, X.indices, X.indptr, group_of_row, sizes, 40, rng.permutation(300), source
+    )
+    assert_same(got, want)
 
 
 def test_compiled_rank_stats_reject_out_of_range_input():
@@ -561,3 +599,12 @@ def test_compiled_rank_stats_reject_out_of_range_input():
         rank_stats.rank_stats(X.data, X.indices, X.indptr, groups + 5, np.array([2, 2]), 3)
     with pytest.raises(ValueError, match="indptr"):
         rank_stats.rank_stats(X.data, X.indices, X.indptr[::-1], groups, np.array([2, 2]), 3)
+    table = np.zeros((4, 1), dtype=np.float32)
+    for rest in ([], [5, 2]):  # a count beyond the table not listed; a list out of order
+        source = rank_stats.CountSource(
+            table, np.array(rest, dtype=np.int64), np.ones(len(rest), np.float32), 1
+        )
+        with pytest.raises(ValueError, match="out of range"):
+            rank_stats.rank_stats(
+                X.data, X.indices, X.indptr, groups, np.array([2, 2]), 3, None, source
+            )

@@ -1,18 +1,20 @@
 /* Rank statistics of every group of one file against its control, in one pass.
  *
  * The compiled core of samsvae_plus.evaluate.rank_stats (read that module's docstring
- * first). Input: a normalised file as CSR arrays (cells x genes, values >= 0, no NaN:
- * validated upstream) and each cell's group, 0 being the control. Output, per group and
+ * first). Input: a file as CSR arrays (cells x genes, values >= 0, no NaN: validated
+ * upstream), either normalised or raw counts with a per-cell table that normalises them
+ * as they are read, and each cell's group, 0 being the control. Output, per group and
  * gene: the float64 sum of the values (in the file's order, so the pseudobulks equal the
  * numpy paths' to the last bit); and for every group but the control, the Mann-Whitney
  * U1 against the control, the tie term sum(t^3 - t) of the pooled sample and the pooled
  * non-zero count.
  *
- * How: a counting sort lays each gene's non-zero values out as a column split into the
- * sort hint's buckets (visiting cells in the hint's order, so that each bucket's values
- * mostly ascend already); the buckets are merged into one sorted column, and one pass
- * over it counts, per group, the control values below each value and the sizes of runs
- * of equal values. Zeros are never stored: they form one tie block whose size is known.
+ * How: a counting sort lays each gene's non-zero values out as a column (visiting cells
+ * in the hint's order), and each column, now in cache, is split by count bucket, so that
+ * each bucket's values mostly ascend already; the buckets are merged into one sorted
+ * column, and one pass over it counts, per group, the control values below each value
+ * and the sizes of runs of equal values. Zeros are never stored: they form one tie block
+ * whose size is known.
  * Every term is a multiple of 1/2 below 2^53, so the sums are exact in float64 whatever
  * their order, and equal the numpy paths' bit for bit.
  *
@@ -97,79 +99,150 @@
 
 static inline double cube_less(double t) { return t * t * t - t; }
 
-/* Fills the outputs; returns 0, or -1 (out of memory) or -2 (an index out of range).
- * Called without the GIL. `row_order` (may be NULL) is the order in which cells are laid
- * out, `buckets` (may be NULL) one byte per stored value below `n_buckets`: the sort hint
- * of rank_stats's docstring. */
+/* Where the values come from (see rank_stats's docstring): as stored, or, for counts,
+ * from a per-cell table (`table[r * width + c]` for an integer count c < width of row r)
+ * and a list of the other positions with their values (`rest_pos` ascending). The bucket
+ * of a count is its raw value, truncated and clipped to `n_buckets - 1`. */
+typedef struct {
+    const void *table;
+    Py_ssize_t width;
+    const int64_t *rest_pos;
+    const void *rest_values;
+    Py_ssize_t n_rest;
+    Py_ssize_t n_buckets;
+} source;
+
+/* Sets v and b, the value and bucket of stored value k of a row whose table row is
+ * `row_table` (NULL: values as stored, one bucket), advancing the rest cursor `rest`.
+ * Jumps to `end` on a value that is neither an integer below the table's width nor
+ * listed in the rest list. */
+#define VALUE_AND_BUCKET(T)                                                            \
+    do {                                                                               \
+        T raw = data[k];                                                               \
+        b = 0;                                                                         \
+        if (!row_table) { v = raw; break; }                                            \
+        if (rest < src.n_rest && rest_pos[rest] == k) {                                \
+            v = rest_values[rest++];                                                   \
+        } else {                                                                       \
+            if (!(raw >= 0 && raw < (T)width) || raw != (T)(int32_t)raw) goto end;     \
+            v = row_table[(int32_t)raw];                                               \
+        }                                                                              \
+        b = raw < top ? (raw > 0 ? (Py_ssize_t)raw : 0) : n_buckets - 1;               \
+    } while (0)
+
+/* Fills the outputs; returns 0, or -1 (out of memory) or -2 (an index, group, row or
+ * value out of range). Called without the GIL. `row_order` (may be NULL) is the order
+ * in which cells are laid out. */
 #define DEFINE_STATS(NAME, T, E, COLUMN_SORT)                                          \
     static int NAME(const T *data, const int32_t *indices, const int64_t *indptr,      \
                     const int32_t *group_of_row, Py_ssize_t n_rows, Py_ssize_t n_groups, \
-                    Py_ssize_t n_genes, const int64_t *row_order, const uint8_t *buckets, \
-                    Py_ssize_t n_buckets, double *sums, double *u1, double *tie,       \
-                    double *nonzero)                                                   \
+                    Py_ssize_t n_genes, const int64_t *row_order, source src,          \
+                    double *sums, double *u1, double *tie, double *nonzero)            \
     {                                                                                  \
-        Py_ssize_t n_bins = n_genes * n_buckets;                                       \
-        int64_t *start = calloc((size_t)n_bins + 1, sizeof(int64_t));                  \
-        int64_t *fill = malloc(sizeof(int64_t) * ((size_t)n_bins + 1));                \
+        const T *table = src.table, *rest_values = src.rest_values;                   \
+        const int64_t *rest_pos = src.rest_pos;                                        \
+        Py_ssize_t width = src.width, n_buckets = src.n_buckets;                       \
+        /* Entries carry their bucket next to the group (g << bits | b) until the      \
+         * column is split by bucket; where that does not fit, one bucket (no hint).  \
+         */                                                                            \
+        int bits = 0;                                                                  \
+        while (((Py_ssize_t)1 << bits) < n_buckets) bits++;                            \
+        if ((n_groups - 1) > (INT32_MAX >> bits)) { n_buckets = 1; bits = 0; }         \
+        const int32_t mask = (1 << bits) - 1;                                          \
+        const T top = (T)(n_buckets - 1);                                              \
+        int64_t *start = calloc((size_t)n_genes + 1, sizeof(int64_t));                 \
+        int64_t *fill = malloc(sizeof(int64_t) * ((size_t)n_genes + 1));               \
+        int64_t *bucket_start = malloc(sizeof(int64_t) * ((size_t)n_buckets + 2));     \
         int64_t *size = calloc((size_t)n_groups, sizeof(int64_t));                     \
+        /* Each row's first entry in the rest list, found in the first pass. */        \
+        int64_t *rest_row = malloc(sizeof(int64_t) * ((size_t)n_rows + 1));            \
         /* Per group of one gene: count, U and tie accumulators, and a run's count. */ \
         double *acc = calloc((size_t)n_groups * 4, sizeof(double));                    \
         int32_t *touched = malloc(sizeof(int32_t) * (size_t)n_groups);                 \
         int64_t *runs = malloc(sizeof(int64_t) * ((size_t)n_buckets + 1));             \
-        E *entries = NULL, *tmp = NULL;                                                \
+        E *entries = NULL, *tmp = NULL, *split = NULL;                                 \
         int status = -1;                                                               \
-        if (!start || !fill || !size || !acc || !touched || !runs) goto end;           \
+        if (!start || !fill || !bucket_start || !size || !rest_row || !acc || !touched || \
+            !runs)                                                                     \
+            goto end;                                                                  \
         memset(sums, 0, sizeof(double) * (size_t)(n_groups * n_genes));               \
-        /* Sums in the file's order, so they equal the numpy paths' to the last bit. */ \
         status = -2;                                                                   \
+        /* The value v and bucket b of stored value k of row r; rest is the cursor in  \
+         * the rest list. A count outside the table that is not listed is an error. */ \
+        int64_t rest = 0;                                                              \
+        T v; Py_ssize_t b;                                                             \
+        /* Sums in the file's order, so they equal the numpy paths' to the last bit. */ \
         for (Py_ssize_t r = 0; r < n_rows; r++) {                                      \
             int32_t g = group_of_row[r];                                               \
             if (g < 0 || g >= n_groups) goto end;                                      \
             size[g]++;                                                                 \
+            rest_row[r] = rest;                                                        \
             double *row_sums = sums + (Py_ssize_t)g * n_genes;                         \
+            const T *row_table = table ? table + r * width : NULL;                     \
             for (int64_t k = indptr[r]; k < indptr[r + 1]; k++) {                      \
                 int32_t gene = indices[k];                                             \
                 if (gene < 0 || gene >= n_genes) goto end;                             \
-                if (buckets && buckets[k] >= n_buckets) goto end;                      \
-                T v = data[k];                                                         \
+                VALUE_AND_BUCKET(T);                                                   \
                 row_sums[gene] += (double)v;                                           \
-                if (v != 0) start[(Py_ssize_t)gene * n_buckets + (buckets ? buckets[k] : 0) + 1]++; \
+                if (v != 0) start[gene + 1]++;                                         \
             }                                                                          \
         }                                                                              \
+        if (rest != src.n_rest) goto end; /* the rest list is not ascending */        \
         if (row_order) {                                                               \
             for (Py_ssize_t r = 0; r < n_rows; r++)                                    \
                 if (row_order[r] < 0 || row_order[r] >= n_rows) goto end;              \
         }                                                                              \
         status = -1;                                                                   \
         int64_t longest = 0;                                                           \
-        for (Py_ssize_t b = 0; b < n_bins; b++) start[b + 1] += start[b];              \
         for (Py_ssize_t gene = 0; gene < n_genes; gene++) {                            \
-            int64_t length = start[(gene + 1) * n_buckets] - start[gene * n_buckets];  \
-            if (length > longest) longest = length;                                    \
+            if (start[gene + 1] > longest) longest = start[gene + 1];                  \
+            start[gene + 1] += start[gene];                                            \
         }                                                                              \
-        entries = malloc(sizeof(E) * (size_t)(start[n_bins] + 1));                     \
+        entries = malloc(sizeof(E) * (size_t)(start[n_genes] + 1));                    \
         tmp = malloc(sizeof(E) * (size_t)(longest + 1));                               \
-        if (!entries || !tmp) goto end;                                                \
-        /* The layout: a counting sort by (gene, bucket), visiting cells in row_order. */ \
-        memcpy(fill, start, sizeof(int64_t) * (size_t)n_bins);                         \
+        split = malloc(sizeof(E) * (size_t)(longest + 1));                             \
+        if (!entries || !tmp || !split) goto end;                                      \
+        /* The layout: a counting sort by gene, visiting cells in row_order, then each  \
+         * gene's column by bucket (in cache): two sorts with few destinations each are \
+         * faster than one into every (gene, bucket), whose writes miss the cache. */   \
+        memcpy(fill, start, sizeof(int64_t) * (size_t)n_genes);                        \
         for (Py_ssize_t i = 0; i < n_rows; i++) {                                      \
             Py_ssize_t r = row_order ? (Py_ssize_t)row_order[i] : i;                   \
             int32_t g = group_of_row[r];                                               \
+            const T *row_table = table ? table + r * width : NULL;                     \
+            rest = rest_row[r];                                                        \
             for (int64_t k = indptr[r]; k < indptr[r + 1]; k++) {                      \
-                T v = data[k];                                                         \
+                VALUE_AND_BUCKET(T);                                                   \
                 if (v == 0) continue;                                                  \
-                E *e = entries + fill[(Py_ssize_t)indices[k] * n_buckets + (buckets ? buckets[k] : 0)]++; \
+                E *e = entries + fill[indices[k]]++;                                   \
                 e->v = v;                                                              \
-                e->g = g;                                                              \
+                e->g = g << bits | (int32_t)b;                                         \
             }                                                                          \
         }                                                                              \
         double *count = acc, *u_acc = acc + n_groups, *tie_acc = acc + 2 * n_groups;   \
         double *in_run = acc + 3 * n_groups;                                           \
         double n2 = (double)size[0];                                                   \
         for (Py_ssize_t gene = 0; gene < n_genes; gene++) {                            \
-            const int64_t *bounds = start + gene * n_buckets;                          \
-            E *col = COLUMN_SORT(entries + bounds[0], tmp, bounds, n_buckets, runs);   \
-            Py_ssize_t n = (Py_ssize_t)(start[(gene + 1) * n_buckets] - start[gene * n_buckets]); \
+            E *col = entries + start[gene];                                            \
+            Py_ssize_t n = (Py_ssize_t)(start[gene + 1] - start[gene]);                \
+            memset(bucket_start, 0, sizeof(int64_t) * ((size_t)n_buckets + 2));        \
+            bucket_start[1] = n;                                                       \
+            if (n_buckets > 1) {                                                       \
+                /* Counted at b + 2, so that bucket_start[b + 1] becomes bucket b's fill \
+                 * position and, once filled, bucket_start[0 .. n_buckets] bound the    \
+                 * runs. */                                                            \
+                bucket_start[1] = 0;                                                   \
+                for (Py_ssize_t i = 0; i < n; i++) bucket_start[(col[i].g & mask) + 2]++; \
+                for (Py_ssize_t j = 2; j <= n_buckets; j++) bucket_start[j] += bucket_start[j - 1]; \
+                for (Py_ssize_t i = 0; i < n; i++) {                                   \
+                    E e = col[i];                                                      \
+                    int32_t b = e.g & mask;                                            \
+                    e.g >>= bits;                                                      \
+                    split[bucket_start[b + 1]++] = e;                                  \
+                }                                                                      \
+                col = split;                                                           \
+            }                                                                          \
+            col = COLUMN_SORT(col, tmp, bucket_start, n_buckets, runs);                \
             memset(acc, 0, sizeof(double) * (size_t)n_groups * 3);                     \
             double below = 0.0, control_tie = 0.0; /* control values below the run */ \
             for (Py_ssize_t i = 0; i < n;) {                                           \
@@ -216,8 +289,9 @@ static inline double cube_less(double t) { return t * t * t - t; }
         }                                                                              \
         status = 0;                                                                    \
     end:                                                                               \
-        free(start); free(fill); free(size); free(acc); free(touched); free(runs);                 \
-        free(entries); free(tmp);                                                      \
+        free(start); free(fill); free(bucket_start); free(size); free(rest_row); free(acc); free(touched);     \
+        free(runs);                                                                    \
+        free(entries); free(tmp); free(split);                                                    \
         return status;                                                                 \
     }
 
@@ -249,25 +323,34 @@ static int get_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t count, Py_ssize
     return 0;
 }
 
+/* Releases the buffers that were acquired (obj set). */
+static void release(Py_buffer **views, int n)
+{
+    for (int i = 0; i < n; i++) PyBuffer_Release(views[i]);
+}
+
 static PyObject *rank_stats(PyObject *Py_UNUSED(self), PyObject *args)
 {
-    PyObject *data_obj, *indices_obj, *indptr_obj, *groups_obj, *order_obj, *buckets_obj;
-    PyObject *out_obj[4];
-    Py_ssize_t n_groups, n_genes, n_buckets;
-    if (!PyArg_ParseTuple(args, "OOOOnnOOnOOOO", &data_obj, &indices_obj, &indptr_obj,
-                          &groups_obj, &n_groups, &n_genes, &order_obj, &buckets_obj,
-                          &n_buckets, &out_obj[0], &out_obj[1], &out_obj[2], &out_obj[3]))
+    PyObject *data_obj, *indices_obj, *indptr_obj, *groups_obj, *order_obj, *table_obj;
+    PyObject *rest_pos_obj, *rest_values_obj, *out_obj[4];
+    Py_ssize_t n_groups, n_genes, width, n_buckets;
+    if (!PyArg_ParseTuple(args, "OOOOnnOOnOOnOOOO", &data_obj, &indices_obj, &indptr_obj,
+                          &groups_obj, &n_groups, &n_genes, &order_obj, &table_obj, &width,
+                          &rest_pos_obj, &rest_values_obj, &n_buckets, &out_obj[0],
+                          &out_obj[1], &out_obj[2], &out_obj[3]))
         return NULL;
     if (n_groups < 1 || n_groups > INT32_MAX || n_genes < 0 || n_buckets < 1 ||
-        n_buckets > 256) {
+        n_buckets > 256 || width < 1 || width > INT32_MAX) {
         PyErr_SetString(PyExc_ValueError,
-                        "need 1 <= n_groups < 2^31, n_genes >= 0 and 1 <= n_buckets <= 256");
+                        "need 1 <= n_groups < 2^31, n_genes >= 0, 1 <= n_buckets <= 256 "
+                        "and 1 <= width < 2^31");
         return NULL;
     }
-    Py_buffer data, indices, indptr, groups, order, buckets, out[4];
-    Py_buffer *all[] = {&data, &indices, &indptr, &groups, &order, &buckets,
-                        &out[0], &out[1], &out[2], &out[3]};
-    for (int i = 0; i < 10; i++) all[i]->obj = NULL;
+    Py_buffer data, indices, indptr, groups, order, table, rest_pos, rest_values, out[4];
+    Py_buffer *all[] = {&data,     &indices,     &indptr, &groups, &order,  &table,
+                        &rest_pos, &rest_values, &out[0], &out[1], &out[2], &out[3]};
+    const int n_views = 12;
+    for (int i = 0; i < n_views; i++) all[i]->obj = NULL;
     int status = -3;
     Py_ssize_t n_tests = n_groups - 1;
     const char *out_names[] = {"sums", "u1", "tie", "nonzero"};
@@ -292,20 +375,30 @@ static PyObject *rank_stats(PyObject *Py_UNUSED(self), PyObject *args)
         PyErr_SetString(PyExc_ValueError, "data: expected float32 or float64 covering indptr");
         goto done;
     }
+    Py_ssize_t item = data.itemsize;
     if (get_buffer(indices_obj, &indices, nnz, 4, 0, 0, "indices (int32)") < 0) goto done;
     if (get_buffer(groups_obj, &groups, n_rows, 4, 1, 0, "group_of_row (int32)") < 0) goto done;
     if (order_obj != Py_None &&
         get_buffer(order_obj, &order, n_rows, 8, 1, 0, "row_order (int64)") < 0)
         goto done;
-    if (buckets_obj != Py_None &&
-        get_buffer(buckets_obj, &buckets, nnz, 1, 0, 0, "buckets (uint8)") < 0)
-        goto done;
-    if (buckets_obj == Py_None && n_buckets != 1) {
-        PyErr_SetString(PyExc_ValueError, "n_buckets must be 1 without buckets");
+    source src = {NULL, width, NULL, NULL, 0, n_buckets};
+    if (table_obj != Py_None) {
+        if (get_buffer(table_obj, &table, n_rows * width, item, 1, 0,
+                       "table (rows x width, the data's dtype)") < 0 ||
+            get_buffer(rest_pos_obj, &rest_pos, 0, 8, 0, 0, "rest_pos (int64)") < 0)
+            goto done;
+        src.n_rest = rest_pos.len / 8;
+        if (get_buffer(rest_values_obj, &rest_values, src.n_rest, item, 1, 0,
+                       "rest_values (one per rest position, the data's dtype)") < 0)
+            goto done;
+        src.table = table.buf;
+        src.rest_pos = rest_pos.buf;
+        src.rest_values = rest_values.buf;
+    } else if (n_buckets != 1) {
+        PyErr_SetString(PyExc_ValueError, "n_buckets must be 1 without a table");
         goto done;
     }
     const int64_t *order_buf = order.obj ? order.buf : NULL;
-    const uint8_t *buckets_buf = buckets.obj ? buckets.buf : NULL;
     for (int i = 0; i < 4; i++) {
         Py_ssize_t count = (i == 0 ? n_groups : n_tests) * n_genes;
         if (get_buffer(out_obj[i], &out[i], count, 8, 1, 1, out_names[i]) < 0) goto done;
@@ -313,27 +406,98 @@ static PyObject *rank_stats(PyObject *Py_UNUSED(self), PyObject *args)
     Py_BEGIN_ALLOW_THREADS
     if (is_float)
         status = stats_float(data.buf, indices.buf, indptr.buf, groups.buf, n_rows, n_groups,
-                             n_genes, order_buf, buckets_buf, n_buckets, out[0].buf,
-                             out[1].buf, out[2].buf, out[3].buf);
+                             n_genes, order_buf, src, out[0].buf, out[1].buf, out[2].buf,
+                             out[3].buf);
     else
         status = stats_double(data.buf, indices.buf, indptr.buf, groups.buf, n_rows, n_groups,
-                              n_genes, order_buf, buckets_buf, n_buckets, out[0].buf,
-                              out[1].buf, out[2].buf, out[3].buf);
+                              n_genes, order_buf, src, out[0].buf, out[1].buf, out[2].buf,
+                              out[3].buf);
     Py_END_ALLOW_THREADS
     if (status == -1) PyErr_NoMemory();
     if (status == -2)
         PyErr_SetString(PyExc_ValueError,
-                        "a gene index, group id, row or bucket is out of range");
+                        "a gene index, group id, row or value is out of range (or the rest "
+                        "positions are not ascending)");
 done:
-    for (int i = 0; i < 10; i++) PyBuffer_Release(all[i]);
+    release(all, n_views);
     if (status != 0) return NULL;
     Py_RETURN_NONE;
+}
+
+/* Positions of the values that are not integers in [0, width), into `out` (when not
+ * NULL); returns their number. Nearly every value of count data is a small integer, so
+ * blocks of 64 values are screened first by a test the compiler vectorises: adding and
+ * subtracting ROUND (2^23 for float, 2^52 for double) rounds a value in [0, width) to an
+ * integer, so it changes exactly the non-integers. */
+#define DEFINE_REST(NAME, T, ROUND)                                                    \
+    static Py_ssize_t NAME(const T *data, Py_ssize_t n, Py_ssize_t width, int64_t *out) \
+    {                                                                                  \
+        Py_ssize_t found = 0;                                                          \
+        const T w = (T)width;                                                          \
+        for (Py_ssize_t lo = 0; lo < n; lo += 64) {                                    \
+            Py_ssize_t hi = lo + 64 < n ? lo + 64 : n;                                 \
+            int any = 0;                                                               \
+            for (Py_ssize_t k = lo; k < hi; k++) {                                     \
+                T x = data[k];                                                         \
+                any |= (x >= w) | (x < 0) | ((x + ROUND) - ROUND != x);                \
+            }                                                                          \
+            if (!any) continue;                                                        \
+            for (Py_ssize_t k = lo; k < hi; k++) {                                     \
+                T x = data[k];                                                         \
+                if (!(x >= 0 && x < w) || x != (T)(int32_t)x) {                        \
+                    if (out) out[found] = k;                                           \
+                    found++;                                                           \
+                }                                                                      \
+            }                                                                          \
+        }                                                                              \
+        return found;                                                                  \
+    }
+DEFINE_REST(rest_float, float, 0x1p23f)
+DEFINE_REST(rest_double, double, 0x1p52)
+
+static PyObject *rest_positions(PyObject *Py_UNUSED(self), PyObject *args)
+{
+    PyObject *data_obj;
+    Py_ssize_t width;
+    if (!PyArg_ParseTuple(args, "On", &data_obj, &width)) return NULL;
+    if (width < 1 || width > INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "need 1 <= width < 2^31");
+        return NULL;
+    }
+    Py_buffer data;
+    if (PyObject_GetBuffer(data_obj, &data, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return NULL;
+    int is_float = data.format && strcmp(data.format, "f") == 0;
+    int is_double = data.format && strcmp(data.format, "d") == 0;
+    if (!is_float && !is_double) {
+        PyBuffer_Release(&data);
+        PyErr_SetString(PyExc_ValueError, "data: expected float32 or float64");
+        return NULL;
+    }
+    Py_ssize_t n = data.len / data.itemsize, found;
+    /* Counted first, then written: the result is usually a tiny share of the data. */
+    Py_BEGIN_ALLOW_THREADS
+    found = is_float ? rest_float(data.buf, n, width, NULL) : rest_double(data.buf, n, width, NULL);
+    Py_END_ALLOW_THREADS
+    PyObject *result = PyBytes_FromStringAndSize(NULL, found * 8);
+    if (result) {
+        int64_t *out = (int64_t *)PyBytes_AS_STRING(result);
+        Py_BEGIN_ALLOW_THREADS
+        if (is_float) rest_float(data.buf, n, width, out);
+        else rest_double(data.buf, n, width, out);
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&data);
+    return result;
 }
 
 static PyMethodDef methods[] = {
     {"rank_stats", rank_stats, METH_VARARGS,
      "rank_stats(data, indices, indptr, group_of_row, n_groups, n_genes, row_order, "
-     "buckets, n_buckets, sums, u1, tie, nonzero)\n\nFill the float64 outputs; see samsvae_plus.evaluate.rank_stats."},
+     "table, width, rest_pos, rest_values, n_buckets, sums, u1, tie, nonzero)\n\n"
+     "Fill the float64 outputs; see samsvae_plus.evaluate.rank_stats."},
+    {"rest_positions", rest_positions, METH_VARARGS,
+     "rest_positions(data, width) -> bytes\n\nint64 positions of the values that are not "
+     "integers in [0, width)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -147,20 +147,10 @@ def summarise_file(inp: ScorerInput, control_label: str) -> FileSummary:
     stored = inp.X.nnz if is_sparse(inp.X) else inp.X.size
     if stored > JOINT_MAX_ENTRIES:
         return summarise_file_per_group(inp, control_label)
-    compiled = rank_stats.available()
     norm = Normalised(inp)
     groups = group_cells(inp.labels)
     control = groups.index(control_label)
     others = np.array([i for i in range(groups.labels.size) if i != control], dtype=np.int64)
-    data, indices, indptr, buckets = norm.csr(count_buckets=COUNT_BUCKETS)
-    codes = None
-    if not compiled:
-        if norm.dtype == np.float64:
-            codes = ValueCodes(norm.dtype, [data[data != 0]])
-        else:
-            codes = ValueCodes(norm.dtype)
-        if not joint_ranks.fits(codes, groups.labels.size):
-            return summarise_file_per_group(inp, control_label)
     # Group ids: the control is 0 (it must sort first), then the others in label order.
     group_id = np.empty(groups.labels.size, dtype=np.int64)
     group_id[control] = 0
@@ -168,21 +158,15 @@ def summarise_file(inp: ScorerInput, control_label: str) -> FileSummary:
     group_of_row = np.empty(inp.labels.size, dtype=np.int64)
     group_of_row[groups.order] = np.repeat(group_id, groups.sizes)
     sizes = np.concatenate([[groups.sizes[control]], groups.sizes[others]])
-    hint = None
-    if buckets is not None:
-        # Counts: log1p(c / s) ascends as the size factor s falls, so cells by decreasing
-        # size factor (then group) leave each (gene, count) bucket already sorted.
-        row_order = np.lexsort((group_of_row, -norm.scale))
-        hint = joint_ranks.SortHint(row_order, buckets, COUNT_BUCKETS)
-    if compiled:
-        stats = rank_stats.rank_stats(
-            data, indices, indptr, group_of_row, sizes, norm.n_genes, hint=hint
-        )
+    # Counts: log1p(c / s) ascends as the size factor s falls, so cells by decreasing
+    # size factor (then group) leave each (gene, raw count) bucket already sorted.
+    row_order = None if norm.scale is None else np.lexsort((group_of_row, -norm.scale))
+    if rank_stats.available():
+        stats = _compiled_stats(norm, group_of_row, sizes, row_order)
     else:
-        stats = joint_ranks.joint_stats(
-            data, indices, indptr, group_of_row, sizes, norm.n_genes, codes, hint=hint
-        )
-    del data, buckets, hint
+        stats = _numpy_stats(norm, group_of_row, sizes, row_order)
+        if stats is None:
+            return summarise_file_per_group(inp, control_label)
     pvalues = mann_whitney_pvalues(
         RankSums(
             u1=stats.u1,
@@ -200,6 +184,38 @@ def summarise_file(inp: ScorerInput, control_label: str) -> FileSummary:
         n_control=int(sizes[0]),
         pvalues=pvalues,
         dtype=norm.dtype,
+    )
+
+
+def _compiled_stats(
+    norm: Normalised, group_of_row: np.ndarray, sizes: np.ndarray, row_order: np.ndarray | None
+) -> joint_ranks.JointStats:
+    """:func:`~samsvae_plus.evaluate.rank_stats.rank_stats` of the file, counts being
+    normalised as the kernel reads them (no normalised copy of the data)."""
+    data, indices, indptr = norm.raw_csr()
+    counts = None
+    if norm.scale is not None:
+        counts = rank_stats.count_source(data, indptr, norm.scale, COUNT_BUCKETS)
+    return rank_stats.rank_stats(
+        data, indices, indptr, group_of_row, sizes, norm.n_genes, row_order, counts
+    )
+
+
+def _numpy_stats(
+    norm: Normalised, group_of_row: np.ndarray, sizes: np.ndarray, row_order: np.ndarray | None
+) -> joint_ranks.JointStats | None:
+    """:func:`~samsvae_plus.evaluate.joint_ranks.joint_stats` of the normalised file, or
+    None where its keys would not fit in int64."""
+    data, indices, indptr, buckets = norm.csr(count_buckets=COUNT_BUCKETS)
+    if norm.dtype == np.float64:
+        codes = ValueCodes(norm.dtype, [data[data != 0]])
+    else:
+        codes = ValueCodes(norm.dtype)
+    if not joint_ranks.fits(codes, sizes.size):
+        return None
+    hint = None if buckets is None else joint_ranks.SortHint(row_order, buckets, COUNT_BUCKETS)
+    return joint_ranks.joint_stats(
+        data, indices, indptr, group_of_row, sizes, norm.n_genes, codes, hint=hint
     )
 
 

@@ -115,23 +115,30 @@ class Normalised:
         scale = scale + (scale == 0)
         return scale.astype(self.dtype, copy=False)
 
+    def raw_csr(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The file as CSR arrays ``(data, indices, indptr)`` in the output dtype, not yet
+        normalised. ``data`` is the input's own array where its dtype is already the
+        output dtype (do not write to it); dense input is converted to CSR row slice by
+        row slice."""
+        X = self.X
+        if not is_sparse(X):
+            return _dense_to_csr(X, self.dtype)
+        indptr = X.indptr
+        return X.data[: indptr[-1]].astype(self.dtype, copy=False), X.indices, indptr
+
     def csr(
         self, count_buckets: int = 0
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
         """The whole normalised file as CSR arrays ``(data, indices, indptr, buckets)``.
 
         Values are computed exactly as :meth:`block` computes them; stored zeros stay
-        (callers skip them). Only ``data`` is new memory (one value per stored value);
-        dense input is converted to CSR row slice by row slice. With ``count_buckets``
-        and count input, ``buckets`` holds each raw count clipped to
-        ``count_buckets - 1`` (uint8), else None.
+        (callers skip them). Only ``data`` is new memory (one value per stored value).
+        With ``count_buckets`` and count input, ``buckets`` holds each raw count clipped
+        to ``count_buckets - 1`` (uint8), else None.
         """
-        X = self.X
-        if is_sparse(X):
-            indptr, indices = X.indptr, X.indices
-            data = X.data[: indptr[-1]].astype(self.dtype, copy=True)
-        else:
-            data, indices, indptr = _dense_to_csr(X, self.dtype)
+        data, indices, indptr = self.raw_csr()
+        if is_sparse(self.X) and np.may_share_memory(data, self.X.data):
+            data = data.copy()  # the input's own values
         buckets = None
         if count_buckets and self.scale is not None:
             top = min(count_buckets, 256) - 1
@@ -166,37 +173,58 @@ class Normalised:
 _TABLE_COUNTS = 64
 
 
+def table_width(n_values: int, n_rows: int) -> int:
+    """Counts per cell in the normalisation table: :data:`_TABLE_COUNTS`, or a smaller
+    power of two where the rows hold fewer values, so that the table never has more
+    entries than the data."""
+    per_row = n_values // max(1, n_rows)
+    if per_row >= _TABLE_COUNTS:
+        return _TABLE_COUNTS
+    return 1 << max(0, per_row.bit_length() - 1)
+
+
+def log1p_table(scale: np.ndarray, width: int) -> np.ndarray:
+    """``log1p(c / scale[r])`` for each row r and count c < width (rows x width), in the
+    dtype of ``scale``."""
+    table = np.arange(width, dtype=scale.dtype)[None, :] / scale[:, None]
+    return np.log1p(table, out=table)
+
+
+def divided_log1p(values: np.ndarray, scale_of_value: np.ndarray) -> np.ndarray:
+    """``log1p(value / scale)``, value by value: the normalisation of one stored count."""
+    out = values / scale_of_value
+    return np.log1p(out, out=out)
+
+
 def _scale_log1p(data: np.ndarray, scale: np.ndarray, indptr: np.ndarray) -> None:
     """``log1p(value / scale of its row)`` in place, for CSR rows with these ``indptr``
     offsets (relative or absolute) and one scale per row.
 
     Small integer counts, nearly every stored value of count data, are looked up in a
-    table of ``log1p(c / scale)`` per cell: the same float operations on the same
-    operands (so the same bits), but one ``log1p`` per (cell, count) instead of one per
-    stored value, which is most of the normalisation's time. Other values are computed
-    directly.
+    table of ``log1p(c / scale)`` per cell (:func:`log1p_table`): the same float
+    operations on the same operands (so the same bits), but one ``log1p`` per (cell,
+    count) instead of one per stored value, which is most of the normalisation's time.
+    Other values are computed directly.
     """
     lengths = np.diff(indptr)
     if data.size < 4 * _TABLE_COUNTS * scale.size:  # too few values for a table to pay
-        data /= np.repeat(scale, lengths)
-        np.log1p(data, out=data)
+        data[:] = divided_log1p(data, np.repeat(scale, lengths))
         return
     if scale.size * _TABLE_COUNTS >= np.iinfo(np.int32).max:  # callers pass row slices
         raise ValueError("too many rows for one normalisation table")
     counts = data.astype(np.int32)  # truncates; exact below marks the true integers
     exact = counts == data
     exact &= counts < _TABLE_COUNTS
-    table = np.arange(_TABLE_COUNTS, dtype=data.dtype)[None, :] / scale[:, None]
-    np.log1p(table, out=table)
+    table = log1p_table(scale, _TABLE_COUNTS)
     # Each value's row offset into the flattened table.
     row_start = np.repeat(np.arange(scale.size, dtype=np.int32) * _TABLE_COUNTS, lengths)
     rest = np.flatnonzero(~exact)
-    rest_values = data[rest] / scale[row_start[rest] // _TABLE_COUNTS]
+    rest_values = divided_log1p(data[rest], scale[row_start[rest] // _TABLE_COUNTS])
     # Inexact positions look up column 0 of their row and are overwritten below.
     np.multiply(counts, exact, out=counts)
     counts += row_start
     np.take(table.ravel(), counts, out=data)
-    data[rest] = np.log1p(rest_values)
+    data[rest] = rest_values
 
 
 def value_spans(offsets: np.ndarray, limit: int) -> list[tuple[int, int]]:
