@@ -268,7 +268,8 @@ def test_light_reader_leaves_other_files_to_anndata(tmp_path):
 
 def test_score_command_scores_without_importing_scipy_anndata_or_pandas(files, tmp_path):
     # A fresh interpreter, as a user's cold start: the h5py reader and the one-sort path
-    # need none of the three (importing them is most of a cold start).
+    # need none of the three (importing them is most of a cold start), nor numpy.ma
+    # (which np.unique and np.median import on first use).
     import subprocess
     import sys
 
@@ -279,7 +280,7 @@ def test_score_command_scores_without_importing_scipy_anndata_or_pandas(files, t
         "from samsvae_plus.cli import main\n"
         f"assert main.main(['score', '--pred', {str(folder / 'noisy.h5ad')!r}, "
         f"'--real', {str(folder / 'real.h5ad')!r}, '--out', {str(out)!r}]) == 0\n"
-        "print(sorted(m for m in ('scipy.sparse', 'anndata', 'pandas') if m in sys.modules))\n"
+        "print(sorted(m for m in ('scipy.sparse', 'anndata', 'pandas', 'numpy.ma') if m in sys.modules))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr

@@ -22,6 +22,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,20 +115,23 @@ typedef struct {
 
 /* Sets v and b, the value and bucket of stored value k of a row whose table row is
  * `row_table` (NULL: values as stored, one bucket), advancing the rest cursor `rest`.
- * Jumps to `end` on a value that is neither an integer below the table's width nor
- * listed in the rest list. */
-#define VALUE_AND_BUCKET(T)                                                            \
+ * CHECK: jump to `end` on a value that is neither an integer below the table's width
+ * nor listed in the rest list (the first pass checks; the second trusts it). */
+#define VALUE_AND_BUCKET(T, CHECK)                                                     \
     do {                                                                               \
         T raw = data[k];                                                               \
         b = 0;                                                                         \
         if (!row_table) { v = raw; break; }                                            \
         if (rest < src.n_rest && rest_pos[rest] == k) {                                \
             v = rest_values[rest++];                                                   \
+            b = raw < top ? (raw > 0 ? (Py_ssize_t)raw : 0) : n_buckets - 1;           \
         } else {                                                                       \
-            if (!(raw >= 0 && raw < (T)width) || raw != (T)(int32_t)raw) goto end;     \
-            v = row_table[(int32_t)raw];                                               \
+            if (CHECK && (!(raw >= 0 && raw < (T)width) || raw != (T)(int32_t)raw))    \
+                goto end;                                                              \
+            int32_t c = (int32_t)raw;                                                  \
+            v = row_table[c];                                                          \
+            b = c < n_buckets - 1 ? c : n_buckets - 1;                                 \
         }                                                                              \
-        b = raw < top ? (raw > 0 ? (Py_ssize_t)raw : 0) : n_buckets - 1;               \
     } while (0)
 
 /* Fills the outputs; returns 0, or -1 (out of memory) or -2 (an index, group, row or
@@ -182,7 +186,7 @@ typedef struct {
             for (int64_t k = indptr[r]; k < indptr[r + 1]; k++) {                      \
                 int32_t gene = indices[k];                                             \
                 if (gene < 0 || gene >= n_genes) goto end;                             \
-                VALUE_AND_BUCKET(T);                                                   \
+                VALUE_AND_BUCKET(T, 1);                                                \
                 row_sums[gene] += (double)v;                                           \
                 if (v != 0) start[gene + 1]++;                                         \
             }                                                                          \
@@ -212,7 +216,7 @@ typedef struct {
             const T *row_table = table ? table + r * width : NULL;                     \
             rest = rest_row[r];                                                        \
             for (int64_t k = indptr[r]; k < indptr[r + 1]; k++) {                      \
-                VALUE_AND_BUCKET(T);                                                   \
+                VALUE_AND_BUCKET(T, 0);                                                \
                 if (v == 0) continue;                                                  \
                 E *e = entries + fill[indices[k]]++;                                   \
                 e->v = v;                                                              \
@@ -490,6 +494,29 @@ static PyObject *rest_positions(PyObject *Py_UNUSED(self), PyObject *args)
     return result;
 }
 
+/* erfc of every float64 in a writable buffer, in place, without the GIL: the C
+ * library's erfc, which is what math.erfc calls, so the p-values keep their bits. */
+static PyObject *erfc_inplace(PyObject *Py_UNUSED(self), PyObject *arg)
+{
+    Py_buffer view;
+    if (get_buffer(arg, &view, 0, 8, 0, 1, "values (float64)") < 0) {
+        if (view.obj) PyBuffer_Release(&view);
+        return NULL;
+    }
+    if (!view.format || strcmp(view.format, "d") != 0) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "values: expected float64");
+        return NULL;
+    }
+    double *x = view.buf;
+    Py_ssize_t n = view.len / 8;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) x[i] = erfc(x[i]);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"rank_stats", rank_stats, METH_VARARGS,
      "rank_stats(data, indices, indptr, group_of_row, n_groups, n_genes, row_order, "
@@ -498,6 +525,8 @@ static PyMethodDef methods[] = {
     {"rest_positions", rest_positions, METH_VARARGS,
      "rest_positions(data, width) -> bytes\n\nint64 positions of the values that are not "
      "integers in [0, width)."},
+    {"erfc_inplace", erfc_inplace, METH_O,
+     "erfc_inplace(values)\n\nReplace every float64 by its erfc (the C library's)."},
     {NULL, NULL, 0, NULL},
 };
 

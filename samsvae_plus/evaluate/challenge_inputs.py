@@ -252,7 +252,7 @@ def check_input(adata, name: str, key: str, control: str) -> ScorerInput:
     validate.check_control_label(control, allow_int=False)
     X = as_matrix(adata, name)
     labels = read_labels(adata, key, name)
-    if control not in set(np.unique(labels)):
+    if control not in set(labels.tolist()):
         raise InputError(
             f"{name} has no control cells labelled {control!r} in obs[{key!r}]: include the "
             "control cells, or pass control_label= / --control-label"
@@ -288,7 +288,7 @@ def check_same_genes(first: ScorerInput, second: ScorerInput) -> None:
 
 def check_same_labels(first: ScorerInput, second: ScorerInput) -> None:
     """Require the same set of perturbation labels in both files."""
-    a_set, b_set = set(np.unique(first.labels)), set(np.unique(second.labels))
+    a_set, b_set = set(first.labels.tolist()), set(second.labels.tolist())
     if a_set == b_set:
         return
     only_a = sorted(str(label) for label in a_set - b_set)
@@ -324,7 +324,7 @@ def check_pair(
     real_in, pred_in = real_job.result(), pred_job.result()
     check_same_genes(real_in, pred_in)
     check_same_labels(real_in, pred_in)
-    if len(np.unique(real_in.labels)) < 2:
+    if len(set(real_in.labels.tolist())) < 2:
         raise InputError(
             f"real has only control cells ({control_label!r}): at least one perturbation is "
             "needed to score"
