@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from scipy.stats import false_discovery_control, mannwhitneyu
 
 from samsvae_plus.errors import InputError
-from samsvae_plus.evaluate import challenge_summary, joint_ranks, pseudobulk, rank_stats
+from samsvae_plus.evaluate import challenge_summary, compiled, joint_ranks, pseudobulk, rank_stats
 from samsvae_plus.evaluate import differential_expression as de
 from samsvae_plus.evaluate.challenge import challenge_score, score_against_baseline
 from samsvae_plus.evaluate.challenge_inputs import check_input
@@ -192,7 +192,7 @@ def test_one_sort_summary_equals_per_group_summary(case, path, monkeypatch):
     if path == "compiled":
         assert rank_stats.available(), "the C extension was not built"
     else:
-        monkeypatch.setattr(rank_stats, "_rank_stats", None)
+        monkeypatch.setattr(compiled, "kernels", None)
     dtype = np.float64 if case == "float64" else np.float32
     adata = small_counts(seed=11, dtype=dtype)
     if case == "dense":
@@ -230,7 +230,7 @@ def test_one_sort_summary_equals_per_group_summary(case, path, monkeypatch):
 
 @pytest.mark.parametrize("reason", ["keys_do_not_fit", "large_file"])
 def test_one_sort_falls_back_to_per_group(monkeypatch, reason):
-    monkeypatch.setattr(rank_stats, "_rank_stats", None)  # the numpy one-sort path
+    monkeypatch.setattr(compiled, "kernels", None)  # the numpy one-sort path
     inp = check_input(small_counts(seed=4), "real", "target_gene", CONTROL)
     calls = []
     real_fallback = challenge_summary.summarise_file_per_group
@@ -627,8 +627,33 @@ def test_compiled_erfc_is_math_erfc_bit_for_bit(monkeypatch):
     # math.erfc calls; both paths are checked against math.erfc itself.
     x = np.concatenate([np.linspace(-3, 40, 20001), np.random.default_rng(3).normal(3, 4, 4999)])
     want = np.array([math.erfc(v) for v in x.tolist()])
-    assert de._rank_stats is not None, "the C extension was not built"
+    assert compiled.kernels is not None, "the C extension was not built"
     np.testing.assert_array_equal(de.erfc(x).view(np.uint64), want.view(np.uint64))
-    monkeypatch.setattr(de, "_rank_stats", None)
+    monkeypatch.setattr(compiled, "kernels", None)
     got = de.erfc(x.reshape(5, -1))
     np.testing.assert_array_equal(got.ravel().view(np.uint64), want.view(np.uint64))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_value_scan_is_numpys(dtype):
+    # The validation's one compiled pass must say what numpy's min, max and
+    # x - floor(x) > tolerance say, including fractions right at the tolerance, values
+    # beyond the rounding trick's range, negative zero and non-finite values.
+    from samsvae_plus.evaluate.challenge_inputs import FRACTION_TOLERANCE, _compiled_scan
+
+    tol = dtype(FRACTION_TOLERANCE)
+    edges = np.array(
+        [0, -0.0, 1, 7, 2.0**23 + 2, 2.0**60, 3 + tol, 3 + np.nextafter(tol, 1), 0.5, 1e-30],
+        dtype=dtype,
+    )
+    rng = np.random.default_rng(9)
+    cases = [edges[:2], edges[:5], edges]
+    cases += [np.round(rng.gamma(1, 5, 1000)).astype(dtype) + e for e in edges[6:9]]
+    cases += [np.append(edges, bad).astype(dtype) for bad in (np.nan, np.inf, -2.5)]
+    for values in cases:
+        finite, low, high, fraction = _compiled_scan(values)
+        assert finite == bool(np.isfinite(values).all())
+        if finite:
+            assert (low, high) == (float(values.min()), float(values.max()))
+            if low >= 0:
+                assert fraction == bool((values - np.floor(values) > FRACTION_TOLERANCE).any())

@@ -515,6 +515,85 @@ static PyObject *rest_positions(PyObject *Py_UNUSED(self), PyObject *args)
     return result;
 }
 
+/* GCC vectorises float selects only when it may assume that no comparison traps; the
+ * loops it applies to read no floating-point exception flags, and their results do not
+ * change. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define VECTORISED __attribute__((optimize("no-trapping-math")))
+#else
+#define VECTORISED
+#endif
+
+/* One pass over the values of a file for its validation: whether all are finite, the
+ * smallest and largest, and whether any non-negative value below ROUND has a fractional
+ * part above `tolerance` (in the data's dtype, as numpy computes x - floor(x) > tol:
+ * below ROUND, (x + ROUND) - ROUND is x rounded to an integer, and the subtraction of
+ * the floor is exact). Values from ROUND up are integers. Negative values are only
+ * reported through the minimum (the caller rejects them). The extremes are taken over
+ * integer keys that order like the floats (sign-magnitude to two's complement), since a
+ * float min would keep the loop from being vectorised. */
+#define DEFINE_SCAN(NAME, T, K, SIGN, ROUND)                                           \
+    VECTORISED static void NAME(const T *data, Py_ssize_t n, T tolerance, int *finite, \
+                                T *low, T *high, int *fraction)                        \
+    {                                                                                  \
+        K lo = ~(K)0 ^ SIGN, hi = SIGN; /* the largest and the smallest key */        \
+        int bad = 0, frac = 0;                                                         \
+        for (Py_ssize_t k = 0; k < n; k++) {                                           \
+            T x = data[k];                                                             \
+            K bits;                                                                    \
+            memcpy(&bits, &x, sizeof bits);                                            \
+            K key = bits ^ ((bits >> (8 * sizeof(K) - 1)) & ~SIGN);                    \
+            lo = key < lo ? key : lo;                                                  \
+            hi = key > hi ? key : hi;                                                  \
+            bad |= !(x - x == 0); /* NaN or infinite */                                \
+            T small = x < ROUND ? x : 0;                                               \
+            small = small > 0 ? small : 0;                                             \
+            T r = (small + ROUND) - ROUND;                                             \
+            T floor_x = r > small ? r - 1 : r;                                         \
+            frac |= small - floor_x > tolerance;                                       \
+        }                                                                              \
+        lo ^= (lo >> (8 * sizeof(K) - 1)) & ~SIGN; /* keys back to bits */             \
+        hi ^= (hi >> (8 * sizeof(K) - 1)) & ~SIGN;                                     \
+        memcpy(low, &lo, sizeof lo);                                                   \
+        memcpy(high, &hi, sizeof hi);                                                  \
+        *finite = !bad;                                                                \
+        *fraction = frac;                                                              \
+    }
+DEFINE_SCAN(scan_float, float, int32_t, INT32_MIN, 0x1p23f)
+DEFINE_SCAN(scan_double, double, int64_t, INT64_MIN, 0x1p52)
+
+static PyObject *scan_values(PyObject *Py_UNUSED(self), PyObject *args)
+{
+    PyObject *data_obj;
+    double tolerance;
+    if (!PyArg_ParseTuple(args, "Od", &data_obj, &tolerance)) return NULL;
+    Py_buffer data;
+    if (PyObject_GetBuffer(data_obj, &data, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return NULL;
+    int is_float = data.format && strcmp(data.format, "f") == 0;
+    int is_double = data.format && strcmp(data.format, "d") == 0;
+    Py_ssize_t n = data.itemsize ? data.len / data.itemsize : 0;
+    if ((!is_float && !is_double) || n == 0) {
+        PyBuffer_Release(&data);
+        PyErr_SetString(PyExc_ValueError, "data: expected a non-empty float32 or float64 buffer");
+        return NULL;
+    }
+    int finite, fraction;
+    double low, high;
+    Py_BEGIN_ALLOW_THREADS
+    if (is_float) {
+        float lo, hi;
+        scan_float(data.buf, n, (float)tolerance, &finite, &lo, &hi, &fraction);
+        low = lo;
+        high = hi;
+    } else {
+        scan_double(data.buf, n, tolerance, &finite, &low, &high, &fraction);
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&data);
+    return Py_BuildValue("(OddO)", finite ? Py_True : Py_False, low, high,
+                         fraction ? Py_True : Py_False);
+}
+
 /* erfc of every float64 in a writable buffer, in place, without the GIL: the C
  * library's erfc, which is what math.erfc calls, so the p-values keep their bits. */
 static PyObject *erfc_inplace(PyObject *Py_UNUSED(self), PyObject *arg)
@@ -546,6 +625,9 @@ static PyMethodDef methods[] = {
     {"rest_positions", rest_positions, METH_VARARGS,
      "rest_positions(data, width) -> bytes\n\nint64 positions of the values that are not "
      "integers in [0, width)."},
+    {"scan_values", scan_values, METH_VARARGS,
+     "scan_values(data, tolerance) -> (all finite, min, max, any fraction > tolerance)\n\n"
+     "One pass over float32 or float64 values for the scorer's validation."},
     {"erfc_inplace", erfc_inplace, METH_O,
      "erfc_inplace(values)\n\nReplace every float64 by its erfc (the C library's)."},
     {NULL, NULL, 0, NULL},

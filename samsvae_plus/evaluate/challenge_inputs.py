@@ -21,6 +21,7 @@ import numpy as np
 
 from samsvae_plus.data import validate
 from samsvae_plus.errors import InputError
+from samsvae_plus.evaluate import compiled
 from samsvae_plus.evaluate.csr_arrays import CSRArrays, as_scipy, is_sparse
 from samsvae_plus.evaluate.scorer_files import LabelColumn, ScorerFile
 
@@ -108,6 +109,15 @@ def _values_in_chunks(X: CSRArrays | sp.csr_matrix | np.ndarray):
             yield X[start : start + rows]
 
 
+def _compiled_scan(chunk: np.ndarray) -> tuple[bool, float, float, bool] | None:
+    """``(all finite, min, max, any fraction above the tolerance)`` of a float32 or
+    float64 chunk in one compiled pass (None where the extension or the dtype does not
+    serve). The fraction test is numpy's ``x - floor(x) > tol`` in the chunk's dtype."""
+    if compiled.kernels is None or chunk.dtype not in (np.float32, np.float64):
+        return None
+    return compiled.kernels.scan_values(np.ascontiguousarray(chunk), FRACTION_TOLERANCE)
+
+
 def detect_log1p(X: CSRArrays | sp.csr_matrix | np.ndarray, name: str) -> bool:
     """Check the values of ``X`` and say whether they are log1p (True) or counts (False).
 
@@ -137,9 +147,15 @@ def detect_log1p(X: CSRArrays | sp.csr_matrix | np.ndarray, name: str) -> bool:
     for chunk in _values_in_chunks(X):
         if chunk.size == 0:
             continue
-        low, high = chunk.min(), chunk.max()
-        # NaN propagates through min and max, so finite extremes mean finite values.
-        if is_float and not (np.isfinite(low) and np.isfinite(high)):
+        scanned = _compiled_scan(chunk)
+        if scanned is not None:
+            finite, low, high, fraction = scanned
+        else:
+            low, high = chunk.min(), chunk.max()
+            # NaN propagates through min and max, so finite extremes mean finite values.
+            finite = not is_float or bool(np.isfinite(low) and np.isfinite(high))
+            fraction = None  # computed below, only while no fraction has been seen
+        if not finite:
             bad = "NaN" if np.isnan(chunk).any() else "infinite"
             raise InputError(
                 f"{name}.X contains {bad} values: replace them (e.g. with 0) before scoring"
@@ -147,9 +163,11 @@ def detect_log1p(X: CSRArrays | sp.csr_matrix | np.ndarray, name: str) -> bool:
         lowest = min(lowest, float(low))
         highest = max(highest, float(high))
         if is_float and not has_fraction:
-            fraction = np.floor(chunk)
-            np.subtract(chunk, fraction, out=fraction)
-            has_fraction = bool((fraction > FRACTION_TOLERANCE).any())
+            if fraction is None:
+                fraction = np.floor(chunk)
+                np.subtract(chunk, fraction, out=fraction)
+                fraction = bool((fraction > FRACTION_TOLERANCE).any())
+            has_fraction = fraction
     if lowest < 0:
         raise InputError(
             f"{name}.X contains negative values (min {lowest:.4g}): expression must be raw "

@@ -31,10 +31,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-try:
-    from samsvae_plus.evaluate import _rank_stats
-except ImportError:  # built without a C compiler: math.erfc value by value
-    _rank_stats = None
+from samsvae_plus.evaluate import compiled
 
 if TYPE_CHECKING:
     import scipy.sparse as sp
@@ -220,8 +217,8 @@ def erfc(x: np.ndarray) -> np.ndarray:
     """:func:`math.erfc` of every value (float64): compiled, without the GIL, where the
     extension is built (the same C library function, so the same bits)."""
     out = np.array(x, dtype=np.float64)  # a fresh, contiguous copy to overwrite
-    if _rank_stats is not None:
-        _rank_stats.erfc_inplace(out)
+    if compiled.kernels is not None:
+        compiled.kernels.erfc_inplace(out)
         return out
     tail = np.fromiter(map(math.erfc, out.ravel().tolist()), dtype=np.float64, count=out.size)
     return tail.reshape(out.shape)

@@ -4,7 +4,8 @@ The same numbers as :func:`~samsvae_plus.evaluate.joint_ranks.joint_stats` (pseu
 sums, U1, tie term and pooled non-zeros of every group against group 0, the control),
 bit for bit, computed by the C extension ``_rank_stats`` (``_rank_stats.c``, built at
 install time). The extension is optional: where no compiler was available,
-:func:`available` is False and the scorer takes its numpy paths.
+:func:`available` is False (see :mod:`~samsvae_plus.evaluate.compiled`) and the scorer
+takes its numpy paths.
 
 How it works. Counts are read raw and normalised on the way through a per-cell table
 of ``log1p(c / scale)`` (:class:`CountSource`), so no normalised copy of the file is
@@ -29,18 +30,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from samsvae_plus.evaluate import compiled
 from samsvae_plus.evaluate.joint_ranks import JointStats
 from samsvae_plus.evaluate.pseudobulk import divided_log1p, log1p_table, table_width
-
-try:
-    from samsvae_plus.evaluate import _rank_stats
-except ImportError:  # built without a C compiler: the numpy paths serve
-    _rank_stats = None
 
 
 def available() -> bool:
     """Whether the compiled extension was built (it is optional at install time)."""
-    return _rank_stats is not None
+    return compiled.kernels is not None
 
 
 @dataclass(frozen=True)
@@ -77,12 +74,12 @@ def count_source(
     """The :class:`CountSource` of raw CSR counts whose rows are divided by ``scale``
     before ``log1p``: the same float operations as
     :meth:`~samsvae_plus.evaluate.pseudobulk.Normalised.csr`, so the same bits."""
-    if _rank_stats is None:
+    if compiled.kernels is None:
         raise RuntimeError(_NOT_BUILT)
     width = table_width(int(indptr[-1]), scale.size)
     table = log1p_table(scale, width)
     values = np.ascontiguousarray(data[: indptr[-1]])
-    rest = np.frombuffer(_rank_stats.rest_positions(values, width), dtype=np.int64)
+    rest = np.frombuffer(compiled.kernels.rest_positions(values, width), dtype=np.int64)
     rows = np.searchsorted(indptr, rest, side="right") - 1
     return CountSource(table, rest, divided_log1p(values[rest], scale[rows]), n_buckets)
 
@@ -127,7 +124,7 @@ def rank_stats(
     -------
     JointStats
     """
-    if _rank_stats is None:
+    if compiled.kernels is None:
         raise RuntimeError(_NOT_BUILT)
     n_groups = int(np.asarray(sizes).size)
     sums = np.empty((n_groups, n_genes))
@@ -135,7 +132,7 @@ def rank_stats(
     values = np.ascontiguousarray(data)
     if values.dtype not in (np.float32, np.float64):
         values = values.astype(np.float64)
-    _rank_stats.rank_stats(
+    compiled.kernels.rank_stats(
         values,
         np.ascontiguousarray(indices, dtype=np.int32),
         np.ascontiguousarray(indptr, dtype=np.int64),
