@@ -430,7 +430,10 @@ def _nan_label(a):
         (lambda a: a.obs.rename(columns={"target_gene": "guide"}, inplace=True), "no column"),
     ],
 )
-def test_bad_prediction_gets_a_one_line_error(modify, words):
+@pytest.mark.parametrize("path", ["compiled", "numpy"])
+def test_bad_prediction_gets_a_one_line_error(modify, words, path, monkeypatch):
+    if path == "numpy":  # validation without the compiled scan gives the same errors
+        monkeypatch.setattr(compiled, "kernels", None)
     pred, real = _bad(modify)
     with pytest.raises(InputError) as err:
         challenge_score(pred, real)

@@ -191,9 +191,7 @@ typedef struct {
             goto end;                                                                  \
         memset(sums, 0, sizeof(double) * (size_t)(n_groups * n_genes));               \
         status = -2;                                                                   \
-        /* The value v and bucket b of stored value k of row r; rest is the cursor in  \
-         * the rest list. A count outside the table that is not listed is an error. */ \
-        int64_t rest = 0;                                                              \
+        int64_t rest = 0; /* the cursor in the rest list */                           \
         T v; Py_ssize_t b;                                                             \
         /* Sums in the file's order, so they equal the numpy paths' to the last bit. */ \
         for (Py_ssize_t r = 0; r < n_rows; r++) {                                      \
