@@ -480,6 +480,25 @@ def test_score_normalisation_rules():
     }
 
 
+def test_real_is_validated_once_with_a_baseline(monkeypatch):
+    from samsvae_plus.evaluate import challenge_inputs
+
+    adata, names = small_counts(seed=10), []
+    checked = challenge_inputs.check_input
+
+    def counting(adata, name, *args):
+        names.append(name)
+        return checked(adata, name, *args)
+
+    monkeypatch.setattr(challenge_inputs, "check_input", counting)
+    noisy = adata.copy()
+    noisy.X = noisy.X * 2
+    result = challenge_score(noisy, adata, baseline=adata)
+    assert sorted(names) == ["baseline", "pred", "real"]
+    # The baseline equals the real data here: its means are the perfect ones.
+    assert result.baseline_mean["discrimination_score_l1"] == 1.0
+
+
 def test_result_dict_layout():
     adata = small_counts(seed=10)
     result = challenge_score(adata, adata, reference=adata).to_dict()

@@ -284,7 +284,7 @@ def score_tables(
         if baseline is not None:
             base_in, _ = check_pair(
                 baseline,
-                real,
+                real_in,
                 perturbation_key=perturbation_key,
                 control_label=control_label,
                 pred_name="baseline",

@@ -330,14 +330,18 @@ def check_pair(
     """Validate a prediction against the real data; return both as :class:`ScorerInput`.
 
     With an ``executor`` the two files are checked side by side; the real file's problem,
-    if both have one, is still the one raised.
+    if both have one, is still the one raised. ``real`` may be a :class:`ScorerInput`
+    validated before (a baseline is checked against the same real data).
 
     Raises
     ------
     InputError
         On any problem that makes the pair unscorable.
     """
-    real_job = _submit(executor, check_input, real, "real", perturbation_key, control_label)
+    if isinstance(real, ScorerInput):
+        real_job = _submit(None, lambda: real)
+    else:
+        real_job = _submit(executor, check_input, real, "real", perturbation_key, control_label)
     pred_job = _submit(executor, check_input, pred, pred_name, perturbation_key, control_label)
     real_in, pred_in = real_job.result(), pred_job.result()
     check_same_genes(real_in, pred_in)
