@@ -88,9 +88,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as outdir:
         for spec_args, log1p_extra, with_baseline in CASES:
             spec = gen.CaseSpec(**spec_args)
-            data = gen.challenge_case(spec)
-            for kind in log1p_extra:
-                data[f"{kind}_log1p"] = gen.as_log1p(data[kind])
+            data = gen.case_inputs(spec, log1p_extra)
             real = data["real"]
             record = {
                 "spec": dataclasses.asdict(spec),

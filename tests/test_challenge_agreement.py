@@ -8,6 +8,9 @@ Regenerate the JSON with ``benchmarks/make_challenge_fixtures.py`` (needs cell-e
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -26,12 +29,7 @@ CASES = {case["spec"]["seed"]: case for case in EXPECTED["cases"]}
 @cache
 def generated(seed: int) -> dict:
     case = CASES[seed]
-    spec = dict(case["spec"])
-    spec["cells"] = tuple(spec["cells"])
-    data = synthetic.challenge_case(synthetic.CaseSpec(**spec))
-    for kind in case["log1p_extra"]:
-        data[f"{kind}_log1p"] = synthetic.as_log1p(data[kind])
-    return data
+    return synthetic.case_inputs(synthetic.CaseSpec.from_record(case["spec"]), case["log1p_extra"])
 
 
 @cache
@@ -68,6 +66,47 @@ def test_generated_inputs_match_fixture_checksums(seed):
             "regenerate tests/fixtures/challenge/cell_eval_vcc.json with "
             "benchmarks/make_challenge_fixtures.py"
         )
+
+
+# numpy picks its exp and log1p kernels when it is imported, by what the CPU offers
+# (AVX-512, AVX2 or the x86-64-v2 baseline), and their last bits differ. Turning the wider
+# ones off reproduces other machines' numpy on this one, and the inputs must not change.
+NARROWER_NUMPY = {
+    "without AVX-512": "X86_V4 AVX512_ICL AVX512_SPR",
+    "baseline only": "X86_V3 X86_V4 AVX512_ICL AVX512_SPR",
+}
+CHECKSUMS_IN_SUBPROCESS = """
+import json, sys
+from samsvae_plus.evaluate import challenge_synthetic as synthetic
+try:  # numpy >= 2.3 tells which kernel it took
+    from numpy.lib.introspect import opt_func_info
+    kernel = opt_func_info("log1p", "float64")["log1p"]["dd"]["current"]
+except ImportError:
+    kernel = None
+checksums = {}
+for case in json.load(open(sys.argv[1]))["cases"]:
+    spec = synthetic.CaseSpec.from_record(case["spec"])
+    inputs = synthetic.case_inputs(spec, case["log1p_extra"])
+    checksums[spec.seed] = {name: synthetic.checksum(a) for name, a in inputs.items()}
+print(json.dumps({"kernel": kernel, "checksums": checksums}))
+"""
+
+
+@pytest.mark.parametrize("limit", sorted(NARROWER_NUMPY))
+def test_generated_inputs_do_not_depend_on_the_cpus_simd_kernels(limit):
+    env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": NARROWER_NUMPY[limit]}
+    run = subprocess.run(
+        [sys.executable, "-c", CHECKSUMS_IN_SUBPROCESS, str(FIXTURE)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    out = json.loads(run.stdout)
+    if limit == "baseline only" and out["kernel"] is not None:
+        assert out["kernel"].startswith("baseline"), out["kernel"]
+    for seed, case in CASES.items():
+        assert out["checksums"][str(seed)] == case["checksums"], (seed, limit, out["kernel"])
 
 
 @pytest.mark.parametrize(("seed", "name"), PAIRS)

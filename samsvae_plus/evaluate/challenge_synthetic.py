@@ -53,6 +53,11 @@ class CaseSpec:
     log1p: bool = False
     dense: bool = False
 
+    @classmethod
+    def from_record(cls, record: dict) -> CaseSpec:
+        """The spec that ``dataclasses.asdict`` wrote to JSON (which turns ``cells`` into a list)."""
+        return cls(**{**record, "cells": tuple(record["cells"])})
+
 
 # numpy's exp and log1p take SIMD paths that depend on the CPU (AVX-512 or not, Intel or
 # AMD) and may differ in the last bits, so their results are computed in float64 and
@@ -182,6 +187,17 @@ def challenge_case(spec: CaseSpec) -> dict[str, ad.AnnData]:
         "shuffled": shuffled,
         "control": control,
     }
+
+
+def case_inputs(spec: CaseSpec, log1p_extra=()) -> dict[str, ad.AnnData]:
+    """``challenge_case(spec)`` plus, for each kind named, a log1p copy ``KIND_log1p``.
+
+    These are the inputs that the cell-eval fixtures record, by name.
+    """
+    data = challenge_case(spec)
+    for kind in log1p_extra:
+        data[f"{kind}_log1p"] = as_log1p(data[kind])
+    return data
 
 
 def as_log1p(adata: ad.AnnData) -> ad.AnnData:
