@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
 import sys
 from functools import cache
@@ -103,7 +104,8 @@ def test_generated_inputs_do_not_depend_on_the_cpus_simd_kernels(limit):
         check=True,
     )
     out = json.loads(run.stdout)
-    if limit == "baseline only" and out["kernel"] is not None:
+    # The feature names are x86's; elsewhere the kernels stay as they are.
+    if limit == "baseline only" and out["kernel"] is not None and platform.machine() == "x86_64":
         assert out["kernel"].startswith("baseline"), out["kernel"]
     for seed, case in CASES.items():
         assert out["checksums"][str(seed)] == case["checksums"], (seed, limit, out["kernel"])
