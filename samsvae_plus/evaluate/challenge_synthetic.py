@@ -59,14 +59,13 @@ class CaseSpec:
         return cls(**{**record, "cells": tuple(record["cells"])})
 
 
-# numpy's exp and log1p take SIMD paths that depend on the CPU (AVX-512 or not, Intel or
-# AMD) and may differ in the last bits, so their results are computed in float64 and
-# rounded to a grid far coarser than that: the cases are then the same on every machine,
-# as the fixtures' checksums require. A difference of a few float64 ulps (about 1e-15 here)
-# moves a value across a rounding boundary with probability about that times 10**decimals:
-# about 1e-11 per log1p value (millions of them), 1e-6 per exp value (thousands). (float32
-# log1p rounded to 6 decimals, as before, left only two float32 ulps of margin and did
-# differ between two of this workplace's machines.)
+# numpy's exp and log1p kernels depend on the CPU (AVX-512, AVX2 or baseline) and differ
+# in the last bits, so their float64 results are rounded to a grid far coarser than that:
+# the cases are then the same on every machine, as the fixtures' checksums require. A
+# difference of a few ulps (about 1e-15 here) crosses a rounding boundary with probability
+# about that times 10**decimals: about 1e-11 per log1p value (millions of them) and 1e-6
+# per exp value (thousands). float32 log1p at 6 decimals, two float32 ulps of margin, did
+# differ between machines.
 _EXP_DECIMALS = 9
 _LOG1P_DECIMALS = 4
 
@@ -204,7 +203,7 @@ def as_log1p(adata: ad.AnnData) -> ad.AnnData:
     """A copy of a counts AnnData as normalised log1p floats (CSR float32)."""
     X = adata.X.toarray() if sp.issparse(adata.X) else np.asarray(adata.X)
     out = adata.copy()
-    out.X = sp.csr_matrix(_log1p_normalise(X.astype(np.float32)))
+    out.X = sp.csr_matrix(_log1p_normalise(X))
     return out
 
 
