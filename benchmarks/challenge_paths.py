@@ -32,9 +32,9 @@ def main() -> int:
     sys.path.insert(0, str(ROOT))
     import numpy as np
 
-    from samsvae_plus.evaluate.challenge_inputs import check_pair
-    from samsvae_plus.evaluate.challenge_summary import summarise_file, summarise_file_per_group
-    from samsvae_plus.evaluate.scorer_files import read_scorer_file
+    from samsvae_plus.challenge.files import read_scorer_file
+    from samsvae_plus.challenge.inputs import check_pair
+    from samsvae_plus.challenge.summary import summarise_file, summarise_file_per_group
 
     if not (args.data / "real.h5ad").exists():
         sys.exit(f"no data in {args.data}: run benchmarks/challenge_speed.py first")
@@ -70,7 +70,7 @@ def main() -> int:
         "speedup": best["per_group"] / best["one_sort"],
         "load_average_before_run": load_before,
     }
-    from samsvae_plus.atomic import atomic_write_text
+    from samsvae_plus._atomic import atomic_write_text
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out, json.dumps(record, indent=1) + "\n")

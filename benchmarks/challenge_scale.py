@@ -76,7 +76,7 @@ def score_worker(data: Path) -> None:
     import anndata as ad
 
     sys.path.insert(0, str(ROOT))
-    from samsvae_plus.evaluate.challenge import challenge_score
+    from samsvae_plus.challenge.score import challenge_score
 
     imported = time.perf_counter()
     real = ad.read_h5ad(data / "real.h5ad")
@@ -160,7 +160,7 @@ def main() -> int:
             "cores_used": 2,
         },
     }
-    from samsvae_plus.atomic import atomic_write_text
+    from samsvae_plus._atomic import atomic_write_text
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out, json.dumps(record, indent=1) + "\n")

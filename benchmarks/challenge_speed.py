@@ -3,7 +3,7 @@
     python benchmarks/challenge_speed.py --cell-eval-python /tmp/ce/bin/python
 
 Data: 50 perturbations x 100 cells + 500 control cells x 2,000 genes, sparse counts, for
-both the real data and the prediction (drawn by ``challenge_synthetic``). Each scorer runs
+both the real data and the prediction (drawn by ``testing.challenge_cases``). Each scorer runs
 in its own fresh process pinned to two cores (``taskset -c 0,1``, thread variables set to
 2, cell-eval with ``num_threads=2``), with the same protocol:
 
@@ -84,8 +84,8 @@ def worker(which: str, data: Path) -> dict:
 
     else:
         sys.path.insert(0, str(ROOT))
-        from samsvae_plus.evaluate.challenge import score_tables
-        from samsvae_plus.evaluate.scorer_files import read_scorer_file
+        from samsvae_plus.challenge.files import read_scorer_file
+        from samsvae_plus.challenge.score import score_tables
 
         def evaluate(pred, real):
             result = score_tables(pred, real)
@@ -131,7 +131,7 @@ def worker(which: str, data: Path) -> dict:
 
 def _draw(data: Path) -> None:
     sys.path.insert(0, str(ROOT))
-    from samsvae_plus.evaluate.challenge_synthetic import CaseSpec, challenge_case
+    from samsvae_plus.testing.challenge_cases import CaseSpec, challenge_case
 
     spec = CaseSpec(seed=2024, n_perturbations=50, cells=(100, 100), n_control=500, n_genes=2000)
     case = challenge_case(spec)
@@ -205,7 +205,7 @@ def main() -> int:
         "load_average_before_run": load_before,
         "device": {"machine": platform.machine(), "cpus_visible": os.cpu_count()},
     }
-    from samsvae_plus.atomic import atomic_write_text
+    from samsvae_plus._atomic import atomic_write_text
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out, json.dumps(record, indent=1) + "\n")

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 import samsvae_plus as sp
-from samsvae_plus.atomic import atomic_write_text
+from samsvae_plus._atomic import atomic_write_text
 from samsvae_plus.cli.demo import DEMO_MODEL, DEMO_TRAINING
 
 RESULT = Path(__file__).resolve().parent / "results" / "checkpoint_overhead.json"

@@ -96,7 +96,7 @@ def main() -> None:
         "python": platform.python_version(),
     }
     if not args.smoke:
-        from samsvae_plus.atomic import atomic_write_text
+        from samsvae_plus._atomic import atomic_write_text
 
         atomic_write_text(RESULT, json.dumps(record, indent=1) + "\n")
     print(f"{'processes':>9} {'steps':>6} {'best wall s':>11} {'steps/s':>8} {'val ELBO':>9}")

@@ -37,7 +37,7 @@ from _results import result_path
 
 import samsvae_plus as sp
 from samsvae_plus import __version__
-from samsvae_plus.atomic import atomic_write_text
+from samsvae_plus._atomic import atomic_write_text
 from samsvae_plus.data.backed_loader import BackedLoader
 from samsvae_plus.data.encode import encode
 from samsvae_plus.data.loaders import InMemoryLoader, ResidentLoader

@@ -42,10 +42,10 @@ CASES = [
 
 
 def _load_generator():
-    path = ROOT / "samsvae_plus" / "evaluate" / "challenge_synthetic.py"
-    spec = importlib.util.spec_from_file_location("challenge_synthetic", path)
+    path = ROOT / "samsvae_plus" / "testing" / "challenge_cases.py"
+    spec = importlib.util.spec_from_file_location("challenge_cases", path)
     module = importlib.util.module_from_spec(spec)
-    sys.modules["challenge_synthetic"] = module
+    sys.modules["challenge_cases"] = module
     spec.loader.exec_module(module)
     return module
 
@@ -125,7 +125,7 @@ def main() -> int:
                 print(f"seed {spec.seed} {name}: {mean}", flush=True)
             cases.append(record)
     payload = {
-        "generator": "samsvae_plus/evaluate/challenge_synthetic.py",
+        "generator": "samsvae_plus/testing/challenge_cases.py",
         "cell_eval_version": importlib.metadata.version("cell-eval"),
         "pdex_version": importlib.metadata.version("pdex"),
         "cases": cases,

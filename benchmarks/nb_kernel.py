@@ -26,8 +26,8 @@ import torch.nn.functional as F
 from _results import result_path
 
 from samsvae_plus import __version__
-from samsvae_plus.atomic import atomic_write_text
-from samsvae_plus.models.distributions import NegativeBinomial, compiled_kernels
+from samsvae_plus._atomic import atomic_write_text
+from samsvae_plus.module.distributions import NegativeBinomial, compiled_kernels
 
 
 def two_softplus_log_prob(x, log_mean, theta):

@@ -2,7 +2,7 @@
 
     python benchmarks/nb_precision.py
 
-Evaluates ``models.distributions.NegativeBinomial.log_prob`` in float64 and float32 on a
+Evaluates ``module.distributions.NegativeBinomial.log_prob`` in float64 and float32 on a
 grid of counts 0..1e6, means 1e-8..1e6 and inverse dispersions 1e-4..1e6, against a float64
 scipy reference, and writes the errors per inverse dispersion to
 ``benchmarks/results/nb_precision.json``. ``tests/test_numerical_stability.py`` uses the
@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from scipy.special import gammaln, xlogy
 
-from samsvae_plus.atomic import atomic_write_text
-from samsvae_plus.models.distributions import NegativeBinomial
+from samsvae_plus._atomic import atomic_write_text
+from samsvae_plus.module.distributions import NegativeBinomial
 
 RESULT = Path(__file__).resolve().parent / "results" / "nb_precision.json"
 COUNTS = np.array([0.0, 1.0, 7.0, 1e3, 1e6])

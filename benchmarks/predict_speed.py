@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.smoke:
         args.cells, args.genes, args.batch_size = 2000, 50, 256
     from samsvae_plus import __version__
-    from samsvae_plus.atomic import atomic_write_text
+    from samsvae_plus._atomic import atomic_write_text
 
     env = {
         **os.environ,

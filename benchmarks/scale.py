@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 def run(args, simulation: dict, data: Path) -> dict:
     from samsvae_plus import __version__
-    from samsvae_plus.atomic import atomic_write_text
+    from samsvae_plus._atomic import atomic_write_text
     from samsvae_plus.data.simulate import simulate_to_h5ad
 
     generate_s = None

@@ -29,7 +29,7 @@ from train_speed import REPLOGLE, SMOKE
 
 import samsvae_plus as sp
 from samsvae_plus import __version__
-from samsvae_plus.atomic import atomic_write_text
+from samsvae_plus._atomic import atomic_write_text
 
 PAPER_STEPS = 150_000
 

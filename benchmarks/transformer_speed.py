@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from samsvae_plus import __version__
-from samsvae_plus.atomic import atomic_write_text
+from samsvae_plus._atomic import atomic_write_text
 from samsvae_plus.nn.encoders import MLPBasalEncoder
 from samsvae_plus.nn.transformer import ARCHITECTURE, TransformerBasalEncoder
 

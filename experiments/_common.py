@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 import samsvae_plus
-from samsvae_plus.atomic import atomic_write_text
+from samsvae_plus._atomic import atomic_write_text
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
 CONFIG_VERSION = 1

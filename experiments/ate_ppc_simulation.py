@@ -35,7 +35,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from _common import configure_torch  # noqa: E402
 
 import samsvae_plus as sp  # noqa: E402
-from samsvae_plus.atomic import atomic_write_text  # noqa: E402
+from samsvae_plus._atomic import atomic_write_text  # noqa: E402
 from samsvae_plus.cli.demo import DEMO_MODEL, DEMO_TRAINING  # noqa: E402
 
 

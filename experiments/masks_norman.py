@@ -35,7 +35,7 @@ import pandas as pd  # noqa: E402
 from _common import configure_torch  # noqa: E402
 
 import samsvae_plus as sp  # noqa: E402
-from samsvae_plus.atomic import atomic_write_text  # noqa: E402
+from samsvae_plus._atomic import atomic_write_text  # noqa: E402
 from samsvae_plus.cli.demo import DEMO_DEFAULTS, DEMO_MODEL, DEMO_TRAINING  # noqa: E402
 from samsvae_plus.evaluate.gene_sets import load_gene_sets  # noqa: E402
 from samsvae_plus.evaluate.pathway_report import mask_pathway_report  # noqa: E402

@@ -24,7 +24,7 @@ from _common import save_figure, table_args
 from _plots import bars
 from unseen_cell_type import fold_means
 
-from samsvae_plus.atomic import atomic_write_text
+from samsvae_plus._atomic import atomic_write_text
 
 NAME = "t4_unseen_cell_type"
 SCRIPT = Path(__file__).resolve().parent / "unseen_cell_type.py"

@@ -50,7 +50,7 @@ import pandas as pd
 from _common import configure_torch, seed_summary, split_record, write_outputs
 
 import samsvae_plus as sp
-from samsvae_plus.atomic import atomic_write_text
+from samsvae_plus._atomic import atomic_write_text
 from samsvae_plus.data.splits import held_out_context
 from samsvae_plus.evaluate.ate import ate_pearson
 from samsvae_plus.evaluate.context_shift import context_mean_shift, log_ate, log_normalised

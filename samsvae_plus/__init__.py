@@ -21,13 +21,13 @@ from samsvae_plus.settings import settings
 
 # public name -> (module, attribute); attribute None means the module itself
 _LAZY: dict[str, tuple[str, str | None]] = {
-    "SAMSVAE": ("samsvae_plus.family", "SAMSVAE"),
-    "CPAVAE": ("samsvae_plus.family", "CPAVAE"),
-    "SVAEPlus": ("samsvae_plus.family", "SVAEPlus"),
-    "ConditionalVAE": ("samsvae_plus.family", "ConditionalVAE"),
-    "BootstrapEnsemble": ("samsvae_plus.ensemble", "BootstrapEnsemble"),
+    "SAMSVAE": ("samsvae_plus.model.family", "SAMSVAE"),
+    "CPAVAE": ("samsvae_plus.model.family", "CPAVAE"),
+    "SVAEPlus": ("samsvae_plus.model.family", "SVAEPlus"),
+    "ConditionalVAE": ("samsvae_plus.model.family", "ConditionalVAE"),
+    "BootstrapEnsemble": ("samsvae_plus.model.ensemble", "BootstrapEnsemble"),
     "setup_anndata": ("samsvae_plus.data.registry", "setup_anndata"),
-    "pretrain_encoder": ("samsvae_plus.pretrain", "pretrain_encoder"),
+    "pretrain_encoder": ("samsvae_plus.inference.pretrain", "pretrain_encoder"),
     "datasets": ("samsvae_plus.data.datasets", None),
     "metrics": ("samsvae_plus.metrics", None),
     "pl": ("samsvae_plus.plotting", None),
@@ -70,6 +70,6 @@ if TYPE_CHECKING:
     from samsvae_plus import plotting as pl
     from samsvae_plus.data import datasets
     from samsvae_plus.data.registry import setup_anndata
-    from samsvae_plus.ensemble import BootstrapEnsemble
-    from samsvae_plus.family import CPAVAE, SAMSVAE, ConditionalVAE, SVAEPlus
-    from samsvae_plus.pretrain import pretrain_encoder
+    from samsvae_plus.inference.pretrain import pretrain_encoder
+    from samsvae_plus.model.ensemble import BootstrapEnsemble
+    from samsvae_plus.model.family import CPAVAE, SAMSVAE, ConditionalVAE, SVAEPlus

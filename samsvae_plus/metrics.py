@@ -10,13 +10,13 @@ simulator's masks) and ``mask_pathway_report`` (learned masks against gene sets)
 
 from __future__ import annotations
 
+from samsvae_plus.challenge.baseline import cell_mean_baseline
+from samsvae_plus.challenge.metrics import REGISTRY as CHALLENGE_METRICS
+from samsvae_plus.challenge.prepare import prepare_prediction
+from samsvae_plus.challenge.score import ChallengeResult, challenge_score, score_against_baseline
 from samsvae_plus.evaluate.ate import data_ate
-from samsvae_plus.evaluate.baseline import cell_mean_baseline
-from samsvae_plus.evaluate.challenge import ChallengeResult, challenge_score, score_against_baseline
-from samsvae_plus.evaluate.challenge_metrics import REGISTRY as CHALLENGE_METRICS
 from samsvae_plus.evaluate.masks import mask_recovery
 from samsvae_plus.evaluate.pathway_report import mask_pathway_report
-from samsvae_plus.evaluate.prepare import prepare_prediction
 
 __all__ = [
     "CHALLENGE_METRICS",

@@ -134,7 +134,7 @@ def ate_scatter(
     ----------
     reference, predicted
         ATE tables (rows x genes), aligned by label (e.g. ``check.reference`` and
-        ``check.prediction`` of :meth:`~samsvae_plus.model.PerturbationModel.check_ate`).
+        ``check.prediction`` of :meth:`~samsvae_plus.model.base.PerturbationModel.check_ate`).
     top_n
         Only each row's ``top_n`` genes of largest ``|reference|``.
     """

@@ -176,8 +176,8 @@ def test_peak_memory_of_a_worker_is_its_own_not_its_parents():
 def test_challenge_speed_worker_scores_as_the_library_does(tmp_path):
     import subprocess
 
-    from samsvae_plus.evaluate.challenge import challenge_score
-    from samsvae_plus.evaluate.challenge_synthetic import CaseSpec, challenge_case
+    from samsvae_plus.challenge.score import challenge_score
+    from samsvae_plus.testing.challenge_cases import CaseSpec, challenge_case
 
     # cell-eval's worker needs cell-eval; ours runs in a fresh process as the script runs it
     spec = CaseSpec(seed=5, n_perturbations=8, cells=(30, 40), n_control=60, n_genes=150)

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from samsvae_plus.evaluate import challenge_synthetic as synthetic
-from samsvae_plus.evaluate.baseline import cell_mean_baseline
-from samsvae_plus.evaluate.challenge import challenge_score
+from samsvae_plus.challenge.baseline import cell_mean_baseline
+from samsvae_plus.challenge.score import challenge_score
+from samsvae_plus.testing import challenge_cases as synthetic
 
 FIXTURE = Path(__file__).parent / "fixtures" / "challenge" / "cell_eval_vcc.json"
 EXPECTED = json.loads(FIXTURE.read_text())
@@ -78,7 +78,7 @@ NARROWER_NUMPY = {
 }
 CHECKSUMS_IN_SUBPROCESS = """
 import json, sys
-from samsvae_plus.evaluate import challenge_synthetic as synthetic
+from samsvae_plus.testing import challenge_cases as synthetic
 try:  # numpy >= 2.3 tells which kernel it took
     from numpy.lib.introspect import opt_func_info
     kernel = opt_func_info("log1p", "float64")["log1p"]["dd"]["current"]

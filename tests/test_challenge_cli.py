@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
+from samsvae_plus.challenge.files import read_scorer_file
+from samsvae_plus.challenge.inputs import check_input
+from samsvae_plus.challenge.score import challenge_score, score_tables
 from samsvae_plus.cli import main as cli
 from samsvae_plus.errors import InputError
-from samsvae_plus.evaluate.challenge import challenge_score, score_tables
-from samsvae_plus.evaluate.challenge_inputs import check_input
-from samsvae_plus.evaluate.challenge_synthetic import CaseSpec, challenge_case
-from samsvae_plus.evaluate.scorer_files import read_scorer_file
+from samsvae_plus.testing.challenge_cases import CaseSpec, challenge_case
 
 SPEC = CaseSpec(seed=5, n_perturbations=8, cells=(30, 40), n_control=60, n_genes=150)
 
@@ -292,7 +292,7 @@ def test_score_command_scores_without_importing_scipy_anndata_or_pandas(files, t
 
 
 def test_csr_arrays_check_their_layout_and_act_like_scipy():
-    from samsvae_plus.evaluate.csr_arrays import CSRArrays, as_scipy, is_sparse
+    from samsvae_plus.challenge.csr_arrays import CSRArrays, as_scipy, is_sparse
 
     dense = np.array([[0, 2, 0], [1, 0, 0], [0, 0, 0]], dtype=np.float32)
     ref = sp.csr_matrix(dense)

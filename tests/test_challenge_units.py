@@ -12,14 +12,15 @@ import scanpy as sc
 import scipy.sparse as sp
 from scipy.stats import false_discovery_control, mannwhitneyu
 
+from samsvae_plus.challenge import compiled, joint_ranks, pseudobulk, rank_stats
+from samsvae_plus.challenge import differential_expression as de
+from samsvae_plus.challenge import summary as challenge_summary
+from samsvae_plus.challenge.inputs import check_input
+from samsvae_plus.challenge.metrics import REGISTRY
+from samsvae_plus.challenge.pseudobulk import Normalised, group_cells, value_spans
+from samsvae_plus.challenge.score import challenge_score, score_against_baseline
+from samsvae_plus.challenge.summary import summarise_file, summarise_file_per_group
 from samsvae_plus.errors import InputError
-from samsvae_plus.evaluate import challenge_summary, compiled, joint_ranks, pseudobulk, rank_stats
-from samsvae_plus.evaluate import differential_expression as de
-from samsvae_plus.evaluate.challenge import challenge_score, score_against_baseline
-from samsvae_plus.evaluate.challenge_inputs import check_input
-from samsvae_plus.evaluate.challenge_metrics import REGISTRY
-from samsvae_plus.evaluate.challenge_summary import summarise_file, summarise_file_per_group
-from samsvae_plus.evaluate.pseudobulk import Normalised, group_cells, value_spans
 
 CONTROL = "non-targeting"
 
@@ -481,7 +482,7 @@ def test_score_normalisation_rules():
 
 
 def test_real_is_validated_once_with_a_baseline(monkeypatch):
-    from samsvae_plus.evaluate import challenge_inputs
+    from samsvae_plus.challenge import inputs as challenge_inputs
 
     adata, names = small_counts(seed=10), []
     checked = challenge_inputs.check_input
@@ -553,7 +554,7 @@ def test_gene_ranges_are_cut_with_their_rows_and_without_zeros_and_value_spans()
 def test_checks_side_by_side_raise_the_real_files_problem_first():
     from concurrent.futures import ThreadPoolExecutor
 
-    from samsvae_plus.evaluate.challenge_inputs import check_pair
+    from samsvae_plus.challenge.inputs import check_pair
 
     real, pred = small_counts(seed=3), small_counts(seed=4)
     real.X = real.X.toarray()
@@ -661,7 +662,7 @@ def test_compiled_value_scan_is_numpys(dtype):
     # The validation's one compiled pass must say what numpy's min, max and
     # x - floor(x) > tolerance say, including fractions right at the tolerance, values
     # beyond the rounding trick's range, negative zero and non-finite values.
-    from samsvae_plus.evaluate.challenge_inputs import FRACTION_TOLERANCE, _compiled_scan
+    from samsvae_plus.challenge.inputs import FRACTION_TOLERANCE, _compiled_scan
 
     tol = dtype(FRACTION_TOLERANCE)
     edges = np.array(

@@ -217,7 +217,7 @@ def test_diverged_training_exits_1_and_keeps_the_last_good_model(
     good_h5ad, tmp_path, capsys, monkeypatch
 ):
     from samsvae_plus.errors import DivergenceError
-    from samsvae_plus.family import SAMSVAE
+    from samsvae_plus.model.family import SAMSVAE
 
     def diverge(self, *args, **kwargs):
         raise DivergenceError("training diverged at step 3 (epoch 0): the loss became nan")
@@ -234,7 +234,7 @@ def test_an_interrupted_train_resumes_to_the_uninterrupted_model(
 ):
     import torch
 
-    from samsvae_plus.inference.checkpoints import read_tensors
+    from samsvae_plus.inference.model_files import read_tensors
 
     options = ["--max-epochs", "4", "--dense-epochs", "2", "--latent-dim", "3"]
     options += ["--n-particles", "1", "--batch-size", "32", "--checkpoint-every", "2"]

@@ -5,7 +5,7 @@ import pytest
 import scipy.stats as st
 import torch
 
-from samsvae_plus.models.distributions import NegativeBinomial, StraightThroughBernoulli
+from samsvae_plus.module.distributions import NegativeBinomial, StraightThroughBernoulli
 
 
 @pytest.mark.parametrize("mean", [1e-3, 0.5, 7.0, 300.0])

@@ -8,8 +8,8 @@ from conftest import tiny_simulation
 
 import samsvae_plus as sp
 from samsvae_plus.data.splits import Split, bootstrap_split
-from samsvae_plus.ensemble import cell_groups, draw_shares
 from samsvae_plus.evaluate.ate_check import ATEDraws, pool_ate_draws, summarise_ate
+from samsvae_plus.model.ensemble import cell_groups, draw_shares
 
 
 def test_bootstrap_split_resamples_training_cells_within_their_groups():

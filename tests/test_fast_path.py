@@ -18,7 +18,7 @@ from samsvae_plus.data.loaders import InMemoryLoader
 from samsvae_plus.data.registry import get_registry
 from samsvae_plus.errors import InputError
 from samsvae_plus.inference.svi import estimate_elbo, make_loss, scaled_learning_rate
-from samsvae_plus.models.distributions import NegativeBinomial, compiled_kernels
+from samsvae_plus.module.distributions import NegativeBinomial, compiled_kernels
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from nb_kernel import two_softplus_log_prob  # noqa: E402  (the form the fused kernel replaced)

@@ -14,7 +14,7 @@ from fuzz_scorer_strategies import scorer_cases
 from fuzz_strategies import FUZZ, QUIET_NAMES, SCORER_CONTROL, expect
 from hypothesis import given, settings
 
-from samsvae_plus.evaluate.challenge import PER_PERTURBATION_COLUMNS, challenge_score
+from samsvae_plus.challenge.score import PER_PERTURBATION_COLUMNS, challenge_score
 
 pytestmark = QUIET_NAMES
 

@@ -83,8 +83,8 @@ def test_per_cell_bounds_average_to_the_mean_and_batches_do_not_matter(trained_m
 def test_a_model_without_global_latents_is_scored_the_same_way(tiny_adata):
     from torch import nn
 
-    from samsvae_plus.model import PerturbationModel
-    from samsvae_plus.models.likelihood import CountLikelihood
+    from samsvae_plus.model.base import PerturbationModel
+    from samsvae_plus.module.likelihood import CountLikelihood
     from samsvae_plus.nn.encoders import MLPBasalEncoder
 
     class Decoder(nn.Module):

@@ -10,7 +10,7 @@ import torch
 
 import samsvae_plus as sp
 from samsvae_plus.errors import InputError
-from samsvae_plus.inference.checkpoints import METADATA_FILE, PARAMS_FILE
+from samsvae_plus.inference.model_files import METADATA_FILE, PARAMS_FILE
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +147,7 @@ def test_the_base_class_loads_every_family_member_in_a_fresh_process(tiny_adata,
     model.train(max_epochs=1, batch_size=64, progress=False)
     model.save(tmp_path / "cpa")
     code = (
-        "from samsvae_plus.model import PerturbationModel; "
+        "from samsvae_plus.model.base import PerturbationModel; "
         f"print(type(PerturbationModel.load({str(tmp_path / 'cpa')!r})).__name__)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

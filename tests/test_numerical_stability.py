@@ -11,7 +11,7 @@ import torch
 from scipy.special import digamma
 
 import samsvae_plus as sp
-from samsvae_plus.models.distributions import NegativeBinomial
+from samsvae_plus.module.distributions import NegativeBinomial
 
 # The grid and the float64 reference are the precision benchmark's, so the two agree.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))

@@ -13,7 +13,7 @@ from conftest import TINY, tiny_simulation
 
 import samsvae_plus as sp
 from samsvae_plus.errors import DivergenceError, InputError
-from samsvae_plus.inference.checkpoints import read_tensors
+from samsvae_plus.inference.model_files import read_tensors
 from samsvae_plus.inference.training_checkpoints import CHECKPOINT_FILE
 
 # Small enough for a subprocess to train in a few seconds; the dense start makes a run two

@@ -111,7 +111,7 @@ def test_the_global_seed_switch_survives_imports_of_the_model_code():
     # Importing the submodule samsvae_plus.settings used to rebind `sp.settings` to the
     # module, turning `sp.settings.seed = s` into a silent no-op; check in a fresh process.
     code = (
-        "import samsvae_plus.model, samsvae_plus as sp\n"
+        "import samsvae_plus.model.base, samsvae_plus as sp\n"
         "from samsvae_plus.settings import Settings\n"
         "assert isinstance(sp.settings, Settings), type(sp.settings)\n"
     )

@@ -8,7 +8,7 @@ import os
 import warnings
 from pathlib import Path
 
-from samsvae_plus.atomic import atomic_write_text
+from samsvae_plus._atomic import atomic_write_text
 from samsvae_plus.errors import InputError
 
 

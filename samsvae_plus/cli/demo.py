@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from samsvae_plus.atomic import atomic_directory, atomic_write_text
+from samsvae_plus._atomic import atomic_directory, atomic_write_text
 from samsvae_plus.cli.common import add_output_args, check_output_dir, finish, write_json
 from samsvae_plus.cli.train import add_model_args, build_model, fit
 

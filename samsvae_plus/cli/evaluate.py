@@ -6,7 +6,7 @@ import argparse
 import re
 from pathlib import Path
 
-from samsvae_plus.atomic import atomic_directory
+from samsvae_plus._atomic import atomic_directory
 from samsvae_plus.cli.common import add_output_args, check_output_dir, finish, read_h5ad, write_json
 from samsvae_plus.errors import InputError
 
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     from samsvae_plus.evaluate.gene_sets import load_gene_sets
     from samsvae_plus.evaluate.masks import mask_recovery
     from samsvae_plus.evaluate.pathway_report import mask_pathway_report
-    from samsvae_plus.model import PerturbationModel
+    from samsvae_plus.model.base import PerturbationModel
 
     # Every input is read and checked before any long computation.
     names = [_set_name(s) for s in args.gene_sets]

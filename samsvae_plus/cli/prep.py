@@ -9,7 +9,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from samsvae_plus.atomic import atomic_write_bytes
+from samsvae_plus._atomic import atomic_write_bytes
 from samsvae_plus.cli.common import check_output_file, read_h5ad
 from samsvae_plus.errors import InputError
 
@@ -75,7 +75,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from samsvae_plus.evaluate.prepare import prepare_prediction
+    from samsvae_plus.challenge.prepare import prepare_prediction
 
     check_output_file(args.out)
     pred = read_h5ad(args.pred, "--pred")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from samsvae_plus.atomic import atomic_directory
+from samsvae_plus._atomic import atomic_directory
 from samsvae_plus.cli.common import add_output_args, check_output_dir, finish, read_h5ad, write_json
 
 WEIGHTS_FILE = "encoder_weights.pt"
@@ -42,7 +42,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from samsvae_plus.pretrain import pretrain_encoder
+    from samsvae_plus.inference.pretrain import pretrain_encoder
 
     out = check_output_dir(args.out, args.overwrite)
     adata = read_h5ad(args.data)

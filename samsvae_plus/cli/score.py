@@ -4,7 +4,7 @@ Writes one JSON file with the per-perturbation metrics, their means, the baselin
 and the baseline-normalised score (cell-eval 0.8.x ``vcc`` profile numbers).
 
 Files are read with h5py alone where their layout allows
-(:func:`~samsvae_plus.evaluate.scorer_files.read_scorer_file`), so a run imports neither
+(:func:`~samsvae_plus.challenge.files.read_scorer_file`), so a run imports neither
 anndata nor pandas; other files are read with anndata. The numbers are the same either way.
 """
 
@@ -14,7 +14,7 @@ import argparse
 import json
 import time
 
-from samsvae_plus.atomic import atomic_write_text
+from samsvae_plus._atomic import atomic_write_text
 from samsvae_plus.cli.common import check_input_file, check_output_file, read_h5ad
 
 
@@ -54,7 +54,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def read_scorer_input(path: str, what: str, perturbation_key: str):
     """The scorer's parts of an h5ad file (h5py only), or the AnnData where that fails."""
-    from samsvae_plus.evaluate.scorer_files import read_scorer_file
+    from samsvae_plus.challenge.files import read_scorer_file
 
     checked = check_input_file(path, what)
     light = read_scorer_file(checked, perturbation_key)
@@ -62,7 +62,7 @@ def read_scorer_input(path: str, what: str, perturbation_key: str):
 
 
 def run(args: argparse.Namespace) -> int:
-    from samsvae_plus.evaluate.challenge import score_tables
+    from samsvae_plus.challenge.score import score_tables
 
     start = time.perf_counter()
     check_output_file(args.out)

@@ -7,7 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
-from samsvae_plus.atomic import atomic_directory
+from samsvae_plus._atomic import atomic_directory
 from samsvae_plus.cli.common import add_output_args, check_output_dir, finish, read_h5ad, write_json
 from samsvae_plus.errors import DivergenceError, InputError
 
@@ -120,7 +120,7 @@ def checkpoint_dir(out: Path) -> Path:
 
 
 def build_model(adata, args: argparse.Namespace):
-    from samsvae_plus.family import SAMSVAE
+    from samsvae_plus.model.family import SAMSVAE
 
     return SAMSVAE(
         adata,

@@ -14,11 +14,11 @@ random draws in the same order:
   terms (masks, embeddings) counted once, the sum averaged over particles.
 
 Every site is reparameterised (Pyro's score-function term of the mask site is zero:
-:class:`~samsvae_plus.models.distributions.StraightThroughBernoulli` has ``rsample``), so
+:class:`~samsvae_plus.module.distributions.StraightThroughBernoulli` has ``rsample``), so
 Pyro's surrogate loss is this loss and the gradients agree too.
 
 Only SAMS-VAE with Bernoulli masks, Normal embeddings and no gene-embedding prior is
-covered, with any of the four guides of :data:`~samsvae_plus.models.guides.GUIDES`.
+covered, with any of the four guides of :data:`~samsvae_plus.module.guides.GUIDES`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from torch.distributions import Bernoulli, Normal
 from torch.distributions.utils import clamp_probs
 
 from samsvae_plus.data.loaders import Batch
-from samsvae_plus.models.sams_vae import latent_shift
+from samsvae_plus.module.sams_vae import latent_shift
 
 
 def straight_through_mask(

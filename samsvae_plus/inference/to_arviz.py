@@ -1,7 +1,7 @@
 """Posterior draws as an ArviZ object, on ArviZ 0.x (``InferenceData``) and 1.x (``DataTree``).
 
 Only numpy goes in, so this module neither imports torch nor needs a model; the model's
-verb (:meth:`~samsvae_plus.model.PerturbationModel.to_inference_data`) draws the arrays.
+verb (:meth:`~samsvae_plus.model.base.PerturbationModel.to_inference_data`) draws the arrays.
 """
 
 from __future__ import annotations

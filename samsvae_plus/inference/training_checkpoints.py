@@ -24,10 +24,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from samsvae_plus._atomic import atomic_write_bytes, atomic_write_text
 from samsvae_plus._version import __version__
-from samsvae_plus.atomic import atomic_write_bytes, atomic_write_text
 from samsvae_plus.errors import InputError
-from samsvae_plus.inference.checkpoints import (
+from samsvae_plus.inference.model_files import (
     check_version,
     read_json,
     read_tensors,

@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from samsvae_plus.atomic import atomic_write_bytes
+from samsvae_plus._atomic import atomic_write_bytes
 from samsvae_plus.errors import InputError
 
 # ESM2 was trained on crops of 1,024 tokens (two of them BOS and EOS); longer proteins are

@@ -6,7 +6,7 @@ The result of a check is a :class:`ScorerInput`: the expression matrix in a form
 scorer can stream over (CSR or dense, never copied here), one string label per cell, and
 whether the values are raw counts or already log1p.
 
-An input is an AnnData or a :class:`~samsvae_plus.evaluate.scorer_files.ScorerFile` (the
+An input is an AnnData or a :class:`~samsvae_plus.challenge.files.ScorerFile` (the
 parts of an h5ad file read without anndata); both go through the same checks in the same
 order, with the same messages. Nothing here imports pandas or anndata.
 """
@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from samsvae_plus.challenge import compiled
+from samsvae_plus.challenge.csr_arrays import CSRArrays, as_scipy, is_sparse
+from samsvae_plus.challenge.files import LabelColumn, ScorerFile
 from samsvae_plus.data import validate
 from samsvae_plus.errors import InputError
-from samsvae_plus.evaluate import compiled
-from samsvae_plus.evaluate.csr_arrays import CSRArrays, as_scipy, is_sparse
-from samsvae_plus.evaluate.scorer_files import LabelColumn, ScorerFile
 
 if TYPE_CHECKING:
     import scipy.sparse as sp

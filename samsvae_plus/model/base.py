@@ -38,8 +38,8 @@ from samsvae_plus.data.transforms import ATE_TARGET_SUM, encoder_input_statistic
 from samsvae_plus.errors import InputError, check_choice
 from samsvae_plus.evaluate.ate import CONDITION_LEVEL, CONTEXT_LEVEL
 from samsvae_plus.inference import posterior
-from samsvae_plus.inference.checkpoints import load_model_dir, save_model_dir, write_model_files
 from samsvae_plus.inference.data_parallel import DataParallel
+from samsvae_plus.inference.model_files import load_model_dir, save_model_dir, write_model_files
 from samsvae_plus.inference.predictive_ate import context_ate_draws
 from samsvae_plus.inference.svi import (
     LR_SCALINGS,
@@ -49,8 +49,8 @@ from samsvae_plus.inference.svi import (
     train_with_dense_start,
 )
 from samsvae_plus.inference.training_checkpoints import TrainingCheckpoints, digest
-from samsvae_plus.model_evaluation import EvaluationVerbs
-from samsvae_plus.models.distributions import compiled_kernels
+from samsvae_plus.model.evaluation import EvaluationVerbs
+from samsvae_plus.module.distributions import compiled_kernels
 from samsvae_plus.nn.encoders import ExpressionStandardizer
 from samsvae_plus.settings import resolve_device, seed_everything, seeded, settings
 
@@ -90,7 +90,7 @@ def _resolve_loader(loader: str, data: EncodedData, rows: np.ndarray, device: to
 
 
 class PerturbationModel(EvaluationVerbs):
-    """Shared base of SAMS-VAE and its relatives (see :mod:`samsvae_plus.family`).
+    """Shared base of SAMS-VAE and its relatives (see :mod:`samsvae_plus.model.family`).
 
     Subclasses implement :meth:`_build`, which returns an ``nn.ModuleDict`` with a Pyro
     ``"model"`` and ``"guide"`` of one signature ``(batch, n_cells)``; the guide has a
@@ -269,7 +269,7 @@ class PerturbationModel(EvaluationVerbs):
             as given.
         compile_kernels
             Run the fused NB log-probability through ``torch.compile``
-            (:func:`~samsvae_plus.models.distributions.compiled_kernels`): a few seconds to
+            (:func:`~samsvae_plus.module.distributions.compiled_kernels`): a few seconds to
             compile once per process, then one generated kernel per direction. Results
             agree with the eager kernel to float rounding, not bitwise.
 
@@ -381,12 +381,12 @@ class PerturbationModel(EvaluationVerbs):
         return self.history
 
     def bootstrap(self, n_members: int = 8, *, seed: int = 0, **train_options):
-        """Train a :class:`~samsvae_plus.ensemble.BootstrapEnsemble` of this model: copies
+        """Train a :class:`~samsvae_plus.model.ensemble.BootstrapEnsemble` of this model: copies
         fitted to bootstrap resamples of its training cells, whose pooled posterior draws
         allow for the sampling variability of the fit (see
-        :meth:`BootstrapEnsemble.train <samsvae_plus.ensemble.BootstrapEnsemble.train>`;
+        :meth:`BootstrapEnsemble.train <samsvae_plus.model.ensemble.BootstrapEnsemble.train>`;
         pass the training options this model was trained with)."""
-        from samsvae_plus.ensemble import BootstrapEnsemble
+        from samsvae_plus.model.ensemble import BootstrapEnsemble
 
         return BootstrapEnsemble.train(self, n_members, seed=seed, **train_options)
 
@@ -796,7 +796,7 @@ class PerturbationModel(EvaluationVerbs):
         the model's order and only conditions the model knows; the package version must
         match in major.minor.
         """
-        import samsvae_plus.family  # noqa: F401  (registers the user classes by name)
+        import samsvae_plus.model.family  # noqa: F401  (registers the user classes by name)
 
         validate.check_device(device)
         state, metadata = load_model_dir(path)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from samsvae_plus.evaluate.challenge_summary import FileSummary
+from samsvae_plus.challenge.summary import FileSummary
 
 # A gene is differentially expressed when its float32 FDR is below this.
 FDR_THRESHOLD = 0.05

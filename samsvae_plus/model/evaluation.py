@@ -1,7 +1,7 @@
 """The evaluation verbs of the user-facing models: held-out IWELBO, ATE posterior-predictive
 checks and the ArviZ export.
 
-:class:`EvaluationVerbs` is a mixin of :class:`~samsvae_plus.model.PerturbationModel`; it
+:class:`EvaluationVerbs` is a mixin of :class:`~samsvae_plus.model.base.PerturbationModel`; it
 relies on the base class for the registry, the trained module, the saved split and the
 posterior draws, and works for every model of the family.
 """

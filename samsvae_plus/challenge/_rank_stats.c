@@ -1,6 +1,6 @@
 /* Rank statistics of every group of one file against its control, in one pass.
  *
- * The compiled core of samsvae_plus.evaluate.rank_stats (read that module's docstring
+ * The compiled core of samsvae_plus.challenge.rank_stats (read that module's docstring
  * first). Input: a file as CSR arrays (cells x genes, values >= 0, no NaN: validated
  * upstream), either normalised or raw counts with a per-cell table that normalises them
  * as they are read, and each cell's group, 0 being the control. Output, per group and
@@ -619,7 +619,7 @@ static PyMethodDef methods[] = {
     {"rank_stats", rank_stats, METH_VARARGS,
      "rank_stats(data, indices, indptr, group_of_row, n_groups, n_genes, row_order, "
      "table, width, rest_pos, rest_values, n_buckets, sums, u1, tie, nonzero)\n\n"
-     "Fill the float64 outputs; see samsvae_plus.evaluate.rank_stats."},
+     "Fill the float64 outputs; see samsvae_plus.challenge.rank_stats."},
     {"rest_positions", rest_positions, METH_VARARGS,
      "rest_positions(data, width) -> bytes\n\nint64 positions of the values that are not "
      "integers in [0, width)."},
@@ -633,7 +633,7 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_rank_stats",
-    "Compiled rank statistics of the challenge scorer (see samsvae_plus.evaluate.rank_stats).",
+    "Compiled rank statistics of the challenge scorer (see samsvae_plus.challenge.rank_stats).",
     -1, methods,
 };
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
+from samsvae_plus._atomic import atomic_directory, atomic_write_bytes
 from samsvae_plus._version import __version__
-from samsvae_plus.atomic import atomic_directory, atomic_write_bytes
 from samsvae_plus.errors import InputError
 
 PARAMS_FILE = "params.pt"

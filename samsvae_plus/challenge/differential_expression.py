@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from samsvae_plus.evaluate import compiled
+from samsvae_plus.challenge import compiled
 
 if TYPE_CHECKING:
     import scipy.sparse as sp

@@ -15,7 +15,7 @@ The options give the family's rows:
 - ``embedding="normal"``: SAMS-VAE's prior; ``"point"``: a learned point embedding with no
   prior, as in SVAE+ (where, with Beta(1, beta_2) masks, ``z_i ~ N(mu_c + d_i (m * e), I)``
   is the same distribution written with ``z_basal = z - shift``);
-- ``prior``: a :class:`~samsvae_plus.models.perturbation_prior.GeneEmbeddingPrior` makes the
+- ``prior``: a :class:`~samsvae_plus.module.perturbation_prior.GeneEmbeddingPrior` makes the
   Normal embedding prior and the Bernoulli mask prior functions of a gene embedding.
 
 ``mu_c`` is a learned prior mean per context (cell type), a point estimate.
@@ -32,8 +32,8 @@ from pyro.nn import PyroModule
 from torch import nn
 
 from samsvae_plus.data.loaders import Batch
-from samsvae_plus.models.likelihood import CountLikelihood
-from samsvae_plus.models.perturbation_prior import GeneEmbeddingPrior
+from samsvae_plus.module.likelihood import CountLikelihood
+from samsvae_plus.module.perturbation_prior import GeneEmbeddingPrior
 
 MASK_MODELS = ("bernoulli", "beta_bernoulli", "fixed")
 EMBEDDING_MODELS = ("normal", "point")

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import torch
 
-from samsvae_plus.atomic import atomic_write_bytes
+from samsvae_plus._atomic import atomic_write_bytes
 from samsvae_plus.errors import InputError
 from samsvae_plus.nn.transformer import GeneTokenTransformer
 
-FORMAT = "samsvae_plus.encoder_weights/1"
+FORMAT = "samsvae_plus.nn.encoder_weights/1"
 # Rows indexed by gene in the transformer's state: copied gene by gene.
 GENE_ROWS = ("genes.learned",)
 # Rows derived from the model's own genes and embedding source: never copied.

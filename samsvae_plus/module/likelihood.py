@@ -10,7 +10,7 @@ from pyro.nn import PyroModule
 from torch import nn
 
 from samsvae_plus.data.loaders import Batch
-from samsvae_plus.models.distributions import NegativeBinomial
+from samsvae_plus.module.distributions import NegativeBinomial
 from samsvae_plus.nn.decoders import SoftmaxDecoder
 
 

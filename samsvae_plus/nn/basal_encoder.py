@@ -92,7 +92,7 @@ def encoder_config(
         return {}, None
     weights = None
     if encoder_weights is not None:
-        from samsvae_plus.encoder_weights import read_encoder_weights
+        from samsvae_plus.nn.encoder_weights import read_encoder_weights
 
         weights = read_encoder_weights(encoder_weights)
         if transformer is not None:

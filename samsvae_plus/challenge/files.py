@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from samsvae_plus.evaluate.csr_arrays import CSRArrays
+from samsvae_plus.challenge.csr_arrays import CSRArrays
 
 if TYPE_CHECKING:
     import scipy.sparse as sp
@@ -56,7 +56,7 @@ class ScorerFile:
     path
         Where it was read from.
     X
-        CSR arrays (:class:`~samsvae_plus.evaluate.csr_arrays.CSRArrays`; scipy is not
+        CSR arrays (:class:`~samsvae_plus.challenge.csr_arrays.CSRArrays`; scipy is not
         imported), a scipy CSC matrix (converted by the checks) or ndarray, cells x genes.
     var_names
         Gene names (``str``).

@@ -19,7 +19,7 @@ from pyro.nn import PyroModule
 from torch import nn
 
 from samsvae_plus.data.loaders import Batch
-from samsvae_plus.models.likelihood import CountLikelihood
+from samsvae_plus.module.likelihood import CountLikelihood
 from samsvae_plus.nn.encoders import concat_broadcast
 
 

@@ -28,13 +28,13 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
+from samsvae_plus._atomic import atomic_directory
 from samsvae_plus._version import __version__
-from samsvae_plus.atomic import atomic_directory
 from samsvae_plus.data import validate
 from samsvae_plus.data.splits import bootstrap_split
 from samsvae_plus.errors import InputError
 from samsvae_plus.evaluate.ate_check import ATECheck, pool_ate_draws
-from samsvae_plus.model import PerturbationModel
+from samsvae_plus.model.base import PerturbationModel
 
 MANIFEST = "ensemble.json"
 

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from samsvae_plus.evaluate.challenge_inputs import ScorerInput
-from samsvae_plus.evaluate.csr_arrays import as_scipy, is_sparse
+from samsvae_plus.challenge.csr_arrays import as_scipy, is_sparse
+from samsvae_plus.challenge.inputs import ScorerInput
 
 if TYPE_CHECKING:
     import scipy.sparse as sp

@@ -1,6 +1,6 @@
 """The model family users pick from: SAMS-VAE, CPA-VAE, SVAE+ and a conditional VAE.
 
-Every class shares :class:`~samsvae_plus.model.PerturbationModel`'s verbs (``train``,
+Every class shares :class:`~samsvae_plus.model.base.PerturbationModel`'s verbs (``train``,
 ``predict``, ``sample``, ``average_treatment_effect``, ``save``/``load``) and its one
 training loop; each only says how to build its Pyro model and guide.
 
@@ -22,16 +22,16 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
-from samsvae_plus.basal_encoders import build_basal_encoder, encoder_config, token_embedding
 from samsvae_plus.data.encode import action_names
 from samsvae_plus.data.registry import Registry, get_registry
-from samsvae_plus.encoder_weights import apply_encoder_weights
 from samsvae_plus.errors import InputError, check_choice
-from samsvae_plus.model import PerturbationModel
-from samsvae_plus.models.conditional_vae import ConditionalVAEGuide, ConditionalVAEModel
-from samsvae_plus.models.guides import GUIDES, SAMSVAEGuide
-from samsvae_plus.models.perturbation_prior import GeneEmbeddingPrior
-from samsvae_plus.models.sams_vae import PointEmbedding, SAMSVAEModel
+from samsvae_plus.model.base import PerturbationModel
+from samsvae_plus.module.conditional_vae import ConditionalVAEGuide, ConditionalVAEModel
+from samsvae_plus.module.guides import GUIDES, SAMSVAEGuide
+from samsvae_plus.module.perturbation_prior import GeneEmbeddingPrior
+from samsvae_plus.module.sams_vae import PointEmbedding, SAMSVAEModel
+from samsvae_plus.nn.basal_encoder import build_basal_encoder, encoder_config, token_embedding
+from samsvae_plus.nn.encoder_weights import apply_encoder_weights
 from samsvae_plus.nn.transformer import TransformerBasalEncoder
 
 PERTURBATION_PRIORS = ("normal", "gene_embedding")

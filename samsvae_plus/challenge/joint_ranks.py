@@ -1,6 +1,6 @@
 """Every group of a file against its control with one sort: the one-sort rank sums.
 
-:mod:`~samsvae_plus.evaluate.differential_expression` tests one group at a time: it sorts
+:mod:`~samsvae_plus.challenge.differential_expression` tests one group at a time: it sorts
 the group's keys and binary-searches them into the control's. Here every non-zero value
 of the file becomes one key ``gene << (c + g) | code(value) << g | group``, with the
 control as group 0, and one sort orders the whole file by (gene, value, group). In that
@@ -17,7 +17,7 @@ diff, bincount over ``gene * n_groups + group``) instead of a binary search per 
     tie = (z^3 - z) + sum over control runs (b^3 - b) + sum over runs (a^3 - a)
           + sum over runs 3 a b (a + b)
 
-with the notation of :mod:`~samsvae_plus.evaluate.differential_expression` (``a`` a run
+with the notation of :mod:`~samsvae_plus.challenge.differential_expression` (``a`` a run
 of equal values in the group, ``b`` the control cells with that value). Every term is a
 multiple of 1/2 and exact in float64, so U1 and the tie term are the numbers the
 per-group path computes, and the p-values are bit for bit the same.
@@ -36,8 +36,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from samsvae_plus.evaluate.differential_expression import ValueCodes
-from samsvae_plus.evaluate.pseudobulk import value_spans
+from samsvae_plus.challenge.differential_expression import ValueCodes
+from samsvae_plus.challenge.pseudobulk import value_spans
 
 # Stored values sorted and reduced at once: a contiguous slice of genes after the values
 # are laid out gene by gene. Its int64 temporaries (2 MB) stay in cache and well below

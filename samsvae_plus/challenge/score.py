@@ -4,8 +4,8 @@ Numbers match cell-eval 0.8.x (``cell-eval run --profile vcc`` followed by
 ``cell-eval score``), the challenge's reference implementation. Both files are normalised
 on their own and summarised (pseudobulks and a sparse Mann-Whitney U test of every
 perturbation against the file's own control, see
-:mod:`~samsvae_plus.evaluate.challenge_summary`), and the metrics in
-:data:`~samsvae_plus.evaluate.challenge_metrics.REGISTRY` are computed from the two
+:mod:`~samsvae_plus.challenge.summary`), and the metrics in
+:data:`~samsvae_plus.challenge.metrics.REGISTRY` are computed from the two
 summaries. Nothing is densified, so memory is bounded by the sparse inputs.
 
 :func:`score_tables` is the whole computation without pandas; :func:`challenge_score`
@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from samsvae_plus.errors import InputError
-from samsvae_plus.evaluate.baseline import baseline_summary
-from samsvae_plus.evaluate.challenge_inputs import check_input, check_pair, check_same_genes
-from samsvae_plus.evaluate.challenge_metrics import (
+from samsvae_plus.challenge.baseline import baseline_summary
+from samsvae_plus.challenge.inputs import check_input, check_pair, check_same_genes
+from samsvae_plus.challenge.metrics import (
     REGISTRY,
     significant,
 )
-from samsvae_plus.evaluate.challenge_summary import FileSummary, summarise_file
+from samsvae_plus.challenge.summary import FileSummary, summarise_file
+from samsvae_plus.errors import InputError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -261,7 +261,7 @@ def score_tables(
 ) -> ScoreTables:
     """:func:`challenge_score` without pandas: the same numbers as :class:`ScoreTables`.
 
-    The inputs may also be :class:`~samsvae_plus.evaluate.scorer_files.ScorerFile` (h5ad
+    The inputs may also be :class:`~samsvae_plus.challenge.files.ScorerFile` (h5ad
     files read without anndata), which ``samsvae-plus score`` uses to start quickly.
     """
     if baseline is not None and reference is not None:

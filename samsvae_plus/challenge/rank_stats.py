@@ -1,10 +1,10 @@
 """Every group of a file against its control in one compiled pass: the fast rank sums.
 
-The same numbers as :func:`~samsvae_plus.evaluate.joint_ranks.joint_stats` (pseudobulk
+The same numbers as :func:`~samsvae_plus.challenge.joint_ranks.joint_stats` (pseudobulk
 sums, U1, tie term and pooled non-zeros of every group against group 0, the control),
 bit for bit, computed by the C extension ``_rank_stats`` (``_rank_stats.c``, built at
 install time). The extension is optional: where no compiler was available,
-:func:`available` is False (see :mod:`~samsvae_plus.evaluate.compiled`) and the scorer
+:func:`available` is False (see :mod:`~samsvae_plus.challenge.compiled`) and the scorer
 takes its numpy paths.
 
 How it works. Counts are read raw and normalised on the way through a per-cell table
@@ -16,7 +16,7 @@ so sorting a column is merging a few runs, from the last (rarest counts) back. A
 found out of order is sorted, so the visiting order changes the speed only. One pass
 over the sorted column then counts, per group, the control values below each value and
 the run sizes of equal values, which give U1 and the tie term in closed form (see
-:mod:`~samsvae_plus.evaluate.joint_ranks`). Every term is a multiple of 1/2 below
+:mod:`~samsvae_plus.challenge.joint_ranks`). Every term is a multiple of 1/2 below
 2**53, so they are exact in float64 whatever the order of summation; the sums are
 accumulated in the file's row order, as the numpy paths do.
 
@@ -30,9 +30,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from samsvae_plus.evaluate import compiled
-from samsvae_plus.evaluate.joint_ranks import JointStats
-from samsvae_plus.evaluate.pseudobulk import divided_log1p, log1p_table, table_width
+from samsvae_plus.challenge import compiled
+from samsvae_plus.challenge.joint_ranks import JointStats
+from samsvae_plus.challenge.pseudobulk import divided_log1p, log1p_table, table_width
 
 
 def available() -> bool:
@@ -73,7 +73,7 @@ def count_source(
 ) -> CountSource:
     """The :class:`CountSource` of raw CSR counts whose rows are divided by ``scale``
     before ``log1p``: the same float operations as
-    :meth:`~samsvae_plus.evaluate.pseudobulk.Normalised.csr`, so the same bits."""
+    :meth:`~samsvae_plus.challenge.pseudobulk.Normalised.csr`, so the same bits."""
     if compiled.kernels is None:
         raise RuntimeError(_NOT_BUILT)
     width = table_width(int(indptr[-1]), scale.size)

@@ -9,6 +9,6 @@ so tests switch the extension off by setting :data:`kernels` to None.
 from __future__ import annotations
 
 try:
-    from samsvae_plus.evaluate import _rank_stats as kernels
+    from samsvae_plus.challenge import _rank_stats as kernels
 except ImportError:  # built without a C compiler: the numpy paths serve
     kernels = None

@@ -18,11 +18,11 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from samsvae_plus.basal_encoders import check_architecture, check_n_tokens
 from samsvae_plus.data import validate
 from samsvae_plus.data.registry import counts_location, counts_matrix, library_sizes
-from samsvae_plus.encoder_weights import save_encoder_weights
 from samsvae_plus.errors import InputError
+from samsvae_plus.nn.basal_encoder import check_architecture, check_n_tokens
+from samsvae_plus.nn.encoder_weights import save_encoder_weights
 from samsvae_plus.nn.gene_embeddings import gene_embedding as lookup_gene_embedding
 from samsvae_plus.nn.masked_expression import MaskedExpressionHead, masked_expression_loss
 from samsvae_plus.nn.transformer import DEFAULT_TOKENS, GeneTokenTransformer

@@ -25,8 +25,8 @@ from pyro.nn import PyroModule
 from torch import nn
 
 from samsvae_plus.data.loaders import Batch
-from samsvae_plus.models.distributions import StraightThroughBernoulli
-from samsvae_plus.models.sams_vae import PointEmbedding, latent_shift
+from samsvae_plus.module.distributions import StraightThroughBernoulli
+from samsvae_plus.module.sams_vae import PointEmbedding, latent_shift
 from samsvae_plus.nn.mlp import MLP
 
 # Logit of a pinned mask: sigmoid(12) = 1 - 6e-6.

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from samsvae_plus.challenge.inputs import as_matrix, detect_log1p, read_labels
 from samsvae_plus.data import validate
 from samsvae_plus.errors import InputError
-from samsvae_plus.evaluate.challenge_inputs import as_matrix, detect_log1p, read_labels
 
 SCORER_KEY = "target_gene"
 

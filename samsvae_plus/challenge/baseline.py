@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from samsvae_plus.evaluate.challenge_inputs import ScorerInput, check_input, check_same_genes
-from samsvae_plus.evaluate.challenge_summary import FileSummary, summarise_constant
-from samsvae_plus.evaluate.pseudobulk import Normalised, block_sums, group_cells, group_means
+from samsvae_plus.challenge.inputs import ScorerInput, check_input, check_same_genes
+from samsvae_plus.challenge.pseudobulk import Normalised, block_sums, group_cells, group_means
+from samsvae_plus.challenge.summary import FileSummary, summarise_constant
 
 if TYPE_CHECKING:
     import scipy.sparse as sp

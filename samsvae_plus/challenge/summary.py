@@ -2,8 +2,8 @@
 
 Every challenge metric is a function of two such summaries (real and prediction). A file
 of moderate size is summarised in one pass over all its values (compiled,
-:mod:`~samsvae_plus.evaluate.rank_stats`, or with numpy's sort,
-:mod:`~samsvae_plus.evaluate.joint_ranks`); a large one one perturbation group at a time,
+:mod:`~samsvae_plus.challenge.rank_stats`, or with numpy's sort,
+:mod:`~samsvae_plus.challenge.joint_ranks`); a large one one perturbation group at a time,
 so that memory stays near one group's. A baseline made of identical cells gets the same
 summary without ever materialising its rows.
 """
@@ -16,10 +16,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from samsvae_plus.evaluate import joint_ranks, rank_stats
-from samsvae_plus.evaluate.challenge_inputs import ScorerInput
-from samsvae_plus.evaluate.csr_arrays import is_sparse
-from samsvae_plus.evaluate.differential_expression import (
+from samsvae_plus.challenge import joint_ranks, rank_stats
+from samsvae_plus.challenge.csr_arrays import is_sparse
+from samsvae_plus.challenge.differential_expression import (
     ControlIndex,
     RankSums,
     ValueCodes,
@@ -31,7 +30,8 @@ from samsvae_plus.evaluate.differential_expression import (
     mann_whitney_pvalues,
     rank_sums,
 )
-from samsvae_plus.evaluate.pseudobulk import Normalised, block_sums, group_cells, group_means
+from samsvae_plus.challenge.inputs import ScorerInput
+from samsvae_plus.challenge.pseudobulk import Normalised, block_sums, group_cells, group_means
 
 if TYPE_CHECKING:
     import scipy.sparse as sp
@@ -126,9 +126,9 @@ def summarise_file(inp: ScorerInput, control_label: str) -> FileSummary:
     """Summarise a validated file: normalise, pseudobulk and test every perturbation.
 
     Files of up to :data:`JOINT_MAX_ENTRIES` stored values test every group in one pass
-    over the whole file: compiled (:func:`~samsvae_plus.evaluate.rank_stats.rank_stats`)
+    over the whole file: compiled (:func:`~samsvae_plus.challenge.rank_stats.rank_stats`)
     where the extension is built, else with one numpy sort
-    (:func:`~samsvae_plus.evaluate.joint_ranks.joint_stats`). Larger files, or ones whose
+    (:func:`~samsvae_plus.challenge.joint_ranks.joint_stats`). Larger files, or ones whose
     numpy keys would not fit in int64, are tested one group at a time
     (:func:`summarise_file_per_group`), whose memory stays near one group's. All give the
     same numbers.
@@ -190,7 +190,7 @@ def summarise_file(inp: ScorerInput, control_label: str) -> FileSummary:
 def _compiled_stats(
     norm: Normalised, group_of_row: np.ndarray, sizes: np.ndarray, row_order: np.ndarray | None
 ) -> joint_ranks.JointStats:
-    """:func:`~samsvae_plus.evaluate.rank_stats.rank_stats` of the file, counts being
+    """:func:`~samsvae_plus.challenge.rank_stats.rank_stats` of the file, counts being
     normalised as the kernel reads them (no normalised copy of the data)."""
     data, indices, indptr = norm.raw_csr()
     counts = None
@@ -204,7 +204,7 @@ def _compiled_stats(
 def _numpy_stats(
     norm: Normalised, group_of_row: np.ndarray, sizes: np.ndarray, row_order: np.ndarray | None
 ) -> joint_ranks.JointStats | None:
-    """:func:`~samsvae_plus.evaluate.joint_ranks.joint_stats` of the normalised file, or
+    """:func:`~samsvae_plus.challenge.joint_ranks.joint_stats` of the normalised file, or
     None where its keys would not fit in int64."""
     data, indices, indptr, buckets = norm.csr(count_buckets=COUNT_BUCKETS)
     if norm.dtype == np.float64:
