@@ -5,7 +5,7 @@
 Evaluates ``module.distributions.NegativeBinomial.log_prob`` in float64 and float32 on a
 grid of counts 0..1e6, means 1e-8..1e6 and inverse dispersions 1e-4..1e6, against a float64
 scipy reference, and writes the errors per inverse dispersion to
-``benchmarks/results/nb_precision.json``. ``tests/test_numerical_stability.py`` uses the
+``benchmarks/results/nb_precision.json``. ``tests/module/test_numerical_stability.py`` uses the
 same grid and reference.
 """
 

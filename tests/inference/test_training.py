@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import FAST_TRAINING
+from helpers.simulations import FAST_TRAINING
 
 import samsvae_plus as sp
 from samsvae_plus.errors import DivergenceError, InputError

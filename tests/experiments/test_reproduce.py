@@ -16,7 +16,7 @@ import samsvae_plus as sp
 from samsvae_plus.cli.main import main
 from samsvae_plus.cli.reproduce import EXPERIMENTS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 T1_ROWS = [
     "SAMS-VAE / mean_field",
     "SAMS-VAE / mean_field + expected shift",

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sps
-from fuzz_requests import (
+from helpers.fuzz_requests import (
     bad_options,
     context_option,
     count_option,
@@ -21,7 +21,7 @@ from fuzz_requests import (
     perturbation_option,
     seed_option,
 )
-from fuzz_strategies import (
+from helpers.fuzz_strategies import (
     CONTEXTS,
     CONTROL,
     FUZZ,

@@ -1,7 +1,7 @@
 """The simulator: reproducible, and its ground truth agrees with the data it generates."""
 
 import numpy as np
-from conftest import SMALL
+from helpers.simulations import SMALL
 
 import samsvae_plus as sp
 from samsvae_plus.evaluate.ate import ate_pearson, data_ate

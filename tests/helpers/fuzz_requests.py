@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import numpy as np
-from fuzz_strategies import CONTROL, INT32_MAX, MOSTLY_CLEAN, PATTERNS, nfd, some_of
 from hypothesis import strategies as st
+
+from helpers.fuzz_strategies import CONTROL, INT32_MAX, MOSTLY_CLEAN, PATTERNS, nfd, some_of
 
 # The options of the prediction verbs a test may make bad, each with what its message must
 # mention. A test draws which options are bad (none, one or two), then each option as good

@@ -10,7 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from fuzz_strategies import (
+from hypothesis import strategies as st
+
+from helpers.fuzz_strategies import (
     BAD_CHARS,
     BAD_CHARS_IN_FILES,
     MIXED,
@@ -22,7 +24,6 @@ from fuzz_strategies import (
     quiet_anndata,
     some_of,
 )
-from hypothesis import strategies as st
 
 SCORER_DEFECTS = (
     "nan",

@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from conftest import SMALL
+from helpers.simulations import SMALL
 
 import samsvae_plus as sp
 from samsvae_plus.data import validate

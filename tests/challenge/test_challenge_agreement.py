@@ -22,7 +22,7 @@ from samsvae_plus.challenge.baseline import cell_mean_baseline
 from samsvae_plus.challenge.score import challenge_score
 from samsvae_plus.testing import challenge_cases as synthetic
 
-FIXTURE = Path(__file__).parent / "fixtures" / "challenge" / "cell_eval_vcc.json"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "challenge" / "cell_eval_vcc.json"
 EXPECTED = json.loads(FIXTURE.read_text())
 CASES = {case["spec"]["seed"]: case for case in EXPECTED["cases"]}
 

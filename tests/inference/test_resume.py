@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 import torch
-from conftest import TINY, tiny_simulation
+from helpers.simulations import TINY, tiny_simulation
 
 import samsvae_plus as sp
 from samsvae_plus.errors import DivergenceError, InputError

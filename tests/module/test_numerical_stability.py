@@ -14,7 +14,7 @@ import samsvae_plus as sp
 from samsvae_plus.module.distributions import NegativeBinomial
 
 # The grid and the float64 reference are the precision benchmark's, so the two agree.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from nb_precision import grid, reference_log_prob  # noqa: E402
 
 

@@ -10,8 +10,15 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from fuzz_requests import bad_options, count_option, seed_option
-from fuzz_strategies import CONTROL, FUZZ, MOSTLY_CLEAN, QUIET_NAMES, expect, registration_cases
+from helpers.fuzz_requests import bad_options, count_option, seed_option
+from helpers.fuzz_strategies import (
+    CONTROL,
+    FUZZ,
+    MOSTLY_CLEAN,
+    QUIET_NAMES,
+    expect,
+    registration_cases,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

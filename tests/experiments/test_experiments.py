@@ -10,7 +10,7 @@ import pytest
 
 import samsvae_plus as sp
 
-EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 
 
 def _run(script: str, out: Path, monkeypatch, *options: str) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_simulation
+from helpers.simulations import tiny_simulation
 
 import samsvae_plus as sp
 from samsvae_plus.data.encode import encode
@@ -20,7 +20,7 @@ from samsvae_plus.errors import InputError
 from samsvae_plus.inference.svi import estimate_elbo, make_loss, scaled_learning_rate
 from samsvae_plus.module.distributions import NegativeBinomial, compiled_kernels
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from nb_kernel import two_softplus_log_prob  # noqa: E402  (the form the fused kernel replaced)
 
 TRAINING = dict(max_epochs=6, dense_epochs=2, batch_size=32, n_particles=3, progress=False)

@@ -8,7 +8,7 @@ import textwrap
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, tiny_simulation
+from helpers.simulations import TINY, tiny_simulation
 
 import samsvae_plus as sp
 from samsvae_plus.data.splits import random_split

@@ -19,8 +19,8 @@ from pathlib import Path
 import anndata as ad
 import numpy as np
 import scipy.sparse as sps
-from fuzz_scorer_strategies import SCORER_FILE_DEFECTS, scorer_cases
-from fuzz_strategies import (
+from helpers.fuzz_scorer_strategies import SCORER_FILE_DEFECTS, scorer_cases
+from helpers.fuzz_strategies import (
     CONTROL,
     FILE_DEFECTS,
     FUZZ,

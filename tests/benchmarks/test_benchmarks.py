@@ -5,7 +5,7 @@ import runpy
 import sys
 from pathlib import Path
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 # The scripts import their shared helpers as a script beside them would.
 sys.path.insert(0, str(BENCHMARKS))
 

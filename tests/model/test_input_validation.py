@@ -15,14 +15,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sps
-from bad_inputs import CATALOGUE, CONTROL, cli_message, registration_data, scorer_pair
+from helpers.bad_inputs import CATALOGUE, CONTROL, cli_message, registration_data, scorer_pair
 
 import samsvae_plus as sp
 from samsvae_plus.challenge.prepare import prepare_prediction
 from samsvae_plus.data.registry import get_registry
 from samsvae_plus.errors import InputError
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 ENTRIES = [(where, what, message) for where, rows in CATALOGUE.items() for what, message in rows]
 
 

@@ -114,7 +114,7 @@ def test_a_model_without_global_latents_is_scored_the_same_way(tiny_adata):
                 loc, scale = self.net(batch.counts, batch.library_size, None)
                 pyro.sample("z", dist.Normal(loc, scale).to_event(1))
 
-    class ConditionalVAE(PerturbationModel):
+    class LocalConditionalVAE(PerturbationModel):
         def _build(self, registry, config):
             return nn.ModuleDict(
                 {
@@ -123,7 +123,7 @@ def test_a_model_without_global_latents_is_scored_the_same_way(tiny_adata):
                 }
             )
 
-    model = ConditionalVAE(tiny_adata)
+    model = LocalConditionalVAE(tiny_adata)
     model.train(max_epochs=2, batch_size=32, n_particles=1, progress=False)
     one = model.iwelbo(tiny_adata, 1, seed=2, batch_size=10_000, progress=False)
     assert one == pytest.approx(_elbo_per_cell(model, tiny_adata, 2, global_weight=0.0), rel=1e-6)

@@ -10,8 +10,8 @@ perturbations; a bad one raises a one-line InputError naming a defect.
 from __future__ import annotations
 
 import numpy as np
-from fuzz_scorer_strategies import scorer_cases
-from fuzz_strategies import FUZZ, QUIET_NAMES, SCORER_CONTROL, expect
+from helpers.fuzz_scorer_strategies import scorer_cases
+from helpers.fuzz_strategies import FUZZ, QUIET_NAMES, SCORER_CONTROL, expect
 from hypothesis import given, settings
 
 from samsvae_plus.challenge.score import PER_PERTURBATION_COLUMNS, challenge_score

@@ -4,7 +4,7 @@ members' ATE draws, and the ensemble's verbs against its members' own."""
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import tiny_simulation
+from helpers.simulations import tiny_simulation
 
 import samsvae_plus as sp
 from samsvae_plus.data.splits import Split, bootstrap_split

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp_sparse
 import torch
-from conftest import tiny_simulation
+from helpers.simulations import tiny_simulation
 
 import samsvae_plus as sp
 from samsvae_plus.data.device_csr import DeviceCSR, GrowingCSR, to_host_csr
