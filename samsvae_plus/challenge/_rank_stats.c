@@ -5,7 +5,7 @@
  * upstream), either normalised or raw counts with a per-cell table that normalises them
  * as they are read, and each cell's group, 0 being the control. Output, per group and
  * gene: the float64 sum of the values (in the file's order, so the pseudobulks equal the
- * numpy paths' to the last bit); and for every group but the control, the Mann-Whitney
+ * per-group path's to the last bit); and for every group but the control, the Mann-Whitney
  * U1 against the control, the tie term sum(t^3 - t) of the pooled sample and the pooled
  * non-zero count.
  *
@@ -16,7 +16,7 @@
  * and the sizes of runs of equal values. Zeros are never stored: they form one tie block
  * whose size is known.
  * Every term is a multiple of 1/2 below 2^53, so the sums are exact in float64 whatever
- * their order, and equal the numpy paths' bit for bit.
+ * their order, and equal the per-group path's bit for bit.
  *
  * The GIL is released while it runs, so two files are summarised on two cores.
  */
@@ -193,7 +193,7 @@ typedef struct {
         status = -2;                                                                   \
         int64_t rest = 0; /* the cursor in the rest list */                           \
         T v; Py_ssize_t b;                                                             \
-        /* Sums in the file's order, so they equal the numpy paths' to the last bit. */ \
+        /* Sums in the file's order: the per-group path's to the last bit. */          \
         for (Py_ssize_t r = 0; r < n_rows; r++) {                                      \
             int32_t g = group_of_row[r];                                               \
             if (g < 0 || g >= n_groups) goto end;                                      \

@@ -1,7 +1,7 @@
 """A CSR matrix as its three arrays, without scipy: what the scorer's fast path reads.
 
 Importing ``scipy.sparse`` is about a third of a cold ``samsvae-plus score`` (it pulls in
-``numpy.testing``, ``numpy.f2py`` and more), yet the one-sort path only needs ``data``,
+``numpy.testing``, ``numpy.f2py`` and more), yet the compiled path only needs ``data``,
 ``indices`` and ``indptr``. So h5ad files read with h5py
 (:func:`~samsvae_plus.challenge.files.read_scorer_file`) keep X as
 :class:`CSRArrays`, and scipy is imported only where one of its operations is needed

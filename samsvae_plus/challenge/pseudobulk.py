@@ -2,8 +2,9 @@
 
 The scorer never builds a dense Y. :meth:`Normalised.block` cuts one group's rows out of
 the input, normalised (counts only), as a CSR block without zeros, so memory stays
-bounded by the sparse input plus one group; :meth:`Normalised.csr` gives the values of
-the whole file at once (one value per stored value) for the one-sort path.
+bounded by the sparse input plus one group; :meth:`Normalised.raw_csr` gives the whole
+file's values, not yet normalised, to the compiled path, which normalises them as it
+reads them.
 
 Normalisation reproduces scanpy's ``normalize_total`` followed by ``log1p`` bit for bit,
 because the rank test downstream depends on exact values (ties, order across cells):
@@ -125,28 +126,6 @@ class Normalised:
             return _dense_to_csr(X, self.dtype)
         indptr = X.indptr
         return X.data[: indptr[-1]].astype(self.dtype, copy=False), X.indices, indptr
-
-    def csr(
-        self, count_buckets: int = 0
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-        """The whole normalised file as CSR arrays ``(data, indices, indptr, buckets)``.
-
-        Values are computed exactly as :meth:`block` computes them; stored zeros stay
-        (callers skip them). Only ``data`` is new memory (one value per stored value).
-        With ``count_buckets`` and count input, ``buckets`` holds each raw count clipped
-        to ``count_buckets - 1`` (uint8), else None.
-        """
-        data, indices, indptr = self.raw_csr()
-        if is_sparse(self.X) and np.may_share_memory(data, self.X.data):
-            data = data.copy()  # the input's own values
-        buckets = None
-        if count_buckets and self.scale is not None:
-            top = min(count_buckets, 256) - 1
-            buckets = np.minimum(data, top).astype(np.uint8)
-        if self.scale is not None:
-            for lo, hi in value_spans(indptr, _TOTALS_CHUNK):
-                _scale_log1p(data[indptr[lo] : indptr[hi]], self.scale[lo:hi], indptr[lo : hi + 1])
-        return data, indices, indptr, buckets
 
     def block(self, rows: np.ndarray) -> sp.csr_matrix:
         """Normalised expression of ``rows`` as CSR in the output dtype, zeros removed."""

@@ -1,11 +1,11 @@
 """Every group of a file against its control in one compiled pass: the fast rank sums.
 
-The same numbers as :func:`~samsvae_plus.challenge.joint_ranks.joint_stats` (pseudobulk
-sums, U1, tie term and pooled non-zeros of every group against group 0, the control),
-bit for bit, computed by the C extension ``_rank_stats`` (``_rank_stats.c``, built at
-install time). The extension is optional: where no compiler was available,
-:func:`available` is False (see :mod:`~samsvae_plus.challenge.compiled`) and the scorer
-takes its numpy paths.
+The same numbers as the per-group path
+(:func:`~samsvae_plus.challenge.summary.summarise_file_per_group`: pseudobulk sums, U1,
+tie term and pooled non-zeros of every group against group 0, the control), bit for bit,
+computed by the C extension ``_rank_stats`` (``_rank_stats.c``, built at install time).
+The extension is optional: where no compiler was available, :func:`available` is False
+(see :mod:`~samsvae_plus.challenge.compiled`) and the scorer takes the per-group path.
 
 How it works. Counts are read raw and normalised on the way through a per-cell table
 of ``log1p(c / scale)`` (:class:`CountSource`), so no normalised copy of the file is
@@ -15,10 +15,10 @@ cells by decreasing size factor; each column, now in cache, is split by raw coun
 so sorting a column is merging a few runs, from the last (rarest counts) back. A run
 found out of order is sorted, so the visiting order changes the speed only. One pass
 over the sorted column then counts, per group, the control values below each value and
-the run sizes of equal values, which give U1 and the tie term in closed form (see
-:mod:`~samsvae_plus.challenge.joint_ranks`). Every term is a multiple of 1/2 below
-2**53, so they are exact in float64 whatever the order of summation; the sums are
-accumulated in the file's row order, as the numpy paths do.
+the run sizes of equal values, which give U1 and the tie term in the closed form of
+:mod:`~samsvae_plus.challenge.differential_expression`. Every term is a multiple of 1/2
+below 2**53, so they are exact in float64 whatever the order of summation; the sums are
+accumulated in the file's row order, as the per-group path does.
 
 Memory: 8 bytes per stored value for float32 data (16 for float64), plus two columns
 and, for counts, the table (at most one entry per stored value).
@@ -31,8 +31,31 @@ from dataclasses import dataclass
 import numpy as np
 
 from samsvae_plus.challenge import compiled
-from samsvae_plus.challenge.joint_ranks import JointStats
 from samsvae_plus.challenge.pseudobulk import divided_log1p, log1p_table, table_width
+
+
+@dataclass(frozen=True)
+class JointStats:
+    """What the test and the pseudobulks need of every group of one file.
+
+    Group 0 is the control; the arrays of the test cover groups 1.. only.
+
+    Attributes
+    ----------
+    sums
+        float64 sum of each group's values per gene (groups x genes), control first.
+    u1
+        U statistic of each non-control group against the control (groups-1 x genes).
+    tie
+        Tie term of the pooled sample (groups-1 x genes).
+    nonzero
+        Non-zero values in the group and the control together (groups-1 x genes).
+    """
+
+    sums: np.ndarray
+    u1: np.ndarray
+    tie: np.ndarray
+    nonzero: np.ndarray
 
 
 def available() -> bool:
@@ -86,7 +109,7 @@ def count_source(
 
 _NOT_BUILT = (
     "the compiled rank statistics are not built: reinstall samsvae-plus with a C "
-    "compiler, or use joint_ranks.joint_stats"
+    "compiler, or use summary.summarise_file_per_group"
 )
 
 

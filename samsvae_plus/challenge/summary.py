@@ -1,11 +1,11 @@
 """One file's summary for the challenge scorer: pseudobulks and differential expression.
 
 Every challenge metric is a function of two such summaries (real and prediction). A file
-of moderate size is summarised in one pass over all its values (compiled,
-:mod:`~samsvae_plus.challenge.rank_stats`, or with numpy's sort,
-:mod:`~samsvae_plus.challenge.joint_ranks`); a large one one perturbation group at a time,
-so that memory stays near one group's. A baseline made of identical cells gets the same
-summary without ever materialising its rows.
+of moderate size is summarised in one compiled pass over all its values
+(:mod:`~samsvae_plus.challenge.rank_stats`); a large one, or any file where the C
+extension was not built, one perturbation group at a time with numpy, so that memory
+stays near one group's. A baseline made of identical cells gets the same summary without
+ever materialising its rows.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from samsvae_plus.challenge import joint_ranks, rank_stats
+from samsvae_plus.challenge import rank_stats
 from samsvae_plus.challenge.csr_arrays import is_sparse
 from samsvae_plus.challenge.differential_expression import (
     ControlIndex,
@@ -38,9 +38,9 @@ if TYPE_CHECKING:
 
 # Raw counts 0 .. COUNT_BUCKETS - 2 get a bucket each in the sort hint; larger ones share.
 COUNT_BUCKETS = 16
-# Files with more stored values are summarised one group at a time: the whole-file
-# layout would need about 30 bytes per stored value, and at 100k cells x 18k genes the
-# per-group path is also the faster one (benchmarks/challenge_scale.py).
+# Files with more stored values are summarised one group at a time: the compiled pass
+# lays the whole file out at once, while the per-group path's memory stays near one
+# group's (measured at 100k cells x 18k genes, benchmarks/challenge_scale.py).
 JOINT_MAX_ENTRIES = 1 << 24
 
 
@@ -125,13 +125,12 @@ def _finish(
 def summarise_file(inp: ScorerInput, control_label: str) -> FileSummary:
     """Summarise a validated file: normalise, pseudobulk and test every perturbation.
 
-    Files of up to :data:`JOINT_MAX_ENTRIES` stored values test every group in one pass
-    over the whole file: compiled (:func:`~samsvae_plus.challenge.rank_stats.rank_stats`)
-    where the extension is built, else with one numpy sort
-    (:func:`~samsvae_plus.challenge.joint_ranks.joint_stats`). Larger files, or ones whose
-    numpy keys would not fit in int64, are tested one group at a time
-    (:func:`summarise_file_per_group`), whose memory stays near one group's. All give the
-    same numbers.
+    Files of up to :data:`JOINT_MAX_ENTRIES` stored values test every group in one
+    compiled pass over the whole file
+    (:func:`~samsvae_plus.challenge.rank_stats.rank_stats`). Larger files, and every file
+    where the extension was not built, are tested one group at a time with numpy
+    (:func:`summarise_file_per_group`), whose memory stays near one group's. Both give
+    the same numbers bit for bit.
 
     Parameters
     ----------
@@ -145,13 +144,13 @@ def summarise_file(inp: ScorerInput, control_label: str) -> FileSummary:
     FileSummary
     """
     stored = inp.X.nnz if is_sparse(inp.X) else inp.X.size
-    if stored > JOINT_MAX_ENTRIES:
+    if stored > JOINT_MAX_ENTRIES or not rank_stats.available():
         return summarise_file_per_group(inp, control_label)
     norm = Normalised(inp)
     groups = group_cells(inp.labels)
     control = groups.index(control_label)
     others = np.array([i for i in range(groups.labels.size) if i != control], dtype=np.int64)
-    # Group ids: the control is 0 (it must sort first), then the others in label order.
+    # Group ids: the control is 0 (the kernel's control), then the others in label order.
     group_id = np.empty(groups.labels.size, dtype=np.int64)
     group_id[control] = 0
     group_id[others] = np.arange(1, others.size + 1)
@@ -161,12 +160,7 @@ def summarise_file(inp: ScorerInput, control_label: str) -> FileSummary:
     # Counts: log1p(c / s) ascends as the size factor s falls, so cells by decreasing
     # size factor (then group) leave each (gene, raw count) bucket already sorted.
     row_order = None if norm.scale is None else np.lexsort((group_of_row, -norm.scale))
-    if rank_stats.available():
-        stats = _compiled_stats(norm, group_of_row, sizes, row_order)
-    else:
-        stats = _numpy_stats(norm, group_of_row, sizes, row_order)
-        if stats is None:
-            return summarise_file_per_group(inp, control_label)
+    stats = _compiled_stats(norm, group_of_row, sizes, row_order)
     pvalues = mann_whitney_pvalues(
         RankSums(
             u1=stats.u1,
@@ -189,7 +183,7 @@ def summarise_file(inp: ScorerInput, control_label: str) -> FileSummary:
 
 def _compiled_stats(
     norm: Normalised, group_of_row: np.ndarray, sizes: np.ndarray, row_order: np.ndarray | None
-) -> joint_ranks.JointStats:
+) -> rank_stats.JointStats:
     """:func:`~samsvae_plus.challenge.rank_stats.rank_stats` of the file, counts being
     normalised as the kernel reads them (no normalised copy of the data)."""
     data, indices, indptr = norm.raw_csr()
@@ -201,26 +195,25 @@ def _compiled_stats(
     )
 
 
-def _numpy_stats(
-    norm: Normalised, group_of_row: np.ndarray, sizes: np.ndarray, row_order: np.ndarray | None
-) -> joint_ranks.JointStats | None:
-    """:func:`~samsvae_plus.challenge.joint_ranks.joint_stats` of the normalised file, or
-    None where its keys would not fit in int64."""
-    data, indices, indptr, buckets = norm.csr(count_buckets=COUNT_BUCKETS)
-    if norm.dtype == np.float64:
-        codes = ValueCodes(norm.dtype, [data[data != 0]])
-    else:
-        codes = ValueCodes(norm.dtype)
-    if not joint_ranks.fits(codes, sizes.size):
-        return None
-    hint = None if buckets is None else joint_ranks.SortHint(row_order, buckets, COUNT_BUCKETS)
-    return joint_ranks.joint_stats(
-        data, indices, indptr, group_of_row, sizes, norm.n_genes, codes, hint=hint
-    )
-
-
 def summarise_file_per_group(inp: ScorerInput, control_label: str) -> FileSummary:
-    """:func:`summarise_file` one perturbation group at a time (sort and binary search)."""
+    """:func:`summarise_file` one perturbation group at a time, with numpy.
+
+    Each group's values are sorted and binary-searched into the control's
+    (:mod:`~samsvae_plus.challenge.differential_expression`). This is the path for files
+    above :data:`JOINT_MAX_ENTRIES` stored values and wherever the C extension was not
+    built; it gives the compiled path's numbers bit for bit.
+
+    Parameters
+    ----------
+    inp
+        The validated file.
+    control_label
+        Label of its control cells.
+
+    Returns
+    -------
+    FileSummary
+    """
     norm = Normalised(inp)
     groups = group_cells(inp.labels)
     control = groups.index(control_label)

@@ -267,7 +267,7 @@ def test_light_reader_leaves_other_files_to_anndata(tmp_path):
 
 
 def test_score_command_scores_without_importing_scipy_anndata_or_pandas(files, tmp_path):
-    # A fresh interpreter, as a user's cold start: the h5py reader and the one-sort path
+    # A fresh interpreter, as a user's cold start: the h5py reader and the compiled path
     # need none of the three (importing them is most of a cold start), nor numpy.ma
     # (which np.unique and np.median import on first use).
     import subprocess
