@@ -32,6 +32,9 @@ from samsvae_plus.errors import InputError
 class CheckedCells:
     """Cells of one AnnData that passed every check against ``registry``.
 
+    ``counts`` is the AnnData's own matrix, not a copy (a check must not double memory), so
+    cells changed in place after the check must be checked again.
+
     Attributes
     ----------
     registry

@@ -1,5 +1,5 @@
-"""Checks on user input, shared by registration, encoding, prediction requests, the scorer
-and the CLI.
+"""Checks on user input, shared by registration, the gate of the model verbs
+(:mod:`samsvae_plus.data.checked`), prediction requests, the scorer and the CLI.
 
 Every check raises :class:`~samsvae_plus.errors.InputError` with one line that names the
 field, the problem and the fix, and runs before any heavy work starts. Each function

@@ -22,6 +22,7 @@ from torch import nn
 from samsvae_plus.data import validate
 from samsvae_plus.data.backed_loader import BackedLoader
 from samsvae_plus.data.checked import (
+    CheckedCells,
     CheckedConditions,
     check_cells,
     check_model_data,
@@ -696,7 +697,7 @@ class PerturbationModel(EvaluationVerbs):
         return_draws: bool = False,
         by_context: bool = False,
         basal: str = "prior",
-        adata_controls: ad.AnnData | None = None,
+        adata_controls: ad.AnnData | CheckedCells | None = None,
     ) -> pd.DataFrame | tuple[pd.DataFrame, np.ndarray]:
         """Model ATE on the ``log2(1e4 x / sum x + 1)`` scale: conditions x genes.
 
@@ -712,7 +713,7 @@ class PerturbationModel(EvaluationVerbs):
             ``"prior"``, or ``"encoder"``: basal states inferred by the guide from real
             control cells (``adata_controls``, by default the training data's controls;
             at most ``n_cells`` per context; a context without control cells falls back
-            to the prior).
+            to the prior). ``adata_controls`` may be the result of :meth:`check_cells`.
 
         Returns
         -------

@@ -140,7 +140,7 @@ class EvaluationVerbs:
 
     def iwelbo(
         self,
-        adata: ad.AnnData,
+        adata: ad.AnnData | CheckedCells,
         n_samples: int = 100,
         *,
         seed: int = 0,
@@ -163,7 +163,8 @@ class EvaluationVerbs:
         Parameters
         ----------
         adata
-            Cells to score (with the model's genes and perturbation labels).
+            Cells to score (with the model's genes and perturbation labels), or the
+            result of :meth:`check_cells`.
         n_samples
             Importance samples per cell.
         seed
@@ -202,14 +203,14 @@ class EvaluationVerbs:
 
     def check_ate(
         self,
-        adata: ad.AnnData | None = None,
+        adata: ad.AnnData | CheckedCells | None = None,
         *,
         reference: pd.DataFrame | None = None,
         reference_se: pd.DataFrame | None = None,
         splits: pd.Series | dict | None = None,
         by_context: bool = False,
         basal: str = "prior",
-        adata_controls: ad.AnnData | None = None,
+        adata_controls: ad.AnnData | CheckedCells | None = None,
         n_draws: int = 100,
         n_cells: int = 200,
         level: float = 0.9,
@@ -250,7 +251,8 @@ class EvaluationVerbs:
         ----------
         adata
             Cells whose ATE is the reference (data mode), or whose controls give basal
-            states with ``basal="encoder"``.
+            states with ``basal="encoder"``. ``adata`` and ``adata_controls`` may be the
+            results of :meth:`check_cells`; an AnnData given as both is checked once.
         reference
             A reference ATE table instead of the data's.
         reference_se
@@ -308,13 +310,13 @@ class EvaluationVerbs:
 
     def _ate_check_draws(
         self,
-        adata: ad.AnnData | None = None,
+        adata: ad.AnnData | CheckedCells | None = None,
         *,
         reference: pd.DataFrame | None = None,
         reference_se: pd.DataFrame | None = None,
         by_context: bool = False,
         basal: str = "prior",
-        adata_controls: ad.AnnData | None = None,
+        adata_controls: ad.AnnData | CheckedCells | None = None,
         n_draws: int = 100,
         n_cells: int = 200,
         seed: int = 0,
