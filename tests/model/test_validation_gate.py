@@ -209,3 +209,14 @@ def test_evaluate_command_checks_each_input_once(model, calls, tmp_path):
         assert main([*argv, *options, "--no-progress", "--out", str(tmp_path / "out")]) == 0
     # the cells of the split, and the file's control cells
     calls.assert_costs({name: 2 * n for name, n in ONE_ADATA.items()}, labels_once=False)
+
+
+def test_the_gates_refuse_what_is_not_an_anndata(model, tmp_path):
+    """The ATE's basal cells and load's data raised AttributeError before they had a gate."""
+    with pytest.raises(InputError, match="adata_controls must be an AnnData, got str"):
+        model.average_treatment_effect(basal="encoder", adata_controls="cells.h5ad")
+    model.save(tmp_path / "model")
+    with pytest.raises(InputError, match="adata must be an AnnData, got str"):
+        sp.SAMSVAE.load(tmp_path / "model", adata="cells.h5ad")
+    with pytest.raises(InputError, match="adata must be an AnnData, got str"):
+        sp.SAMSVAE("cells.h5ad")
