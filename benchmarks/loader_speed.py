@@ -39,6 +39,7 @@ import samsvae_plus as sp
 from samsvae_plus import __version__
 from samsvae_plus._atomic import atomic_write_text
 from samsvae_plus.data.backed_loader import BackedLoader
+from samsvae_plus.data.checked import check_cells
 from samsvae_plus.data.encode import encode
 from samsvae_plus.data.loaders import InMemoryLoader, ResidentLoader
 from samsvae_plus.data.registry import get_registry
@@ -76,11 +77,13 @@ def main(argv: list[str] | None = None) -> dict:
         sp.setup_anndata(in_memory, **SETUP)
         sp.setup_anndata(backed, **SETUP)
         registry = get_registry(in_memory)
-        encoded = encode(in_memory, registry)
+        encoded = encode(check_cells(in_memory, registry))
         options = dict(batch_size=args.batch_size, device=args.device)
         loaders = {
             "memory": InMemoryLoader(encoded, **options),
-            "backed": BackedLoader(encode(backed, registry, load_counts=False), **options),
+            "backed": BackedLoader(
+                encode(check_cells(backed, registry), load_counts=False), **options
+            ),
             "resident": ResidentLoader(encoded, **options),
         }
         results = {name: time_pass(loader) for name, loader in loaders.items()}

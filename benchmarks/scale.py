@@ -52,6 +52,7 @@ def worker(args) -> dict:
 
     import samsvae_plus as sp
     from samsvae_plus.data.backed_loader import BackedLoader
+    from samsvae_plus.data.checked import check_cells
     from samsvae_plus.data.encode import encode
     from samsvae_plus.data.splits import Split
 
@@ -96,7 +97,7 @@ def worker(args) -> dict:
         "note": "end to end: encoding, chunk-wise statistics, the epoch and the validation pass",
     }
 
-    data = encode(adata, model.registry, load_counts=False)
+    data = encode(check_cells(adata, model.registry), load_counts=False)
     loader = BackedLoader(data, split.train, batch_size=args.batch_size, seed=1)
     timed = time_pass(loader)
     figures["loader"] = {

@@ -38,6 +38,7 @@ from _results import result_path
 import samsvae_plus as sp
 from samsvae_plus import __version__
 from samsvae_plus._atomic import atomic_write_text
+from samsvae_plus.data.checked import check_cells
 from samsvae_plus.data.encode import encode
 from samsvae_plus.data.loaders import make_batch
 from samsvae_plus.inference.plain_elbo import plain_negative_elbo
@@ -74,7 +75,7 @@ def time_guide(adata, guide: str, args) -> dict:
     torch.manual_seed(0)
     model = sp.SAMSVAE(adata, latent_dim=args.latent_dim, guide=guide)
     pair = model.module.to(args.device)
-    data = encode(adata, model.registry)
+    data = encode(check_cells(adata, model.registry))
     rng = np.random.default_rng(0)
     batches = []
     for _ in range(4):

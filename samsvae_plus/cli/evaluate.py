@@ -99,11 +99,14 @@ def run(args: argparse.Namespace) -> int:
     adata = read_h5ad(args.data)
     rows = model.split_indices(args.split, adata.n_obs)
     cells = adata[rows].copy()
+    # Checked once, before the long computations, and shared by the verbs below.
+    checked_cells = model.check_cells(cells)
+    controls = model.check_cells(adata, controls=True) if args.basal == "encoder" else None
     registry = model.registry
     progress = not args.no_progress
 
     bound = model.iwelbo(
-        cells,
+        checked_cells,
         args.n_samples,
         seed=args.seed,
         batch_size=args.batch_size,
@@ -112,11 +115,11 @@ def run(args: argparse.Namespace) -> int:
     )
     splits = perturbation_splits(np.asarray(adata.obs[registry.perturbation_key]), model.split)
     check = model.check_ate(
-        cells,
+        checked_cells,
         splits=splits,
         by_context=args.by_context,
         basal=args.basal,
-        adata_controls=adata if args.basal == "encoder" else None,
+        adata_controls=controls,
         n_draws=args.n_draws,
         n_cells=args.n_cells,
         seed=args.seed,

@@ -1,24 +1,29 @@
-"""Registry + AnnData -> the arrays the models consume.
+"""Checked cells -> the arrays the models consume.
 
-:func:`encode` checks an AnnData against a :class:`~samsvae_plus.data.registry.Registry`
-(same genes in the same order, known perturbation genes, known contexts, valid counts)
-and returns :class:`EncodedData`: CSR counts, a sparse dosage matrix over the single-gene
-vocabulary, context ids and library sizes. The loaders turn row blocks of it into tensors.
+:func:`encode` turns :class:`~samsvae_plus.data.checked.CheckedCells` (an AnnData that
+passed the gate of :mod:`samsvae_plus.data.checked` once) into :class:`EncodedData`: CSR
+counts, a sparse dosage matrix over the single-gene vocabulary, context ids and library
+sizes. It checks nothing itself. The loaders turn row blocks of it into tensors.
+:func:`dosage_matrix` and :func:`context_ids` turn labels into codes, for the gate and for
+requested conditions.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import anndata as ad
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
 from samsvae_plus.data import validate
-from samsvae_plus.data.registry import Registry, counts_matrix, library_sizes
+from samsvae_plus.data.registry import Registry
 from samsvae_plus.errors import InputError
+
+if TYPE_CHECKING:  # the gate builds its codes with this module's functions
+    from samsvae_plus.data.checked import CheckedCells
 
 
 @dataclass
@@ -61,38 +66,6 @@ class EncodedData:
             context=self.context[index],
             library_size=self.library_size[index],
             conditions=self.conditions[index],
-        )
-
-
-def check_genes(adata: ad.AnnData, registry: Registry) -> None:
-    """Require the registry's genes, in the registry's order."""
-    genes = pd.Index(registry.genes)
-    if adata.n_vars == len(genes) and (adata.var_names == genes).all():
-        return
-    missing = genes.difference(adata.var_names)
-    if len(missing):
-        raise InputError(
-            f"{len(missing)} of the model's {len(genes)} genes are missing from adata "
-            f"(e.g. {missing[0]!r}); the data must measure the genes the model was trained on"
-        )
-    raise InputError(
-        "adata has the model's genes in another order or with extra genes; "
-        "reorder with adata = adata[:, model.registry.genes]"
-    )
-
-
-def check_conditions(adata: ad.AnnData, registry: Registry) -> None:
-    """Require that every condition label in ``adata`` (if it has the registry's
-    perturbation column) is one the registry knows; name the first one it does not."""
-    if registry.perturbation_key not in adata.obs:
-        return
-    labels = pd.Index(adata.obs[registry.perturbation_key].astype(str).unique())
-    unknown = labels.difference(pd.Index(registry.conditions))
-    if len(unknown):
-        raise InputError(
-            f"adata.obs[{registry.perturbation_key!r}] has {len(unknown)} condition(s) the "
-            f"model was not set up with (e.g. {unknown[0]!r}); pass the data the model was "
-            "trained on, or only cells of its conditions"
         )
 
 
@@ -151,10 +124,10 @@ def dosage_matrix(
 
 
 def context_ids(labels: Sequence[str], registry: Registry) -> np.ndarray:
-    """Context ids of labels, with a clear error for contexts the model does not know."""
+    """Context ids of labels the caller has checked with
+    :func:`~samsvae_plus.data.validate.check_known_contexts`."""
     lookup = {c: i for i, c in enumerate(registry.contexts)}
     labels = np.asarray(labels, dtype=str)
-    validate.check_known_contexts(np.unique(labels), registry.contexts)
     return np.fromiter((lookup[c] for c in labels), dtype=np.int64, count=len(labels))
 
 
@@ -164,58 +137,26 @@ def _counts_in_memory(counts) -> sp.csr_matrix:
     return sp.csr_matrix(counts, dtype=np.float32)
 
 
-def encode(
-    adata: ad.AnnData,
-    registry: Registry,
-    *,
-    conditions: Sequence[str] | None = None,
-    actions: str = "genes",
-    load_counts: bool = True,
-) -> EncodedData:
-    """Validate ``adata`` against ``registry`` and encode it.
-
-    On a backed AnnData the counts are validated and summed in row blocks, so memory stays
-    bounded; with ``load_counts=False`` they are then left on disk.
+def encode(cells: CheckedCells, *, load_counts: bool = True) -> EncodedData:
+    """The model arrays of cells that passed :func:`~samsvae_plus.data.checked.check_cells`.
 
     Parameters
     ----------
-    adata
-        Cells with the registry's genes (same order) and raw counts where the registry
-        says they are.
-    registry
-        The registry of the model (or of ``setup_anndata`` on the training data).
-    conditions
-        Condition labels to use instead of ``obs[registry.perturbation_key]``; this is how
-        counterfactual predictions assign perturbations to control cells.
-    actions
-        Dosage columns: ``"genes"`` or ``"conditions"`` (see :func:`action_names`).
+    cells
+        The checked cells; nothing is checked again.
     load_counts
         Read the counts into memory as ``float32`` CSR; ``False`` keeps the matrix of a
-        backed AnnData as it is (everything else is encoded either way).
+        backed AnnData on disk (everything else is in memory either way).
+
+    Returns
+    -------
+    EncodedData
+        Counts, dosage, context ids, library sizes and condition labels of every cell.
     """
-    validate.check_anndata(adata)
-    validate.check_unique_names(adata.var_names, "gene")
-    validate.check_unique_names(adata.obs_names, "cell")
-    check_genes(adata, registry)
-    counts = counts_matrix(adata, registry.layer)
-    validate.check_counts(counts, registry.counts_location())
-    if conditions is None:
-        conditions = validate.check_obs_column(
-            adata.obs, registry.perturbation_key, "perturbation", allow_unused=True
-        )
-    conditions = np.asarray(conditions, dtype=str)
-    if registry.context_key is None:
-        context = np.zeros(adata.n_obs, dtype=np.int64)
-    else:
-        labels = validate.check_obs_column(
-            adata.obs, registry.context_key, "context", allow_unused=True
-        )
-        context = context_ids(labels, registry)
-    library = library_sizes(adata, counts, registry.library_size_key, registry.counts_location())
     return EncodedData(
-        counts=_counts_in_memory(counts) if load_counts else counts,
-        dosage=dosage_matrix(conditions, registry, actions),
-        context=context,
-        library_size=library.astype(np.float32),
-        conditions=conditions,
+        counts=_counts_in_memory(cells.counts) if load_counts else cells.counts,
+        dosage=cells.dosage,
+        context=cells.context,
+        library_size=cells.library_size.astype(np.float32),
+        conditions=cells.conditions,
     )

@@ -269,7 +269,10 @@ def setup_anndata(
 
 
 def get_registry(adata: ad.AnnData) -> Registry:
-    """The registry stored by :func:`setup_anndata`, or a clear error if there is none."""
+    """The registry stored by :func:`setup_anndata`, or a clear error if there is none
+    (or ``adata`` is not an AnnData): the gate of a model's construction. The cells are
+    checked against it by the verbs that use them."""
+    validate.check_is_anndata(adata)
     if UNS_KEY not in adata.uns:
         raise InputError(
             "adata has not been registered; call samsvae_plus.setup_anndata(adata, "

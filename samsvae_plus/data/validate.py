@@ -1,5 +1,5 @@
-"""Checks on user input, shared by registration, encoding, prediction requests, the scorer
-and the CLI.
+"""Checks on user input, shared by registration, the gate of the model verbs
+(:mod:`samsvae_plus.data.checked`), prediction requests, the scorer and the CLI.
 
 Every check raises :class:`~samsvae_plus.errors.InputError` with one line that names the
 field, the problem and the fix, and runs before any heavy work starts. Each function
@@ -39,8 +39,8 @@ INT32_MAX = int(np.iinfo(np.int32).max)
 # ---------------------------------------------------------------- containers and scalars
 
 
-def check_anndata(adata, where: str = "adata") -> None:
-    """Require a non-empty AnnData (at least one cell and one gene)."""
+def check_is_anndata(adata, where: str = "adata") -> None:
+    """Require an AnnData, possibly empty (a model's registry or genes can be read from one)."""
     import anndata as ad
 
     if not isinstance(adata, ad.AnnData):
@@ -48,6 +48,11 @@ def check_anndata(adata, where: str = "adata") -> None:
             f"{where} must be an AnnData, got {type(adata).__name__}; load one with "
             "anndata.read_h5ad"
         )
+
+
+def check_anndata(adata, where: str = "adata") -> None:
+    """Require a non-empty AnnData (at least one cell and one gene)."""
+    check_is_anndata(adata, where)
     if adata.n_obs == 0 or adata.n_vars == 0:
         raise InputError(
             f"{where} is empty ({adata.n_obs} cells x {adata.n_vars} genes); pass at least "

@@ -21,16 +21,15 @@ from torch import nn
 
 from samsvae_plus.data import validate
 from samsvae_plus.data.backed_loader import BackedLoader
-from samsvae_plus.data.device_csr import GrowingCSR, to_host_csr
-from samsvae_plus.data.encode import (
-    EncodedData,
-    action_names,
-    check_conditions,
-    check_genes,
-    context_ids,
-    dosage_matrix,
-    encode,
+from samsvae_plus.data.checked import (
+    CheckedCells,
+    CheckedConditions,
+    check_cells,
+    check_model_data,
+    check_requested_conditions,
 )
+from samsvae_plus.data.device_csr import GrowingCSR, to_host_csr
+from samsvae_plus.data.encode import EncodedData, action_names, context_ids, encode
 from samsvae_plus.data.loaders import Batch, InMemoryLoader, ResidentLoader, make_batch
 from samsvae_plus.data.registry import Registry, get_registry
 from samsvae_plus.data.splits import Split, random_split
@@ -316,7 +315,9 @@ class PerturbationModel(EvaluationVerbs):
                 "train without one of them"
             )
         seed_everything(seed)
-        data = encode(adata, self.registry, actions=self.ACTIONS, load_counts=not backed)
+        data = encode(
+            check_cells(adata, self.registry, actions=self.ACTIONS), load_counts=not backed
+        )
         self.split = (
             split if split is not None else random_split(data.n_cells, split_fractions, seed=seed)
         )
@@ -469,30 +470,27 @@ class PerturbationModel(EvaluationVerbs):
         """What every function drawing globals for this model needs besides the pair."""
         return {"actions": self.ACTIONS, "untrained": self._untrained()}
 
-    def _conditions(self, perturbations: Sequence[str] | None) -> list[str]:
-        if perturbations is None:
-            conditions = [c for c in self.registry.conditions if c != self.registry.control_label]
-        else:
-            conditions = validate.check_request_labels(perturbations, "perturbations")
-        dosage = dosage_matrix(conditions, self.registry, self.ACTIONS)  # raises for unknown ones
+    def _conditions(
+        self, perturbations: Sequence[str] | None, *, with_control: bool = False
+    ) -> CheckedConditions:
+        """The requested conditions, checked once (see
+        :func:`~samsvae_plus.data.checked.check_requested_conditions`), and refused where this
+        model has no prior for an action without training cells."""
+        conditions = check_requested_conditions(
+            perturbations, self.registry, self.ACTIONS, with_control=with_control
+        )
         if not self.HAS_EFFECT_PRIOR and self.trained_actions is not None:
-            unseen = np.asarray(dosage[:, ~self.trained_actions].sum(axis=1)).ravel() > 0
+            unseen = np.asarray(conditions.dosage[:, ~self.trained_actions].sum(axis=1)).ravel() > 0
             if unseen.any():
-                example = np.asarray(conditions)[unseen][0]
+                example = np.asarray(conditions.labels)[unseen][0]
                 raise InputError(
                     f"{type(self).__name__} has no prior over perturbation effects, so it cannot "
                     f"predict {example!r}, which had no training cells; use SAMSVAE or CPAVAE"
                 )
         return conditions
 
-    def _conditions_with_control(self, perturbations: Sequence[str] | None) -> list[str]:
-        """As :meth:`_conditions`, but the default set starts with the control: scorers
-        compare every perturbation with the prediction's own control cells."""
-        conditions = self._conditions(perturbations)
-        return [self.registry.control_label, *conditions] if perturbations is None else conditions
-
-    def _dosage_tensor(self, conditions: Sequence[str]) -> torch.Tensor:
-        return torch.from_numpy(dosage_matrix(conditions, self.registry, self.ACTIONS).toarray())
+    def _dosage_tensor(self, conditions: CheckedConditions) -> torch.Tensor:
+        return torch.from_numpy(conditions.dosage.toarray())
 
     def _output_adata(self, counts: GrowingCSR, obs: pd.DataFrame) -> ad.AnnData:
         obs.index = pd.Index([f"cell{i}" for i in range(len(obs))])
@@ -543,18 +541,20 @@ class PerturbationModel(EvaluationVerbs):
             and ``draw``.
         """
         self._require_trained()
-        validate.check_anndata(adata_controls, "adata_controls")
         n_draws = validate.check_positive_int(n_draws, "n_draws")
         batch_size = validate.check_positive_int(batch_size, "batch_size")
         seed = validate.check_seed(seed)
-        conditions = self._conditions_with_control(perturbations)
-        key = self.registry.perturbation_key
-        source_labels = (
-            None
-            if key in adata_controls.obs
-            else [self.registry.control_label] * adata_controls.n_obs
+        conditions = self._conditions(perturbations, with_control=True)
+        # Cells without condition labels are encoded as controls.
+        cells = check_cells(
+            adata_controls,
+            self.registry,
+            actions=self.ACTIONS,
+            unlabelled_as_control=True,
+            where="adata_controls",
         )
-        data = encode(adata_controls, self.registry, conditions=source_labels, actions=self.ACTIONS)
+        data = encode(cells)
+        key = self.registry.perturbation_key
         targets = self._dosage_tensor(conditions).to(self.device)
         model, guide = self.module["model"], self.module["guide"]
         # Each block is made sparse as soon as it is drawn: memory follows the non-zeros.
@@ -574,24 +574,22 @@ class PerturbationModel(EvaluationVerbs):
                         blocks.setdefault((d, j), GrowingCSR(self.registry.n_genes)).append(
                             to_host_csr(counts)
                         )
-        n = data.n_cells
+        n, labels = data.n_cells, list(conditions.labels)
         obs = pd.DataFrame(
             {
-                key: np.repeat(np.tile(conditions, n_draws), n),
-                "control_cell": np.tile(
-                    np.asarray(adata_controls.obs_names), n_draws * len(conditions)
-                ),
-                "draw": np.repeat(np.arange(n_draws), n * len(conditions)),
+                key: np.repeat(np.tile(labels, n_draws), n),
+                "control_cell": np.tile(np.asarray(cells.obs_names), n_draws * len(labels)),
+                "draw": np.repeat(np.arange(n_draws), n * len(labels)),
             }
         )
         if self.registry.context_key is not None:
             obs[self.registry.context_key] = np.tile(
-                np.asarray(self.registry.contexts)[data.context], n_draws * len(conditions)
+                np.asarray(self.registry.contexts)[data.context], n_draws * len(labels)
             )
         # one matrix in (draw, condition) order; each part is released once moved
         counts = GrowingCSR(self.registry.n_genes)
         for d in range(n_draws):
-            for j in range(len(conditions)):
+            for j in range(len(labels)):
                 counts.extend(blocks.pop((d, j)))
         return self._output_adata(counts, obs)
 
@@ -646,10 +644,9 @@ class PerturbationModel(EvaluationVerbs):
             library_size = validate.check_positive_number(
                 library_size, "library_size", at_most=validate.INT32_MAX
             )
-        conditions = self._conditions_with_control(perturbations)
-        contexts = np.asarray(self._context_ids(context))[
-            np.arange(n_cells) % len(self._context_ids(context))
-        ]
+        conditions = self._conditions(perturbations, with_control=True)
+        ids = self._context_ids(context)
+        contexts = np.asarray(ids)[np.arange(n_cells) % len(ids)]
         targets = self._dosage_tensor(conditions).to(self.device)
         model = self.module["model"]
         if library_size is None:
@@ -676,15 +673,16 @@ class PerturbationModel(EvaluationVerbs):
                         )
                         trace = posterior.trace_prior(model, globals_trace, batch)
                         counts.append(to_host_csr(trace.nodes["x"]["value"]))
+        labels = list(conditions.labels)
         obs = pd.DataFrame(
             {
-                self.registry.perturbation_key: np.repeat(np.tile(conditions, n_draws), n_cells),
-                "draw": np.repeat(np.arange(n_draws), n_cells * len(conditions)),
+                self.registry.perturbation_key: np.repeat(np.tile(labels, n_draws), n_cells),
+                "draw": np.repeat(np.arange(n_draws), n_cells * len(labels)),
             }
         )
         if self.registry.context_key is not None:
             obs[self.registry.context_key] = np.tile(
-                np.asarray(self.registry.contexts)[contexts], n_draws * len(conditions)
+                np.asarray(self.registry.contexts)[contexts], n_draws * len(labels)
             )
         return self._output_adata(counts, obs)
 
@@ -699,7 +697,7 @@ class PerturbationModel(EvaluationVerbs):
         return_draws: bool = False,
         by_context: bool = False,
         basal: str = "prior",
-        adata_controls: ad.AnnData | None = None,
+        adata_controls: ad.AnnData | CheckedCells | None = None,
     ) -> pd.DataFrame | tuple[pd.DataFrame, np.ndarray]:
         """Model ATE on the ``log2(1e4 x / sum x + 1)`` scale: conditions x genes.
 
@@ -715,7 +713,7 @@ class PerturbationModel(EvaluationVerbs):
             ``"prior"``, or ``"encoder"``: basal states inferred by the guide from real
             control cells (``adata_controls``, by default the training data's controls;
             at most ``n_cells`` per context; a context without control cells falls back
-            to the prior).
+            to the prior). ``adata_controls`` may be the result of :meth:`check_cells`.
 
         Returns
         -------
@@ -729,11 +727,15 @@ class PerturbationModel(EvaluationVerbs):
         n_cells = validate.check_positive_int(n_cells, "n_cells")
         seed = validate.check_seed(seed)
         conditions = self._conditions(perturbations)
-        basal_cells = self._basal_cells(basal, adata_controls, n_cells, seed)
+        check_choice("basal", basal, self.BASAL_SOURCES)
+        controls = self._encoder_controls(basal, adata_controls)
+        basal_cells = self._basal_cells(
+            None if controls is None else encode(controls), n_cells, seed
+        )
         if by_context:
             contexts = np.asarray(self.registry.contexts)[self._context_ids(context)]
             index = pd.MultiIndex.from_product(
-                [contexts, conditions], names=[CONTEXT_LEVEL, CONDITION_LEVEL]
+                [contexts, list(conditions.labels)], names=[CONTEXT_LEVEL, CONDITION_LEVEL]
             )
             draws = context_ate_draws(
                 self.module,
@@ -747,7 +749,7 @@ class PerturbationModel(EvaluationVerbs):
                 **self._draw_context(),
             )
         else:
-            index = pd.Index(conditions, name=CONDITION_LEVEL)
+            index = pd.Index(list(conditions.labels), name=CONDITION_LEVEL)
             draws = posterior.ate_draws(
                 self.module,
                 self._dosage_tensor(conditions),
@@ -807,8 +809,7 @@ class PerturbationModel(EvaluationVerbs):
             )
         registry = Registry.from_dict(metadata["registry"])
         if adata is not None:
-            check_genes(adata, registry)
-            check_conditions(adata, registry)
+            check_model_data(adata, registry)
         model = saved_class.__new__(saved_class)
         model._setup(registry, metadata["config"], adata)
         try:

@@ -17,6 +17,8 @@ import pandas as pd
 import torch
 
 from samsvae_plus._version import __version__
+from samsvae_plus.data import checked
+from samsvae_plus.data.checked import CheckedCells, control_rows
 from samsvae_plus.data.encode import EncodedData, encode
 from samsvae_plus.data.loaders import Batch, make_batch
 from samsvae_plus.data.transforms import ATE_TARGET_SUM
@@ -70,16 +72,63 @@ class EvaluationVerbs:
             return np.arange(total)
         return np.asarray(getattr(self.split, name))
 
-    def _basal_cells(
-        self, basal: str, adata_controls: ad.AnnData | None, n_cells: int, seed: int
-    ) -> dict[int, Batch] | None:
-        """Real control cells per context id, at most ``n_cells`` each, for ``basal="encoder"``."""
-        check_choice("basal", basal, self.BASAL_SOURCES)
+    def check_cells(
+        self, adata: ad.AnnData | CheckedCells, *, controls: bool = False
+    ) -> CheckedCells:
+        """Check cells against this model once, for the verbs that take cells.
+
+        ``iwelbo``, ``check_ate`` and the ``adata_controls`` of ``check_ate`` and
+        ``average_treatment_effect`` check an AnnData they are given before any work. Pass
+        them the result of this instead when several calls use the same cells, so that
+        the cells are checked once.
+
+        Parameters
+        ----------
+        adata
+            Cells with the model's genes, raw counts and condition labels. Cells already
+            checked against this model are returned as they are.
+        controls
+            Check only the control cells (every cell when ``adata`` has no condition
+            labels), as the basal cells of ``basal="encoder"``.
+
+        Raises
+        ------
+        InputError
+            For the first problem found (see :mod:`samsvae_plus.data.checked`), or cells
+            checked against another model.
+        """
+        if isinstance(adata, CheckedCells):
+            if adata.registry != self.registry or adata.actions != self.ACTIONS:
+                raise InputError(
+                    "these cells were checked against another model; check the AnnData "
+                    "with this model's check_cells"
+                )
+            return adata
+        if controls:
+            return checked.check_control_cells(adata, self.registry, actions=self.ACTIONS)
+        return checked.check_cells(adata, self.registry, actions=self.ACTIONS)
+
+    def _encoder_controls(
+        self, basal: str, adata_controls: ad.AnnData | CheckedCells | None
+    ) -> CheckedCells | None:
+        """The checked control cells of ``basal="encoder"`` (by default the training
+        data's); None for ``basal="prior"``."""
         if basal == "prior":
             return None
         if adata_controls is None:
             adata_controls = self._require_adata()
-        data = self._control_data(adata_controls)
+        return self.check_cells(adata_controls, controls=True)
+
+    def _basal_cells(
+        self, controls: EncodedData | None, n_cells: int, seed: int
+    ) -> dict[int, Batch] | None:
+        """Real control cells per context id, at most ``n_cells`` each, for
+        ``basal="encoder"`` (None for the prior). ``controls`` may hold other cells too,
+        which are left out."""
+        if controls is None:
+            return None
+        rows = control_rows(controls.conditions, self.registry)
+        data = controls if len(rows) == controls.n_cells else controls.subset(rows)
         rng = np.random.default_rng(seed)
         cells = {}
         for c in np.unique(data.context):
@@ -89,23 +138,9 @@ class EvaluationVerbs:
             cells[int(c)] = make_batch(data, rows, np.arange(len(rows)))
         return cells
 
-    def _control_data(self, adata: ad.AnnData) -> EncodedData:
-        """The control cells of ``adata`` (all cells when it has no perturbation labels)."""
-        key, control = self.registry.perturbation_key, self.registry.control_label
-        if key not in adata.obs:
-            return encode(
-                adata, self.registry, conditions=[control] * adata.n_obs, actions=self.ACTIONS
-            )
-        rows = np.flatnonzero(np.asarray(adata.obs[key], dtype=str) == control)
-        if len(rows) == 0:
-            raise InputError(
-                f"no cells labelled {control!r} in obs[{key!r}] to encode basal states from"
-            )
-        return encode(adata[rows], self.registry, actions=self.ACTIONS)
-
     def iwelbo(
         self,
-        adata: ad.AnnData,
+        adata: ad.AnnData | CheckedCells,
         n_samples: int = 100,
         *,
         seed: int = 0,
@@ -128,7 +163,8 @@ class EvaluationVerbs:
         Parameters
         ----------
         adata
-            Cells to score (with the model's genes and perturbation labels).
+            Cells to score (with the model's genes and perturbation labels), or the
+            result of :meth:`check_cells`.
         n_samples
             Importance samples per cell.
         seed
@@ -150,7 +186,7 @@ class EvaluationVerbs:
         self._require_trained()
         if n_samples < 1 or batch_size < 1 or n_global_draws < 1:
             raise InputError("n_samples, batch_size and n_global_draws must be positive integers")
-        data = encode(adata, self.registry, actions=self.ACTIONS)
+        data = encode(self.check_cells(adata))
         with seeded(seed):
             bound = importance_weighted_bound(
                 self.module,
@@ -167,14 +203,14 @@ class EvaluationVerbs:
 
     def check_ate(
         self,
-        adata: ad.AnnData | None = None,
+        adata: ad.AnnData | CheckedCells | None = None,
         *,
         reference: pd.DataFrame | None = None,
         reference_se: pd.DataFrame | None = None,
         splits: pd.Series | dict | None = None,
         by_context: bool = False,
         basal: str = "prior",
-        adata_controls: ad.AnnData | None = None,
+        adata_controls: ad.AnnData | CheckedCells | None = None,
         n_draws: int = 100,
         n_cells: int = 200,
         level: float = 0.9,
@@ -215,7 +251,8 @@ class EvaluationVerbs:
         ----------
         adata
             Cells whose ATE is the reference (data mode), or whose controls give basal
-            states with ``basal="encoder"``.
+            states with ``basal="encoder"``. ``adata`` and ``adata_controls`` may be the
+            results of :meth:`check_cells`; an AnnData given as both is checked once.
         reference
             A reference ATE table instead of the data's.
         reference_se
@@ -273,13 +310,13 @@ class EvaluationVerbs:
 
     def _ate_check_draws(
         self,
-        adata: ad.AnnData | None = None,
+        adata: ad.AnnData | CheckedCells | None = None,
         *,
         reference: pd.DataFrame | None = None,
         reference_se: pd.DataFrame | None = None,
         by_context: bool = False,
         basal: str = "prior",
-        adata_controls: ad.AnnData | None = None,
+        adata_controls: ad.AnnData | CheckedCells | None = None,
         n_draws: int = 100,
         n_cells: int = 200,
         seed: int = 0,
@@ -290,9 +327,18 @@ class EvaluationVerbs:
         self._require_trained()
         if reference is None and adata is None:
             raise InputError("pass adata (its ATE is checked) or a reference ATE table")
+        check_choice("basal", basal, self.BASAL_SOURCES)
         if adata_controls is None and basal == "encoder":
             # the training data has the most control cells; the evaluated cells otherwise
             adata_controls = self.adata if self.adata is not None else adata
+        cells = None if reference is not None else self.check_cells(adata)
+        if basal == "encoder" and cells is not None and adata_controls is adata:
+            # The evaluated cells give the basal states too: checked and encoded once.
+            data = control_data = encode(cells)
+        else:
+            controls = self._encoder_controls(basal, adata_controls)
+            data = None if cells is None else encode(cells)
+            control_data = None if controls is None else encode(controls)
         draw_options = dict(
             n_draws=n_draws,
             n_cells=n_cells,
@@ -301,10 +347,9 @@ class EvaluationVerbs:
             **self._draw_context(),
         )
         with seeded(seed):
-            basal_cells = self._basal_cells(basal, adata_controls, n_cells, seed)
+            basal_cells = self._basal_cells(control_data, n_cells, seed)
             if reference is not None:
                 return self._reference_draws(reference, reference_se, basal_cells, draw_options)
-            data = encode(adata, self.registry, actions=self.ACTIONS)
             contexts = np.asarray(self.registry.contexts)[data.context]
             cells = pd.MultiIndex.from_arrays([contexts, data.conditions])
             groups = cells.unique().sort_values()
@@ -365,7 +410,10 @@ class EvaluationVerbs:
             self._conditions(list(pairs.get_level_values(-1)))
         else:
             pairs = pd.MultiIndex.from_product(
-                [list(self.registry.contexts), self._conditions(list(reference.index))],
+                [
+                    list(self.registry.contexts),
+                    list(self._conditions(list(reference.index)).labels),
+                ],
                 names=[CONTEXT_LEVEL, CONDITION_LEVEL],
             )
         draws = context_ate_draws(

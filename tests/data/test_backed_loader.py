@@ -13,6 +13,7 @@ from helpers.simulations import SMALL
 import samsvae_plus as sp
 from samsvae_plus.data import validate
 from samsvae_plus.data.backed_loader import BackedLoader
+from samsvae_plus.data.checked import check_cells
 from samsvae_plus.data.encode import encode
 from samsvae_plus.data.loaders import InMemoryLoader, make_batch
 from samsvae_plus.data.registry import get_registry
@@ -39,7 +40,9 @@ def backed_pair(tmp_path_factory):
 def encoded(backed_pair):
     memory, backed = backed_pair
     registry = get_registry(memory)
-    return encode(memory, registry), encode(backed, registry, load_counts=False)
+    return encode(check_cells(memory, registry)), encode(
+        check_cells(backed, registry), load_counts=False
+    )
 
 
 def small_loader(data, indices, **options) -> BackedLoader:

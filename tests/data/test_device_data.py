@@ -10,6 +10,7 @@ import torch
 from helpers.simulations import tiny_simulation
 
 import samsvae_plus as sp
+from samsvae_plus.data.checked import check_cells
 from samsvae_plus.data.device_csr import DeviceCSR, GrowingCSR, to_host_csr
 from samsvae_plus.data.encode import encode
 from samsvae_plus.data.loaders import Batch, InMemoryLoader, ResidentLoader, make_batch
@@ -50,7 +51,7 @@ def test_device_csr_sums_duplicate_entries_as_scipy_does():
 @pytest.fixture(scope="module")
 def encoded():
     adata = tiny_simulation()
-    return encode(adata, get_registry(adata))
+    return encode(check_cells(adata, get_registry(adata)))
 
 
 def test_sparse_transfer_gives_the_host_densified_batch(encoded):

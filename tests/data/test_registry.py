@@ -6,6 +6,7 @@ import pytest
 import scipy.sparse as sps
 
 import samsvae_plus as sp
+from samsvae_plus.data.checked import check_cells
 from samsvae_plus.data.encode import dosage_matrix, encode
 from samsvae_plus.data.registry import get_registry
 from samsvae_plus.errors import InputError
@@ -59,7 +60,7 @@ def test_library_size_from_obs_column(tiny_adata):
     adata = fresh(tiny_adata)
     adata.obs["depth"] = np.asarray(adata.X.sum(axis=1)).ravel() * 3.0
     setup(adata, library_size_key="depth")
-    data = encode(adata, get_registry(adata))
+    data = encode(check_cells(adata, get_registry(adata)))
     np.testing.assert_allclose(data.library_size, adata.obs["depth"].to_numpy(), rtol=1e-6)
 
 
@@ -170,4 +171,4 @@ def test_dense_integer_counts_are_accepted(tiny_adata):
     adata = fresh(tiny_adata)
     adata.X = adata.X.toarray()
     setup(adata)
-    assert sps.issparse(encode(adata, get_registry(adata)).counts)
+    assert sps.issparse(encode(check_cells(adata, get_registry(adata))).counts)

@@ -13,6 +13,7 @@ import torch
 from helpers.simulations import tiny_simulation
 
 import samsvae_plus as sp
+from samsvae_plus.data.checked import check_cells
 from samsvae_plus.data.encode import encode
 from samsvae_plus.data.loaders import InMemoryLoader
 from samsvae_plus.data.registry import get_registry
@@ -38,7 +39,7 @@ def reference_nb(monkeypatch) -> None:
 def validation_elbo_per_cell(model) -> tuple[float, float]:
     """Mean and standard error over cells of the validation ELBO, one particle per cell."""
     adata = model.adata
-    data = encode(adata, get_registry(adata))
+    data = encode(check_cells(adata, get_registry(adata)))
     loss = make_loss(model.module, n_particles=1)
     per_cell = [
         estimate_elbo(loss, InMemoryLoader(data, [i], batch_size=1)) for i in model.split.validation
@@ -49,7 +50,7 @@ def validation_elbo_per_cell(model) -> tuple[float, float]:
 def test_fused_nb_gives_the_two_softplus_elbo_and_gradients(monkeypatch):
     model = sp.SAMSVAE(tiny_simulation(), latent_dim=3)
     model.train(**TRAINING, seed=0)
-    data = encode(model.adata, get_registry(model.adata))
+    data = encode(check_cells(model.adata, get_registry(model.adata)))
     loss = make_loss(model.module, n_particles=4)
     batch = next(iter(InMemoryLoader(data, batch_size=64, shuffle=False)))
 

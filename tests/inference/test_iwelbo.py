@@ -8,6 +8,7 @@ import torch
 from pyro.infer import Trace_ELBO
 
 import samsvae_plus as sp
+from samsvae_plus.data.checked import check_cells
 from samsvae_plus.data.encode import encode
 from samsvae_plus.data.loaders import make_batch
 from samsvae_plus.inference.kl_weights import KLWeights
@@ -21,7 +22,7 @@ def test_cells(trained_model, small_adata):
 
 def _elbo_per_cell(model, adata, seed, *, global_weight):
     """Pyro's own one-particle ELBO of all cells as one batch, per cell."""
-    data = encode(adata, model.registry)
+    data = encode(check_cells(adata, model.registry))
     rows = np.arange(data.n_cells)
     batch = make_batch(data, rows, rows)
     weights = KLWeights(global_weight=global_weight, local_weight=1.0)

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import samsvae_plus as sp
+from samsvae_plus.data.checked import check_cells
 from samsvae_plus.data.encode import encode
 from samsvae_plus.data.loaders import make_batch
 from samsvae_plus.inference.plain_elbo import plain_negative_elbo
@@ -46,7 +47,7 @@ def test_plain_elbo_equals_pyro_loss_and_gradients(
         pair["guide"].mask_logits.normal_(0.0, 1.5)
         if pair["guide"].embedding_given_mask is not None:
             pair["guide"].embedding_given_mask.out[-1].weight.normal_(0.0, 0.3)
-    data = encode(tiny_adata, model.registry)
+    data = encode(check_cells(tiny_adata, model.registry))
     rows = np.arange(3, 23)
     batch = make_batch(data, rows, rows)
     pyro_loss = make_loss(pair, n_particles)
@@ -70,7 +71,7 @@ def test_plain_elbo_equals_pyro_loss_and_gradients(
 
 def test_plain_elbo_refuses_models_it_does_not_cover(tiny_adata):
     model = sp.SAMSVAE(tiny_adata, latent_dim=3, masks="beta_bernoulli")
-    data = encode(tiny_adata, model.registry)
+    data = encode(check_cells(tiny_adata, model.registry))
     batch = make_batch(data, np.arange(5), np.arange(5))
     with pytest.raises(NotImplementedError, match="Bernoulli masks"):
         plain_negative_elbo(model.module, batch, 5, 2)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import samsvae_plus as sp
+from samsvae_plus.data.checked import check_cells
 from samsvae_plus.data.encode import encode
 from samsvae_plus.data.loaders import make_batch
 from samsvae_plus.data.splits import held_out_perturbations
@@ -53,7 +54,7 @@ def test_every_pair_trains_predicts_and_round_trips(tiny_adata, tmp_path, pair):
 
 def _guide_and_batch(adata, **options):
     model = sp.SAMSVAE(adata, latent_dim=3, **options)
-    data = encode(adata, model.registry)
+    data = encode(check_cells(adata, model.registry))
     perturbed = np.flatnonzero(np.asarray(data.dosage.sum(axis=1)).ravel() > 0)[:8]
     return model.module["guide"], make_batch(data, perturbed, np.arange(8))
 
@@ -128,7 +129,7 @@ def test_cpa_vae_is_sams_vae_with_masks_pinned_to_one(tiny_adata):
     cpa = sp.CPAVAE(tiny_adata, latent_dim=3)
     shared = {k: v for k, v in sams.module.state_dict().items() if k in cpa.module.state_dict()}
     cpa.module.load_state_dict(shared, strict=False)
-    data = encode(tiny_adata, sams.registry)
+    data = encode(check_cells(tiny_adata, sams.registry))
     batch = make_batch(data, np.arange(40), np.arange(40))
     torch.manual_seed(0)
     values = poutine.trace(cpa.module["guide"]).get_trace(batch, 40)

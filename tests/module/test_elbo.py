@@ -5,6 +5,7 @@ import pyro.poutine as poutine
 import torch
 
 import samsvae_plus as sp
+from samsvae_plus.data.checked import check_cells
 from samsvae_plus.data.encode import encode
 from samsvae_plus.data.loaders import make_batch
 
@@ -31,7 +32,7 @@ def _sliced(trace, positions):
 def test_minibatch_losses_average_to_the_full_data_loss(tiny_adata):
     model = sp.SAMSVAE(tiny_adata, latent_dim=3, basal_sees_shift=True)
     pair = model.module
-    data = encode(tiny_adata, model.registry)
+    data = encode(check_cells(tiny_adata, model.registry))
     n = data.n_cells
     rows = np.arange(n)
     full = make_batch(data, rows, rows)
@@ -71,7 +72,7 @@ def test_minibatch_losses_average_to_the_full_data_loss(tiny_adata):
 
 def test_cell_plate_scales_local_sites_and_not_global_ones(tiny_adata):
     model = sp.SAMSVAE(tiny_adata, latent_dim=3)
-    data = encode(tiny_adata, model.registry)
+    data = encode(check_cells(tiny_adata, model.registry))
     batch = make_batch(data, np.arange(10), np.arange(10))
     trace = poutine.trace(model.module["model"]).get_trace(batch, 250)
     assert trace.nodes["mask"]["scale"] == 1.0
@@ -88,7 +89,7 @@ def test_vectorized_particles_pair_each_basal_state_with_its_own_globals(tiny_ad
     for guide in ("mean_field", "correlated"):
         model = sp.SAMSVAE(tiny_adata, latent_dim=3, guide=guide)
         pair = model.module
-        data = encode(tiny_adata, model.registry)
+        data = encode(check_cells(tiny_adata, model.registry))
         batch = make_batch(data, np.arange(10), np.arange(10))
         elbo = Trace_ELBO(num_particles=4, vectorize_particles=True, max_plate_nesting=1)
         model_trace, _ = elbo._get_vectorized_trace(pair["model"], pair["guide"], (batch, 40), {})
