@@ -36,7 +36,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy.sparse.linalg import svds
 
 from samsvae_plus._atomic import atomic_write_bytes
 from samsvae_plus.data.go_files import read_gaf, read_obo
@@ -191,6 +190,10 @@ def embedding_from_annotations(
             f"n_components={n_components} must be positive and below the smaller side of "
             f"the {matrix.shape[0]} genes x {matrix.shape[1]} terms matrix"
         )
+    # here, not at the top: sp.datasets imports this module, and loading a data set should
+    # not pay for ARPACK
+    from scipy.sparse.linalg import svds
+
     logger.info("GO embedding of %d genes from %d terms", len(genes), len(terms))
     u, s, _ = svds(tfidf(matrix), k=n_components, random_state=0)
     order = np.argsort(s)[::-1]

@@ -21,8 +21,6 @@ from samsvae_plus.data.download import download
 from samsvae_plus.data.remote_files import REMOTE_FILES, RemoteFile
 from samsvae_plus.errors import InputError, MissingDataFileError
 
-pytest.importorskip("pooch")
-
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):  # keep the test output clean
@@ -32,6 +30,7 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 @pytest.fixture()
 def server(tmp_path, monkeypatch):
     """``(base_url, served_dir, requests)``: a local server and the paths it was asked for."""
+    pytest.importorskip("pooch")
     served = tmp_path / "served"
     served.mkdir()
     requests: list[str] = []
