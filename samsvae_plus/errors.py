@@ -16,6 +16,11 @@ class InputError(ValueError):
     """Bad input that the user can fix; the message says what is wrong and how to fix it."""
 
 
+class MissingDataFileError(InputError):
+    """A data file is in neither the data directory nor the download cache; the message
+    names it, the variable ``SAMSVAE_PLUS_DATA`` and how to get the file."""
+
+
 class DivergenceError(RuntimeError):
     """Training produced a non-finite loss or gradient; the last good state was kept."""
 

@@ -15,7 +15,17 @@ from samsvae_plus._version import __version__
 from samsvae_plus.errors import DivergenceError, InputError
 
 # Module names under samsvae_plus.cli, in the order `--help` lists them.
-SUBCOMMANDS = ["demo", "simulate", "train", "pretrain", "evaluate", "score", "prep", "reproduce"]
+SUBCOMMANDS = [
+    "demo",
+    "simulate",
+    "train",
+    "pretrain",
+    "evaluate",
+    "score",
+    "prep",
+    "reproduce",
+    "go_embedding",
+]
 
 
 class OneLineParser(argparse.ArgumentParser):

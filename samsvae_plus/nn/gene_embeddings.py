@@ -2,7 +2,8 @@
 
 Sources (``SOURCES``):
 
-- ``"go"``: the GO-derived 128-d embedding shipped in the data directory;
+- ``"go"``: the GO-derived 128-d embedding of the data directory, or the one that
+  ``samsvae-plus go-embedding`` builds from GO's public files into the download cache;
 - ``"esm2"``: ESM2 protein-language-model vectors computed with fair-esm from a FASTA and
   a local checkpoint the caller gives (:mod:`samsvae_plus.nn.esm2_embedding`);
 - ``"learned"``: no fixed vector; every gene gets a learned one (an embedding table);
@@ -13,9 +14,10 @@ Sources (``SOURCES``):
   simulator's ``uns['simulation']['perturbation_embedding']``).
 
 Symbols missing from the ``"go"`` and ``"esm2"`` tables are resolved through the alias
-column of ``human_genes.tsv.gz`` (``MARCH8`` -> ``MARCHF8``). Genes still without an
-embedding are reported with a warning giving their count, and the networks give them a
-learned fallback (:class:`GeneEmbeddingTable`).
+column of the data directory's ``annotations/go/human_genes.tsv.gz`` (``MARCH8`` ->
+``MARCHF8``); without that file (a pip install has none) a warning says so and symbols
+match exactly. Genes still without an embedding are reported with a warning giving their
+count, and the networks give them a learned fallback (:class:`GeneEmbeddingTable`).
 """
 
 from __future__ import annotations
@@ -99,9 +101,20 @@ def random_embedding(genes: Sequence[str], dim: int = 128, seed: int = 0) -> np.
 
 
 def _aliases(data_dir) -> dict[str, str]:
+    """The alias map of the data directory's gene table; without the table, a warning that
+    names it and an empty map, so that the embedding still works by exact symbol."""
     from samsvae_plus.data import datasets
+    from samsvae_plus.errors import MissingDataFileError
 
-    return alias_map(datasets.human_genes(data_dir))
+    try:
+        return alias_map(datasets.human_genes(data_dir))
+    except MissingDataFileError as err:
+        warnings.warn(
+            f"gene aliases are not resolved, so renamed genes (MARCH8 -> MARCHF8) match only "
+            f"by their current symbol: {err}",
+            stacklevel=3,
+        )
+        return {}
 
 
 def gene_embedding(
@@ -145,11 +158,12 @@ def gene_embedding(
             return np.zeros((len(genes), 0), dtype=np.float32), np.zeros(len(genes), dtype=bool)
         if source == "random":
             return random_embedding(genes, dim, seed), np.ones(len(genes), dtype=bool)
-        aliases = _aliases(data_dir)
         if source == "go":
             from samsvae_plus.data import datasets
 
+            # The embedding first: without it, a missing alias table is beside the point.
             table = datasets.go_gene_embedding(data_dir)
+            aliases = _aliases(data_dir)
         else:
             if fasta is None or checkpoint is None:
                 raise InputError(
@@ -158,6 +172,7 @@ def gene_embedding(
                 )
             from samsvae_plus.nn.esm2_embedding import esm2_table
 
+            aliases = _aliases(data_dir)
             wanted = set(genes) | {aliases[g] for g in genes if g in aliases}
             table = esm2_table(fasta, checkpoint, cache=cache, genes=wanted)
         matrix, found = _scaled_lookup(genes, table, aliases)
