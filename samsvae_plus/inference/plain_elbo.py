@@ -1,8 +1,8 @@
 """SAMS-VAE's negative ELBO written out in plain PyTorch, without Pyro's machinery.
 
 It is the reference the ``train_speed`` benchmark times Pyro against, so it computes what
-:class:`~samsvae_plus.inference.svi.ELBOLoss` computes, with the same modules and the same
-random draws in the same order:
+:func:`~samsvae_plus.inference.svi.make_loss` (Pyro's ``Trace_ELBO``) computes, with the
+same modules and the same random draws in the same order:
 
 - the guide's masks by the relaxed Bernoulli with a straight-through gradient
   (``rand``, then ``round``), scored by the Bernoulli pmf; embeddings and ``z_basal`` by

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 import pyro
 import torch
 from pyro.infer import Trace_ELBO
+from pyro.infer.elbo import ELBOModule
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -63,30 +64,20 @@ class TrainingHistory:
         )
 
 
-class ELBOLoss(nn.Module):
-    """Negative ELBO of ``model`` and ``guide``, optionally under :class:`KLWeights`."""
+def make_loss(
+    pair: nn.ModuleDict, n_particles: int, weights: KLWeights | None = None
+) -> ELBOModule:
+    """The negative ELBO of ``pair["model"]`` and ``pair["guide"]`` as a torch module,
+    called with ``(batch, n_cells)``; under ``weights``, both run inside the same
+    :class:`KLWeights`, which a schedule may change between calls.
 
-    def __init__(
-        self, model: nn.Module, guide: nn.Module, n_particles: int, weights: KLWeights | None = None
-    ) -> None:
-        super().__init__()
-        self.model, self.guide = model, guide
-        self.elbo = Trace_ELBO(
-            num_particles=n_particles, vectorize_particles=True, max_plate_nesting=1
-        )
-        self.weights = weights
-
-    def forward(self, batch, n_cells: int) -> torch.Tensor:
-        if self.weights is None or self.weights.is_exact:
-            return self.elbo.differentiable_loss(self.model, self.guide, batch, n_cells)
-        return self.elbo.differentiable_loss(
-            self.weights(self.model), self.weights(self.guide), batch, n_cells
-        )
-
-
-def make_loss(pair: nn.ModuleDict, n_particles: int, weights: KLWeights | None = None) -> ELBOLoss:
-    """The negative ELBO of ``pair["model"]`` and ``pair["guide"]`` as a torch module."""
-    return ELBOLoss(pair["model"], pair["guide"], n_particles, weights)
+    This is Pyro's own ``Trace_ELBO(...)(model, guide)``: its losses and gradients are
+    bitwise those of the hand-written module it replaced (see the design notes).
+    """
+    elbo = Trace_ELBO(num_particles=n_particles, vectorize_particles=True, max_plate_nesting=1)
+    if weights is None:
+        return elbo(pair["model"], pair["guide"])
+    return elbo(weights(pair["model"]), weights(pair["guide"]))
 
 
 LR_SCALINGS = (None, "sqrt", "linear")

@@ -21,11 +21,11 @@ import pyro
 import pyro.distributions as dist
 import torch
 import torch.nn.functional as F
-from pyro.nn import PyroModule
 from torch import nn
 
 from samsvae_plus.data.loaders import Batch
 from samsvae_plus.module.distributions import StraightThroughBernoulli
+from samsvae_plus.module.local_params import LocalPyroModule
 from samsvae_plus.module.sams_vae import PointEmbedding, latent_shift
 from samsvae_plus.nn.mlp import MLP
 
@@ -74,7 +74,7 @@ class EmbeddingGivenMask(nn.Module):
         self.out[-1].bias.zero_()
 
 
-class SAMSVAEGuide(PyroModule):
+class SAMSVAEGuide(LocalPyroModule):
     """The variational distribution of every SAMS-VAE-like model.
 
     Parameters

@@ -6,15 +6,15 @@ from collections.abc import Sequence
 
 import pyro
 import torch
-from pyro.nn import PyroModule
 from torch import nn
 
 from samsvae_plus.data.loaders import Batch
 from samsvae_plus.module.distributions import NegativeBinomial
+from samsvae_plus.module.local_params import LocalPyroModule
 from samsvae_plus.nn.decoders import SoftmaxDecoder
 
 
-class CountLikelihood(PyroModule):
+class CountLikelihood(LocalPyroModule):
     """``x ~ NB(mean = l * softmax(decoder(z)), inverse dispersion theta_g)``.
 
     ``l`` is the cell's observed library size and ``theta_g`` a learned per-gene point

@@ -28,11 +28,11 @@ from collections.abc import Sequence
 import pyro
 import pyro.distributions as dist
 import torch
-from pyro.nn import PyroModule
 from torch import nn
 
 from samsvae_plus.data.loaders import Batch
 from samsvae_plus.module.likelihood import CountLikelihood
+from samsvae_plus.module.local_params import LocalPyroModule
 from samsvae_plus.module.perturbation_prior import GeneEmbeddingPrior
 
 MASK_MODELS = ("bernoulli", "beta_bernoulli", "fixed")
@@ -77,7 +77,7 @@ class PointEmbedding(nn.Module):
         self.weight.copy_(self.weight @ rotation.T)
 
 
-class SAMSVAEModel(PyroModule):
+class SAMSVAEModel(LocalPyroModule):
     """The generative model ``p(x, z_basal, m, e)`` of SAMS-VAE, CPA-VAE and SVAE+.
 
     Parameters
