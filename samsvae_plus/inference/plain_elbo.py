@@ -18,7 +18,7 @@ Every site is reparameterised (Pyro's score-function term of the mask site is ze
 Pyro's surrogate loss is this loss and the gradients agree too.
 
 Only SAMS-VAE with Bernoulli masks, Normal embeddings and no gene-embedding prior is
-covered, with any of the four guides of :data:`~samsvae_plus.module.guides.GUIDES`.
+covered, with any of the four guides of :data:`~samsvae_plus.module.config.GUIDES`.
 """
 
 from __future__ import annotations

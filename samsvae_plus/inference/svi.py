@@ -80,7 +80,6 @@ def make_loss(
     return elbo(weights(pair["model"]), weights(pair["guide"]))
 
 
-LR_SCALINGS = (None, "sqrt", "linear")
 # The batch size the default learning rate was tuned at (the paper's and the demo's).
 REFERENCE_BATCH_SIZE = 512
 
@@ -165,11 +164,11 @@ def train_svi(
     train_loader: MinibatchLoader,
     validation_loader: MinibatchLoader | None = None,
     *,
-    max_epochs: int = 400,
-    lr: float = 3e-4,
+    max_epochs: int,
+    lr: float,
+    n_particles: int,
+    early_stopping_patience: int | None,
     global_lr_factor: float = 1.0,
-    n_particles: int = 5,
-    early_stopping_patience: int | None = 20,
     grad_clip: float | None = None,
     local_kl_weight: Callable[[int], float] | None = None,
     keep_best: bool = True,
@@ -188,6 +187,10 @@ def train_svi(
 
     Parameters
     ----------
+    max_epochs, lr, n_particles, early_stopping_patience, global_lr_factor, grad_clip
+        As in :class:`~samsvae_plus.inference.training_options.TrainingOptions` (``lr``
+        already scaled to the batch size); ``global_lr_factor`` 1 gives every parameter
+        ``lr``.
     local_kl_weight
         Optional schedule ``epoch -> weight`` of the local latent KL (``z_basal``).
     checkpoints

@@ -33,7 +33,7 @@ class ConditionalVAEModel(LocalPyroModule):
         n_contexts: int,
         latent_dim: int,
         *,
-        hidden: Sequence[int] = (128, 128),
+        hidden: Sequence[int],
     ) -> None:
         super().__init__()
         self.basal_loc = nn.Parameter(torch.zeros(n_contexts, latent_dim))

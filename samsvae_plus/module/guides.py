@@ -1,7 +1,8 @@
 """Variational families for SAMS-VAE and its relatives.
 
 One guide class covers the family's variational distributions; its options are the
-families the issue names (``GUIDES`` maps each name to them):
+families the issue names (:data:`~samsvae_plus.module.config.GUIDES` maps each name to
+them):
 
 - ``"mean_field"``: ``q(m) q(e) prod_i q(z_basal_i | x_i)``. With ``basal_sees_shift`` the
   encoder also reads the cell's *expected* shift ``d_i (E[m] * E[e])`` under the variational
@@ -32,13 +33,6 @@ from samsvae_plus.nn.mlp import MLP
 # Logit of a pinned mask: sigmoid(12) = 1 - 6e-6.
 PINNED_LOGIT = 12.0
 BASAL_INPUTS = ("x", "expected_shift", "sampled_shift", "subtract_sampled_shift")
-
-GUIDES: dict[str, dict] = {
-    "mean_field": {"embedding_given_mask": False, "sampled_shift": False},
-    "correlated_basal": {"embedding_given_mask": False, "sampled_shift": True},
-    "correlated_embedding": {"embedding_given_mask": True, "sampled_shift": False},
-    "correlated": {"embedding_given_mask": True, "sampled_shift": True},
-}
 
 
 def _inverse_softplus(value: float) -> float:
@@ -105,12 +99,12 @@ class SAMSVAEGuide(LocalPyroModule):
         latent_dim: int,
         basal_encoder: nn.Module,
         *,
-        masks: str = "bernoulli",
-        mask_probability_guide: str = "beta",
+        masks: str,
+        mask_probability_guide: str,
+        temperature: float,
         point_embedding: PointEmbedding | None = None,
         embedding_given_mask: bool = False,
         basal_input: str = "x",
-        temperature: float = 0.5,
         initial_mask_probability: float = 0.5,
         initial_embedding_scale: float = 0.1,
     ) -> None:

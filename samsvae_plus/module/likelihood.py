@@ -22,7 +22,7 @@ class CountLikelihood(LocalPyroModule):
     samples counts instead of scoring them.
     """
 
-    def __init__(self, in_features: int, n_genes: int, hidden: Sequence[int] = (128, 128)) -> None:
+    def __init__(self, in_features: int, n_genes: int, hidden: Sequence[int]) -> None:
         super().__init__()
         self.decoder = SoftmaxDecoder(in_features, n_genes, hidden)
         self.log_inverse_dispersion = nn.Parameter(torch.full((n_genes,), 1.0))

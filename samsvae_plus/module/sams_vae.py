@@ -109,14 +109,14 @@ class SAMSVAEModel(LocalPyroModule):
         n_contexts: int,
         latent_dim: int,
         *,
-        masks: str = "bernoulli",
-        mask_prior: float = 0.01,
-        beta_prior: tuple[float, float] = (1.0, 99.0),
+        masks: str,
+        mask_prior: float,
+        beta_prior: tuple[float, float],
+        embedding_prior_scale: float,
+        hidden: Sequence[int],
         embedding: str = "normal",
-        embedding_prior_scale: float = 1.0,
         prior: GeneEmbeddingPrior | None = None,
         point_embedding: PointEmbedding | None = None,
-        hidden: Sequence[int] = (128, 128),
     ) -> None:
         super().__init__()
         if masks not in MASK_MODELS or embedding not in EMBEDDING_MODELS:
