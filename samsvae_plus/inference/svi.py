@@ -26,6 +26,7 @@ from samsvae_plus.errors import DivergenceError
 from samsvae_plus.inference.data_parallel import DataParallel
 from samsvae_plus.inference.kl_weights import KLWeights
 from samsvae_plus.inference.training_checkpoints import TrainingCheckpoints
+from samsvae_plus.inference.training_options import REFERENCE_BATCH_SIZE
 
 
 @dataclass
@@ -80,12 +81,9 @@ def make_loss(
     return elbo(weights(pair["model"]), weights(pair["guide"]))
 
 
-# The batch size the default learning rate was tuned at (the paper's and the demo's).
-REFERENCE_BATCH_SIZE = 512
-
-
 def scaled_learning_rate(lr: float, batch_size: int, scaling: str | None) -> float:
-    """``lr`` for ``batch_size`` cells per step, given at :data:`REFERENCE_BATCH_SIZE`.
+    """``lr`` for ``batch_size`` cells per step, given at
+    :data:`~samsvae_plus.inference.training_options.REFERENCE_BATCH_SIZE`.
 
     ``"sqrt"`` keeps the variance of an Adam step's noise about constant as the batch
     grows (the usual rule for Adam); ``"linear"`` keeps the distance travelled per epoch,

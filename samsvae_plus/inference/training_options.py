@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 LOADERS = ("auto", "memory", "resident", "backed")
 LR_SCALINGS = (None, "sqrt", "linear")
+# The batch size the default learning rate was tuned at (the paper's and the demo's).
+REFERENCE_BATCH_SIZE = 512
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,8 @@ class TrainingOptions:
     lr_scaling: str | None = field(
         default=None,
         metadata={
-            "help": "scale lr from 512 cells per step to the batch size (default: as given)",
+            "help": f"scale lr from {REFERENCE_BATCH_SIZE} cells per step to the batch size "
+            "(default: as given)",
             "choices": LR_SCALINGS,
         },
     )

@@ -90,9 +90,10 @@ class ModelConfig:
     def from_dict(cls, config: dict[str, Any]) -> ModelConfig:
         """The configuration a saved model holds; keys a file of an older version lacks
         take their defaults."""
-        config = dict(config)
-        own = {f.name for f in fields(cls)}
-        encoder_keys = {f.name for f in fields(EncoderOptions)} if ENCODER in own else set()
+        own = {f.name for f in fields(cls)} - {ENCODER}
+        encoder_keys = set()
+        if any(f.name == ENCODER for f in fields(cls)):
+            encoder_keys = {f.name for f in fields(EncoderOptions)}
         unknown = sorted(set(config) - own - encoder_keys)
         if unknown:
             raise InputError(
