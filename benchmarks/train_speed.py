@@ -8,7 +8,7 @@ perturbations, drawn by ``sp.datasets.simulate``), builds SAMS-VAE with K = 100 
 guide and times optimizer steps (Adam with the training loop's parameter groups, batch
 512, 5 vectorized particles, 2 CPU threads) of two losses of the same modules:
 
-- ``pyro``: :class:`~samsvae_plus.inference.svi.ELBOLoss` (``Trace_ELBO``), as training
+- ``pyro``: :func:`~samsvae_plus.inference.svi.make_loss` (``Trace_ELBO``), as training
   uses it, with Pyro's validation off as in ``train_svi``;
 - ``plain``: :func:`~samsvae_plus.inference.plain_elbo.plain_negative_elbo`, the same ELBO
   written in plain PyTorch, with the same draws.

@@ -1,7 +1,7 @@
 """Held-out IWELBO and ATE posterior-predictive checks on the demo simulation.
 
 Trains SAMS-VAE with the demo's settings (``samsvae-plus demo``) on the demo's simulation,
-and a bootstrap ensemble of it (``model.bootstrap``: the same model and settings fitted to
+and a bootstrap ensemble of it (``sp.BootstrapEnsemble.fit``: the same model and settings fitted to
 resamples of the training cells, whose pooled draws are the bagged posterior), and
 reports:
 
@@ -78,7 +78,7 @@ def trained_ensemble(model, adata, smoke: bool, ensemble_dir: str | None, n_memb
     if ensemble_dir is not None:
         return sp.BootstrapEnsemble.load(ensemble_dir, adata=adata), 0.0
     start = time.perf_counter()
-    ensemble = model.bootstrap(n_members, seed=0, **training_settings(smoke))
+    ensemble = sp.BootstrapEnsemble.fit(model, n_members, seed=0, **training_settings(smoke))
     return ensemble, time.perf_counter() - start
 
 

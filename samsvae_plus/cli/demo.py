@@ -8,14 +8,16 @@ import time
 from samsvae_plus._atomic import atomic_directory, atomic_write_text
 from samsvae_plus.cli.common import add_output_args, check_output_dir, finish, write_json
 from samsvae_plus.cli.train import add_model_args, build_model, fit
+from samsvae_plus.inference.training_options import TrainingOptions
+from samsvae_plus.module.config import SAMSVAEConfig
 
-# The demo's defaults differ from `train`'s: they are tuned to finish in a few minutes on
-# two CPU cores while recovering the simulator's ground truth.
+# Where the demo's defaults differ from `train`'s, they are tuned to finish in a few minutes
+# on two CPU cores while recovering the simulator's ground truth; the rest are train's.
 DEMO_MODEL = {"latent_dim": 10, "guide": "correlated_basal"}
 DEMO_TRAINING = {
     "max_epochs": 150,
     "dense_epochs": 60,
-    "batch_size": 512,
+    "batch_size": TrainingOptions.batch_size,
     "n_particles": 1,
     "lr": 2e-3,
 }
@@ -82,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         model.save(tmp / "model")
         write_json(
             tmp / "metrics.json",
-            {**metrics, "config": model.config, "args": vars(args) | {"run": None}},
+            {**metrics, "config": model.config.to_dict(), "args": vars(args) | {"run": None}},
         )
         write_json(tmp / "split.json", model.split.to_dict())
         ate.to_csv(tmp / "ate.csv")
@@ -101,11 +103,11 @@ def run(args: argparse.Namespace) -> int:
     )
 
 
-def _report(metrics: dict, config: dict) -> str:
+def _report(metrics: dict, config: SAMSVAEConfig) -> str:
     return f"""# samsvae-plus demo
 
 Simulated data: {metrics["n_cells"]} cells x {metrics["n_genes"]} genes (`sp.datasets.simulate`).
-Model: SAMS-VAE, {config["guide"]} guide, latent dimension {config["latent_dim"]}.
+Model: SAMS-VAE, {config.guide} guide, latent dimension {config.latent_dim}.
 
 | metric | value |
 |---|---|

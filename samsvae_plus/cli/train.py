@@ -5,74 +5,65 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+from dataclasses import fields
 from pathlib import Path
 
 from samsvae_plus._atomic import atomic_directory
 from samsvae_plus.cli.common import add_output_args, check_output_dir, finish, read_h5ad, write_json
+from samsvae_plus.cli.options import add_options, option_values
 from samsvae_plus.errors import DivergenceError, InputError
+from samsvae_plus.inference.training_options import TrainingOptions
+from samsvae_plus.module.config import SAMSVAEConfig
 
 # Modelling code (torch, pyro, matplotlib) is imported inside the functions that use it,
-# so that building the parser for another subcommand stays light.
+# so that building the parser for another subcommand stays light; the option records above
+# import none of it.
+
+# The options `train` and `demo` expose, in the order --help lists them; flags, defaults,
+# help and choices come from the records.
+MODEL_OPTIONS = (
+    "latent_dim",
+    "guide",
+    "basal_sees_shift",
+    "mask_prior",
+    "basal_encoder",
+    "gene_embedding",
+    "n_tokens",
+    "encoder_weights",
+)
+TRAINING_OPTIONS = (
+    "max_epochs",
+    "dense_epochs",
+    "batch_size",
+    "n_particles",
+    "lr",
+    "lr_scaling",
+    "compile_kernels",
+    "seed",
+    "device",
+    "progress",
+)
+# A command-line run is reproducible as it stands: seed 0, not sp.settings.seed.
+COMMAND_LINE_DEFAULTS = {"seed": 0}
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     """Model and training options shared by ``train`` and ``demo``."""
-    model = parser.add_argument_group("model")
-    model.add_argument("--latent-dim", type=int, default=20)
-    model.add_argument(
-        "--guide", default="mean_field", help="variational family (default mean_field)"
+    # SAMS-VAE refuses a bad model option itself, with the messages the Python API gives;
+    # argparse checks the training options' choices before any data is read.
+    add_options(
+        parser.add_argument_group("model"),
+        SAMSVAEConfig.argument_fields(),
+        MODEL_OPTIONS,
+        check_choices=False,
     )
-    model.add_argument(
-        "--basal-sees-shift",
-        action="store_true",
-        help="mean-field guide: let the z_basal encoder read the cell's expected latent shift",
+    add_options(
+        parser.add_argument_group("training"),
+        fields(TrainingOptions),
+        TRAINING_OPTIONS,
+        check_choices=True,
+        defaults=COMMAND_LINE_DEFAULTS,
     )
-    model.add_argument(
-        "--mask-prior", type=float, default=0.01, help="prior mask probability alpha"
-    )
-    model.add_argument(
-        "--basal-encoder",
-        default="mlp",
-        help="encoder of q(z_basal): 'mlp' or 'transformer' (gene tokens; default mlp)",
-    )
-    model.add_argument(
-        "--gene-embedding",
-        default="go",
-        help="transformer: gene vectors of the tokens, 'go', 'learned' or 'random' (default go)",
-    )
-    model.add_argument(
-        "--n-tokens", type=int, default=None, help="transformer: genes read per cell (default 256)"
-    )
-    model.add_argument(
-        "--encoder-weights",
-        default=None,
-        help="transformer: pretrained weights written by samsvae-plus pretrain",
-    )
-    training = parser.add_argument_group("training")
-    training.add_argument("--max-epochs", type=int, default=400)
-    training.add_argument(
-        "--dense-epochs",
-        type=int,
-        default=None,
-        help="epochs with masks pinned on (default: 2/5 of --max-epochs)",
-    )
-    training.add_argument("--batch-size", type=int, default=512)
-    training.add_argument("--n-particles", type=int, default=5)
-    training.add_argument("--lr", type=float, default=3e-4)
-    training.add_argument(
-        "--lr-scaling",
-        choices=("sqrt", "linear"),
-        default=None,
-        help="scale --lr from 512 cells per step to --batch-size (default: as given)",
-    )
-    training.add_argument(
-        "--compile-kernels",
-        action="store_true",
-        help="compile the fused NB log-probability with torch.compile (GPU speed)",
-    )
-    training.add_argument("--seed", type=int, default=0)
-    training.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda'")
-    training.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def add_parser(subparsers) -> None:
@@ -98,12 +89,7 @@ def add_parser(subparsers) -> None:
         help="continue from the checkpoint in OUT.checkpoints/ left by an interrupted run "
         "(same arguments; --lr may change)",
     )
-    checkpoints.add_argument(
-        "--checkpoint-every",
-        type=int,
-        default=500,
-        help="optimizer steps between checkpoints in OUT.checkpoints/ (default 500)",
-    )
+    add_options(checkpoints, fields(TrainingOptions), ("checkpoint_every",), check_choices=True)
     parser.add_argument(
         "--distributed",
         action="store_true",
@@ -122,31 +108,12 @@ def checkpoint_dir(out: Path) -> Path:
 def build_model(adata, args: argparse.Namespace):
     from samsvae_plus.model.family import SAMSVAE
 
-    return SAMSVAE(
-        adata,
-        latent_dim=args.latent_dim,
-        guide=args.guide,
-        mask_prior=args.mask_prior,
-        basal_sees_shift=args.basal_sees_shift,
-        basal_encoder=args.basal_encoder,
-        gene_embedding=args.gene_embedding,
-        n_tokens=args.n_tokens,
-        encoder_weights=args.encoder_weights,
-    )
+    return SAMSVAE(adata, **option_values(args, SAMSVAEConfig.argument_fields(), MODEL_OPTIONS))
 
 
 def fit(model, args: argparse.Namespace, **checkpointing) -> None:
     model.train(
-        max_epochs=args.max_epochs,
-        dense_epochs=args.dense_epochs,
-        batch_size=args.batch_size,
-        n_particles=args.n_particles,
-        lr=args.lr,
-        lr_scaling=args.lr_scaling,
-        compile_kernels=args.compile_kernels,
-        device=args.device,
-        seed=args.seed,
-        progress=not args.no_progress,
+        **option_values(args, fields(TrainingOptions), TRAINING_OPTIONS),
         **checkpointing,
     )
 

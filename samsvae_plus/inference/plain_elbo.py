@@ -1,8 +1,8 @@
 """SAMS-VAE's negative ELBO written out in plain PyTorch, without Pyro's machinery.
 
 It is the reference the ``train_speed`` benchmark times Pyro against, so it computes what
-:class:`~samsvae_plus.inference.svi.ELBOLoss` computes, with the same modules and the same
-random draws in the same order:
+:func:`~samsvae_plus.inference.svi.make_loss` (Pyro's ``Trace_ELBO``) computes, with the
+same modules and the same random draws in the same order:
 
 - the guide's masks by the relaxed Bernoulli with a straight-through gradient
   (``rand``, then ``round``), scored by the Bernoulli pmf; embeddings and ``z_basal`` by
@@ -18,7 +18,7 @@ Every site is reparameterised (Pyro's score-function term of the mask site is ze
 Pyro's surrogate loss is this loss and the gradients agree too.
 
 Only SAMS-VAE with Bernoulli masks, Normal embeddings and no gene-embedding prior is
-covered, with any of the four guides of :data:`~samsvae_plus.module.guides.GUIDES`.
+covered, with any of the four guides of :data:`~samsvae_plus.module.config.GUIDES`.
 """
 
 from __future__ import annotations

@@ -22,10 +22,11 @@ from samsvae_plus.data import validate
 from samsvae_plus.data.registry import counts_location, counts_matrix, library_sizes
 from samsvae_plus.errors import InputError
 from samsvae_plus.nn.basal_encoder import check_architecture, check_n_tokens
+from samsvae_plus.nn.encoder_options import DEFAULT_TOKENS
 from samsvae_plus.nn.encoder_weights import save_encoder_weights
 from samsvae_plus.nn.gene_embeddings import gene_embedding as lookup_gene_embedding
 from samsvae_plus.nn.masked_expression import MaskedExpressionHead, masked_expression_loss
-from samsvae_plus.nn.transformer import DEFAULT_TOKENS, GeneTokenTransformer
+from samsvae_plus.nn.transformer import GeneTokenTransformer
 from samsvae_plus.settings import resolve_device, seeded
 
 

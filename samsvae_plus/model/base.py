@@ -1,12 +1,15 @@
 """The user-facing model classes: they own the AnnData and join data, models and inference.
 
 :class:`PerturbationModel` holds everything the family shares: registration, training
-through the one SVI loop, posterior-predictive sampling, treatment effects, saving and
-loading. A subclass only says how to build its Pyro model and guide.
+through the one SVI loop (:mod:`~samsvae_plus.inference.trainer`), posterior-predictive
+sampling, treatment effects, saving and loading. A subclass names its configuration (a
+dataclass of :mod:`samsvae_plus.module.config`, which also gives its constructor's keyword
+arguments) and says how to build its Pyro model and guide from it.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Sequence
 from dataclasses import replace
@@ -20,7 +23,6 @@ import torch
 from torch import nn
 
 from samsvae_plus.data import validate
-from samsvae_plus.data.backed_loader import BackedLoader
 from samsvae_plus.data.checked import (
     CheckedCells,
     CheckedConditions,
@@ -29,38 +31,25 @@ from samsvae_plus.data.checked import (
     check_requested_conditions,
 )
 from samsvae_plus.data.device_csr import GrowingCSR, to_host_csr
-from samsvae_plus.data.encode import EncodedData, action_names, context_ids, encode
-from samsvae_plus.data.loaders import Batch, InMemoryLoader, ResidentLoader, make_batch
+from samsvae_plus.data.encode import action_names, context_ids, encode
+from samsvae_plus.data.loaders import Batch, make_batch
 from samsvae_plus.data.registry import Registry, get_registry
-from samsvae_plus.data.splits import Split, random_split
-from samsvae_plus.data.transforms import ATE_TARGET_SUM, encoder_input_statistics_of_blocks
+from samsvae_plus.data.splits import Split
+from samsvae_plus.data.transforms import ATE_TARGET_SUM
 from samsvae_plus.errors import InputError, check_choice
 from samsvae_plus.evaluate.ate import CONDITION_LEVEL, CONTEXT_LEVEL
-from samsvae_plus.inference import posterior
+from samsvae_plus.inference import posterior, trainer
 from samsvae_plus.inference.data_parallel import DataParallel
 from samsvae_plus.inference.model_files import load_model_dir, save_model_dir, write_model_files
 from samsvae_plus.inference.predictive_ate import context_ate_draws
-from samsvae_plus.inference.svi import (
-    LR_SCALINGS,
-    TrainingHistory,
-    scaled_learning_rate,
-    train_svi,
-    train_with_dense_start,
-)
-from samsvae_plus.inference.training_checkpoints import TrainingCheckpoints, digest
+from samsvae_plus.inference.svi import TrainingHistory
+from samsvae_plus.inference.training_options import LOADERS, LR_SCALINGS, TrainingOptions
 from samsvae_plus.model.evaluation import EvaluationVerbs
-from samsvae_plus.module.distributions import compiled_kernels
-from samsvae_plus.nn.encoders import ExpressionStandardizer
-from samsvae_plus.settings import resolve_device, seed_everything, seeded, settings
+from samsvae_plus.module.config import ModelConfig, field_default
+from samsvae_plus.settings import resolve_device, seeded, settings
 
 # Parameters are initialised from this seed, so that train(seed=...) alone fixes a run.
 INIT_SEED = 0
-
-
-LOADERS = ("auto", "memory", "resident", "backed")
-# "auto" keeps a data set on the GPU when its CSR arrays take at most this share of the
-# free device memory; the rest is left to activations and the optimizer.
-RESIDENT_SHARE = 0.5
 
 
 def _check_loader(adata: ad.AnnData, loader: str) -> str:
@@ -75,61 +64,106 @@ def _check_loader(adata: ad.AnnData, loader: str) -> str:
     return "backed" if loader == "auto" and adata.isbacked else loader
 
 
-def _resolve_loader(loader: str, data: EncodedData, rows: np.ndarray, device: torch.device):
-    """The loader class for ``loader``: ``"auto"`` keeps the cells on a CUDA device when
-    they fit (:data:`RESIDENT_SHARE`), else slices them on the host per batch."""
-    if loader == "auto":
-        fits = (
-            device.type == "cuda"
-            and ResidentLoader.device_bytes(data, rows)
-            <= RESIDENT_SHARE * torch.cuda.mem_get_info(device)[0]
+def constructor_signature(
+    config_class: type[ModelConfig], positional: Sequence[str]
+) -> inspect.Signature:
+    """``(adata, <positional>, *, <the other options>)``, each option with its
+    configuration default: the signature of a user class built from ``config_class``."""
+    options = {f.name: f for f in config_class.argument_fields()}
+    kind = inspect.Parameter
+    parameters = [kind("adata", kind.POSITIONAL_OR_KEYWORD, annotation="ad.AnnData")]
+    for name in [*positional, *(n for n in options if n not in positional)]:
+        f = options[name]
+        parameters.append(
+            kind(
+                name,
+                kind.POSITIONAL_OR_KEYWORD if name in positional else kind.KEYWORD_ONLY,
+                default=field_default(f),
+                annotation=f.type,
+            )
         )
-        loader = "resident" if fits else "memory"
-    return {"memory": InMemoryLoader, "resident": ResidentLoader, "backed": BackedLoader}[loader]
+    return inspect.Signature(parameters, return_annotation="None")
 
 
 class PerturbationModel(EvaluationVerbs):
     """Shared base of SAMS-VAE and its relatives (see :mod:`samsvae_plus.model.family`).
 
-    Subclasses implement :meth:`_build`, which returns an ``nn.ModuleDict`` with a Pyro
+    A subclass sets ``CONFIG``, its configuration class: the constructor takes ``adata``
+    and the configuration's fields as keyword arguments (the first ``POSITIONAL`` of them
+    also by position), and ``model.config`` is the checked configuration, which ``save``
+    writes. It implements :meth:`_build`, which returns an ``nn.ModuleDict`` with a Pyro
     ``"model"`` and ``"guide"`` of one signature ``(batch, n_cells)``; the guide has a
     ``sample_globals()`` and the model observes counts at ``"x"`` inside the ``"cells"``
-    plate. Class attributes describe the rest:
+    plate. Other class attributes describe the rest:
 
     - ``ACTIONS``: dosage columns, ``"genes"`` (``A+B`` adds ``A`` and ``B``) or
       ``"conditions"`` (each condition its own action);
     - ``HAS_EFFECT_PRIOR``: whether a perturbation without training cells can be predicted
       from the prior (masks and embeddings have one) or not (point estimates, decoder
       inputs).
+
+    A class defined with ``register=True`` (``class MyModel(PerturbationModel,
+    register=True)``) can be loaded by name through :meth:`load`; names are unique, since
+    a saved model records only its class name.
     """
 
     ACTIONS: ClassVar[str] = "genes"
     HAS_EFFECT_PRIOR: ClassVar[bool] = True
+    CONFIG: ClassVar[type[ModelConfig]] = ModelConfig
+    POSITIONAL: ClassVar[tuple[str, ...]] = ()
     _classes: ClassVar[dict[str, type[PerturbationModel]]] = {}
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    def __init_subclass__(cls, *, register: bool = False, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        PerturbationModel._classes[cls.__name__] = cls
+        cls.__signature__ = constructor_signature(cls.CONFIG, cls.POSITIONAL)
+        if register:
+            known = PerturbationModel._classes.get(cls.__name__)
+            # the same class defined again (a reloaded module) replaces itself
+            if known is not None and _qualified_name(known) != _qualified_name(cls):
+                raise TypeError(
+                    f"a model class named {cls.__name__!r} is registered already "
+                    f"({_qualified_name(known)}); saved models name their class, so give "
+                    f"{_qualified_name(cls)} another name"
+                )
+            PerturbationModel._classes[cls.__name__] = cls
 
-    def __init__(self, adata: ad.AnnData, **config: Any) -> None:
-        self._setup(get_registry(adata), config, adata)
+    def __init__(self, adata: ad.AnnData, *args: Any, **options: Any) -> None:
+        arguments = dict(inspect.signature(type(self)).bind(adata, *args, **options).arguments)
+        del arguments["adata"]
+        config = self.CONFIG.from_arguments(**arguments)
+        registry = get_registry(adata)
+        config, inputs = self._resolve(registry, config)
+        self._setup(registry, config, adata, inputs)
 
-    def _setup(self, registry: Registry, config: dict, adata: ad.AnnData | None) -> None:
+    def _resolve(self, registry: Registry, config: ModelConfig) -> tuple[ModelConfig, Any]:
+        """The configuration to keep and the inputs to build from, once files it names are
+        read (for the family: gene embeddings, pretrained weights). A loaded or copied
+        model builds without such inputs and takes their values from its saved state."""
+        return config, None
+
+    def _setup(
+        self,
+        registry: Registry,
+        config: ModelConfig,
+        adata: ad.AnnData | None,
+        inputs: Any = None,
+    ) -> None:
+        """The one way a model comes to be: new, loaded or copied."""
         self.registry = registry
         self.adata = adata
-        self.config = dict(config)
+        self.config = config
         with seeded(INIT_SEED):
-            self.module: nn.ModuleDict = self._build(registry, self.config)
+            self.module: nn.ModuleDict = self._build(registry, config, inputs)
         self.history: TrainingHistory | None = None
         self.split: Split | None = None
         self.library_stats: dict[str, list[float]] | None = None
         self.trained_actions: np.ndarray | None = None
         self.device = torch.device("cpu")
 
-    def _build(self, registry: Registry, config: dict) -> nn.ModuleDict:
+    def _build(self, registry: Registry, config: ModelConfig, inputs: Any) -> nn.ModuleDict:
         raise NotImplementedError
 
-    def _fresh_copy(self) -> PerturbationModel:
+    def untrained_copy(self) -> PerturbationModel:
         """An untrained model of this class, configuration and data, initialised as a new
         one would be; its buffers (constants such as a gene-embedding prior's inputs) are
         this model's."""
@@ -145,7 +179,7 @@ class PerturbationModel(EvaluationVerbs):
         return (
             f"{type(self).__name__}({state}; {self.registry.n_genes} genes, "
             f"{len(self.actions)} {self.ACTIONS[:-1]} actions, {self.registry.n_contexts} contexts, "
-            f"config={self.config})"
+            f"config={self.config.to_dict()})"
         )
 
     @property
@@ -173,27 +207,27 @@ class PerturbationModel(EvaluationVerbs):
     # ------------------------------------------------------------------ training
     def train(
         self,
-        max_epochs: int = 400,
-        batch_size: int = 512,
-        n_particles: int = 5,
-        lr: float = 3e-4,
-        device: str | torch.device = "auto",
-        seed: int | None = None,
+        max_epochs: int = TrainingOptions.max_epochs,
+        batch_size: int = TrainingOptions.batch_size,
+        n_particles: int = TrainingOptions.n_particles,
+        lr: float = TrainingOptions.lr,
+        device: str | torch.device = TrainingOptions.device,
+        seed: int | None = TrainingOptions.seed,
         *,
         split: Split | None = None,
-        split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
-        dense_epochs: int | None = None,
-        global_lr_factor: float = 30.0,
-        early_stopping_patience: int | None = 20,
-        grad_clip: float | None = None,
-        progress: bool = True,
+        split_fractions: tuple[float, float, float] = TrainingOptions.split_fractions,
+        dense_epochs: int | None = TrainingOptions.dense_epochs,
+        global_lr_factor: float = TrainingOptions.global_lr_factor,
+        early_stopping_patience: int | None = TrainingOptions.early_stopping_patience,
+        grad_clip: float | None = TrainingOptions.grad_clip,
+        progress: bool = TrainingOptions.progress,
         checkpoint_dir: str | os.PathLike | None = None,
-        checkpoint_every: int = 500,
+        checkpoint_every: int = TrainingOptions.checkpoint_every,
         resume: bool = False,
         distributed: bool = False,
-        loader: str = "auto",
-        lr_scaling: str | None = None,
-        compile_kernels: bool = False,
+        loader: str = TrainingOptions.loader,
+        lr_scaling: str | None = TrainingOptions.lr_scaling,
+        compile_kernels: bool = TrainingOptions.compile_kernels,
     ) -> TrainingHistory:
         """Fit the model by SVI on the registered AnnData.
 
@@ -290,7 +324,6 @@ class PerturbationModel(EvaluationVerbs):
         n_particles = validate.check_positive_int(n_particles, "n_particles")
         lr = validate.check_positive_number(lr, "lr")
         check_choice("lr_scaling", lr_scaling, LR_SCALINGS)
-        lr = scaled_learning_rate(lr, batch_size, lr_scaling)
         if seed is None:
             seed = 0 if settings.seed is None else settings.seed
         seed = validate.check_seed(seed)
@@ -300,141 +333,65 @@ class PerturbationModel(EvaluationVerbs):
         if grad_clip is not None:
             grad_clip = validate.check_positive_number(grad_clip, "grad_clip")
         validate.check_device(device)
-        learns_masks = getattr(self.module["guide"], "learns_masks", False)
-        if learns_masks and dense_epochs is not None:
+        if trainer.learns_masks(self.module) and dense_epochs is not None:
             validate.check_dense_epochs(dense_epochs, max_epochs)
         if resume and checkpoint_dir is None:
             raise InputError("resume=True needs checkpoint_dir, the directory of the checkpoints")
         checkpoint_every = validate.check_positive_int(checkpoint_every, "checkpoint_every")
         loader = _check_loader(adata, loader)
-        backed = loader == "backed"
         parallel = DataParallel.from_environment() if distributed else None
-        if parallel is not None and (checkpoint_dir is not None or backed):
+        if parallel is not None and (checkpoint_dir is not None or loader == "backed"):
             raise InputError(
                 "distributed=True does not support checkpoint_dir or a backed AnnData yet; "
                 "train without one of them"
             )
-        seed_everything(seed)
-        data = encode(
-            check_cells(adata, self.registry, actions=self.ACTIONS), load_counts=not backed
-        )
-        self.split = (
-            split if split is not None else random_split(data.n_cells, split_fractions, seed=seed)
-        )
-        self.device = resolve_device(device) if parallel is None else parallel.device()
-        self.module.to(self.device)
-        if parallel is not None:
-            parallel.broadcast_parameters(self.module)
-            # the minibatch order (numpy, seeded above) is shared; the particles are not
-            torch.manual_seed(parallel.sampling_seed(seed))
-        make_loader = _resolve_loader(
-            loader, data, np.concatenate([self.split.train, self.split.validation]), self.device
-        )
-        shard = {} if parallel is None else {"shard": parallel.shard}
-        train_loader = make_loader(
-            data, self.split.train, batch_size=batch_size, seed=seed, device=self.device, **shard
-        )
-        validation_loader = make_loader(
-            data, self.split.validation, batch_size=batch_size, shuffle=False, device=self.device
-        )
-        self._fit_data_statistics(data, self.split.train, train_loader if backed else None)
-        self.trained_actions = np.asarray(data.dosage[self.split.train].sum(axis=0)).ravel() > 0
-        options = dict(
-            lr=lr,
-            global_lr_factor=global_lr_factor,
+        options = TrainingOptions(
+            max_epochs=max_epochs,
+            batch_size=batch_size,
             n_particles=n_particles,
+            lr=lr,
+            lr_scaling=lr_scaling,
+            dense_epochs=dense_epochs,
+            global_lr_factor=global_lr_factor,
             early_stopping_patience=early_stopping_patience,
             grad_clip=grad_clip,
-            progress=progress and (parallel is None or parallel.is_main),
+            split_fractions=split_fractions,
+            loader=loader,
+            compile_kernels=compile_kernels,
+            checkpoint_every=checkpoint_every,
+            device=device,
+            seed=seed,
+            progress=progress,
+        )
+        data = encode(
+            check_cells(adata, self.registry, actions=self.ACTIONS), load_counts=loader != "backed"
+        )
+        run = trainer.prepare(
+            self.module,
+            data,
+            options,
+            split=split,
+            n_contexts=self.registry.n_contexts,
             parallel=parallel,
         )
-        # A long dense phase matters: the embeddings must converge before the rotation
-        # (on the demo simulation, 60 of 150 epochs gave F1 >= 0.98 on five seeds, where
-        # 40 of 120 gave 0.73 on one of them).
-        dense = 2 * max_epochs // 5 if dense_epochs is None else dense_epochs
+        self.split, self.device = run.split, run.device
+        self.library_stats, self.trained_actions = run.library_stats, run.trained_actions
+        checkpoints = None
         if checkpoint_dir is not None:
-            run = dict(
-                options,
-                max_epochs=max_epochs,
-                batch_size=batch_size,
-                seed=seed,
-                dense_epochs=dense if learns_masks else None,
-                # the backed loader draws another order; older checkpoints lack the key
-                **({"loader": "backed"} if backed else {}),
+            checkpoints = trainer.open_checkpoints(
+                checkpoint_dir,
+                resume=resume,
+                options=options,
+                run=run,
+                pair=self.module,
+                identity={
+                    "class": type(self).__name__,
+                    "config": self.config.to_dict(),
+                    "registry": self.registry.to_dict(),
+                },
             )
-            options["checkpoints"] = self._open_checkpoints(
-                checkpoint_dir, checkpoint_every, resume, run
-            )
-        with compiled_kernels(bool(compile_kernels)):
-            if learns_masks:
-                self.history = train_with_dense_start(
-                    self.module,
-                    train_loader,
-                    validation_loader,
-                    dense_epochs=dense,
-                    max_epochs=max_epochs,
-                    **options,
-                )
-            else:
-                self.history = train_svi(
-                    self.module, train_loader, validation_loader, max_epochs=max_epochs, **options
-                )
+        self.history = trainer.fit(self.module, run, options, checkpoints=checkpoints)
         return self.history
-
-    def bootstrap(self, n_members: int = 8, *, seed: int = 0, **train_options):
-        """Train a :class:`~samsvae_plus.model.ensemble.BootstrapEnsemble` of this model: copies
-        fitted to bootstrap resamples of its training cells, whose pooled posterior draws
-        allow for the sampling variability of the fit (see
-        :meth:`BootstrapEnsemble.train <samsvae_plus.model.ensemble.BootstrapEnsemble.train>`;
-        pass the training options this model was trained with)."""
-        from samsvae_plus.model.ensemble import BootstrapEnsemble
-
-        return BootstrapEnsemble.train(self, n_members, seed=seed, **train_options)
-
-    def _open_checkpoints(
-        self, directory: str | os.PathLike, every: int, resume: bool, run: dict
-    ) -> TrainingCheckpoints:
-        """The run's checkpoints, opened for resuming; refuses to overwrite another run's."""
-        fingerprint = {
-            "class": type(self).__name__,
-            "config": self.config,
-            "registry": digest(self.registry.to_dict()),
-            "split": digest(self.split.to_dict()),
-            **run,
-        }
-        checkpoints = TrainingCheckpoints(directory, every_steps=every, fingerprint=fingerprint)
-        if not resume and checkpoints.exists():
-            raise InputError(
-                f"{directory} already holds a training checkpoint; pass resume=True to "
-                "continue it, or choose another checkpoint directory"
-            )
-        if resume:
-            checkpoints.open()
-        return checkpoints
-
-    def _fit_data_statistics(
-        self, data: EncodedData, train_rows: np.ndarray, backed: BackedLoader | None = None
-    ) -> None:
-        """Encoder standardisation and library-size statistics, from training cells only;
-        read chunk by chunk through ``backed`` when the counts are on disk."""
-        if backed is None:
-            blocks = [(data.counts[train_rows], data.library_size[train_rows])]
-        else:
-            blocks = ((counts, data.library_size[rows]) for rows, counts in backed.row_blocks())
-        mean, std = encoder_input_statistics_of_blocks(blocks)
-        for module in self.module.modules():
-            if isinstance(module, ExpressionStandardizer):
-                module.set_statistics(mean, std)
-        log_library = np.log(data.library_size[train_rows])
-        contexts = data.context[train_rows]
-        overall = (float(log_library.mean()), float(log_library.std()))
-        stats = [
-            (float(log_library[contexts == c].mean()), float(log_library[contexts == c].std()))
-            if (contexts == c).any()
-            else overall
-            for c in range(self.registry.n_contexts)
-        ]
-        self.library_stats = {"log_mean": [s[0] for s in stats], "log_sd": [s[1] for s in stats]}
 
     # ------------------------------------------------------------------ posterior
     def mask_probabilities(self) -> pd.DataFrame:
@@ -778,7 +735,7 @@ class PerturbationModel(EvaluationVerbs):
     def _metadata(self) -> dict:
         return {
             "class": type(self).__name__,
-            "config": self.config,
+            "config": self.config.to_dict(),
             "registry": self.registry.to_dict(),
             "library_stats": self.library_stats,
             "history": None if self.history is None else self.history.to_dict(),
@@ -796,10 +753,9 @@ class PerturbationModel(EvaluationVerbs):
 
         The saved registry is replayed: ``adata``, if given, must have the model's genes in
         the model's order and only conditions the model knows; the package version must
-        match in major.minor.
+        match in major.minor. The saved class must be registered (the family is, once
+        :mod:`samsvae_plus.model` is imported).
         """
-        import samsvae_plus.model.family  # noqa: F401  (registers the user classes by name)
-
         validate.check_device(device)
         state, metadata = load_model_dir(path)
         saved_class = PerturbationModel._classes.get(metadata.get("class", ""))
@@ -810,8 +766,9 @@ class PerturbationModel(EvaluationVerbs):
         registry = Registry.from_dict(metadata["registry"])
         if adata is not None:
             check_model_data(adata, registry)
+        config = saved_class.CONFIG.from_dict(metadata["config"])
         model = saved_class.__new__(saved_class)
-        model._setup(registry, metadata["config"], adata)
+        model._setup(registry, config, adata)
         try:
             model.module.load_state_dict(state)
         except RuntimeError as err:
@@ -828,3 +785,10 @@ class PerturbationModel(EvaluationVerbs):
         model.device = resolve_device(device)
         model.module.to(model.device)
         return model
+
+
+def _qualified_name(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+PerturbationModel.__signature__ = constructor_signature(ModelConfig, ())

@@ -64,7 +64,7 @@ def cell_groups(adata: ad.AnnData, model: PerturbationModel) -> np.ndarray:
 class BootstrapEnsemble:
     """Models of one class and configuration fitted to bootstrap resamples of the same cells.
 
-    Build one with :meth:`train` (or :meth:`PerturbationModel.bootstrap`); its
+    Build one with :meth:`fit` (``sp.BootstrapEnsemble.fit(model, 8, ...)``); its
     :meth:`average_treatment_effect` and :meth:`check_ate` pool the members' posterior
     draws, so intervals allow for the sampling variability of the fit as well as the
     posterior uncertainty of the global latents.
@@ -87,7 +87,10 @@ class BootstrapEnsemble:
                     "registered data"
                 )
         for member in members:
-            member._require_trained()
+            if not member.is_trained:
+                raise InputError(
+                    f"every ensemble member must be trained; this {type(member).__name__} is not"
+                )
         self.members = members
 
     def __len__(self) -> int:
@@ -97,7 +100,7 @@ class BootstrapEnsemble:
         return f"BootstrapEnsemble({len(self)} x {type(self.members[0]).__name__})"
 
     @classmethod
-    def train(
+    def fit(
         cls,
         model: PerturbationModel,
         n_members: int = 8,
@@ -125,7 +128,11 @@ class BootstrapEnsemble:
         """
         n_members = validate.check_positive_int(n_members, "n_members")
         seed = validate.check_seed(seed)
-        adata = model._require_adata()
+        adata = model.adata
+        if adata is None:
+            raise InputError(
+                "the model was loaded without data; load it with adata= to resample its cells"
+            )
         if model.split is None:
             raise InputError("train the model first: its split gives the cells to resample")
         if adata.isbacked:
@@ -138,7 +145,7 @@ class BootstrapEnsemble:
         groups = cell_groups(adata, model)
         members = []
         for k in range(n_members):
-            member = model._fresh_copy()
+            member = model.untrained_copy()
             split = bootstrap_split(model.split, groups, seed=seed + k)
             member.train(split=split, seed=seed + k, loader="memory", **train_options)
             members.append(member)
@@ -206,12 +213,12 @@ class BootstrapEnsemble:
         parts = self._each_member(
             n_draws,
             seed,
-            lambda member, share, member_seed: member._ate_check_draws(
+            lambda member, share, member_seed: member.ate_check_draws(
                 adata, n_draws=share, seed=member_seed, **options
             ),
         )
         return pool_ate_draws(parts).summarise(
-            splits=self.members[0]._check_splits(splits), level=level, top_n=top_n
+            splits=self.members[0].condition_splits(splits), level=level, top_n=top_n
         )
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = True) -> Path:

@@ -285,7 +285,7 @@ class EvaluationVerbs:
         ATECheck
             Long table, metrics per split, per-perturbation metrics and calibration curve.
         """
-        draws = self._ate_check_draws(
+        draws = self.ate_check_draws(
             adata,
             reference=reference,
             reference_se=reference_se,
@@ -298,17 +298,19 @@ class EvaluationVerbs:
             batch_size=batch_size,
             progress=progress,
         )
-        return draws.summarise(splits=self._check_splits(splits), level=level, top_n=top_n)
+        return draws.summarise(splits=self.condition_splits(splits), level=level, top_n=top_n)
 
-    def _check_splits(self, splits: pd.Series | dict | None) -> pd.Series | None:
-        """``splits`` as a Series; by default the split of each condition's training cells."""
+    def condition_splits(self, splits: pd.Series | dict | None = None) -> pd.Series | None:
+        """The split label of each condition for :meth:`check_ate`: ``splits`` as a Series,
+        by default the split of each condition's training cells (None when the model has
+        no data or split)."""
         if splits is None and self.adata is not None and self.split is not None:
             splits = perturbation_splits(
                 np.asarray(self.adata.obs[self.registry.perturbation_key]), self.split
             )
         return None if splits is None else pd.Series(splits)
 
-    def _ate_check_draws(
+    def ate_check_draws(
         self,
         adata: ad.AnnData | CheckedCells | None = None,
         *,
@@ -323,7 +325,9 @@ class EvaluationVerbs:
         batch_size: int = 1024,
         progress: bool = True,
     ) -> ATEDraws:
-        """The reference and draws that :meth:`check_ate` summarises (its arguments)."""
+        """The reference and draws that :meth:`check_ate` summarises (its arguments, less
+        the summary's): what a :class:`~samsvae_plus.model.ensemble.BootstrapEnsemble`
+        pools over its members."""
         self._require_trained()
         if reference is None and adata is None:
             raise InputError("pass adata (its ATE is checked) or a reference ATE table")
@@ -484,7 +488,7 @@ class EvaluationVerbs:
                 arrays["mask_prob"] = np.broadcast_to(probs, (total, *probs.shape)).copy()
             coords: dict[str, list] = {
                 "perturbation": list(self.actions),
-                "latent": [f"z{k}" for k in range(self.config.get("latent_dim", 0))],
+                "latent": [f"z{k}" for k in range(getattr(self.config, "latent_dim", 0))],
             }
             if include_ate:
                 ate, arrays["ate"] = self.average_treatment_effect(

@@ -2,7 +2,8 @@
 
 Every class shares :class:`~samsvae_plus.model.base.PerturbationModel`'s verbs (``train``,
 ``predict``, ``sample``, ``average_treatment_effect``, ``save``/``load``) and its one
-training loop; each only says how to build its Pyro model and guide.
+training loop; each names its configuration (:mod:`samsvae_plus.module.config`, which gives
+its keyword arguments and their defaults) and says how to build its Pyro model and guide.
 
 | class | latent shift | masks | variational families (``guide=``) |
 |---|---|---|---|
@@ -14,146 +15,136 @@ training loop; each only says how to build its Pyro model and guide.
 
 from __future__ import annotations
 
-import os
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
-import anndata as ad
 import numpy as np
-import pandas as pd
 from torch import nn
 
 from samsvae_plus.data.encode import action_names
-from samsvae_plus.data.registry import Registry, get_registry
-from samsvae_plus.errors import InputError, check_choice
+from samsvae_plus.data.registry import Registry
+from samsvae_plus.errors import InputError
 from samsvae_plus.model.base import PerturbationModel
 from samsvae_plus.module.conditional_vae import ConditionalVAEGuide, ConditionalVAEModel
-from samsvae_plus.module.guides import GUIDES, SAMSVAEGuide
+from samsvae_plus.module.config import (
+    GUIDES,
+    ConditionalVAEConfig,
+    CPAVAEConfig,
+    SAMSVAEConfig,
+    SVAEPlusConfig,
+)
+from samsvae_plus.module.guides import SAMSVAEGuide
 from samsvae_plus.module.perturbation_prior import GeneEmbeddingPrior
 from samsvae_plus.module.sams_vae import PointEmbedding, SAMSVAEModel
-from samsvae_plus.nn.basal_encoder import build_basal_encoder, encoder_config, token_embedding
-from samsvae_plus.nn.encoder_weights import apply_encoder_weights
-from samsvae_plus.nn.transformer import TransformerBasalEncoder
+from samsvae_plus.nn.basal_encoder import EncoderInputs, build_basal_encoder, resolve_encoder
+from samsvae_plus.nn.gene_embeddings import gene_embedding
 
-PERTURBATION_PRIORS = ("normal", "gene_embedding")
+# SAMSVAEModel and SAMSVAEGuide keep a Bernoulli mask prior, an embedding prior scale and a
+# relaxation temperature as buffers whatever their masks and embeddings. Models that read
+# none of them (CPA-VAE's fixed masks, SVAE+'s point embeddings) fill them with SAMS-VAE's
+# defaults, as they always have, so that their saved state dicts do not change.
+_UNREAD = SAMSVAEConfig
+# CPA-VAE's Beta prior, read by nothing either, has always been flat.
+_UNREAD_BETA_PRIOR = (1.0, 1.0)
 
 
-def _hidden(config: dict) -> tuple[int, ...]:
-    return (config["n_hidden"],) * config["n_layers"]
+@dataclass(frozen=True)
+class BuildInputs:
+    """What a new model is built from besides its configuration: the transformer's gene
+    embedding and pretrained weights, and the gene-embedding prior's embedding
+    (``(matrix, found)``), all read from files or tables the options name."""
+
+    encoder: EncoderInputs | None = None
+    prior_embedding: tuple[np.ndarray, np.ndarray] | None = None
 
 
-def _check_latent_dim(latent_dim: int) -> None:
-    if latent_dim < 1:
-        raise InputError(f"latent_dim must be at least 1, got {latent_dim}")
+def _hidden(config) -> tuple[int, ...]:
+    return (config.n_hidden,) * config.n_layers
 
 
 class _FamilyModel(PerturbationModel):
-    """What every class of the family shares: the basal-encoder options."""
+    """What every class of the family shares: the basal encoder."""
 
-    def _init_with_encoder(
-        self,
-        adata: ad.AnnData,
-        config: dict,
-        *,
-        basal_encoder: str,
-        n_tokens: int | None,
-        transformer: dict | None,
-        encoder_weights: str | os.PathLike | None,
-        gene_embedding: str | pd.DataFrame,
-        gene_embedding_options: dict | None,
-    ) -> None:
-        """Check the encoder options, build the model, and load pretrained weights."""
-        entries, weights = encoder_config(
-            basal_encoder,
-            n_tokens=n_tokens,
-            transformer=transformer,
-            encoder_weights=encoder_weights,
-        )
-        config.update(entries)
-        if entries:
-            self._token_embedding = token_embedding(
-                get_registry(adata).genes, config, gene_embedding, gene_embedding_options, weights
-            )
-        PerturbationModel.__init__(self, adata, **config)
-        self._token_embedding = None  # only needed while building
-        if weights is not None:
-            (encoder,) = [
-                m for m in self.module.modules() if isinstance(m, TransformerBasalEncoder)
-            ]
-            apply_encoder_weights(encoder.body, self.registry.genes, weights)
+    def _resolve(self, registry: Registry, config) -> tuple[object, BuildInputs]:
+        encoder, inputs = resolve_encoder(config.encoder, registry.genes)
+        return replace(config, encoder=encoder), BuildInputs(encoder=inputs)
 
     def _basal_encoder(
         self,
         registry: Registry,
-        config: dict,
+        config,
+        inputs: BuildInputs | None,
         *,
         condition_features: int = 0,
         subtract_shift: bool = False,
     ) -> nn.Module:
         return build_basal_encoder(
             registry.genes,
-            config,
+            config.latent_dim,
             _hidden(config),
+            config.encoder,
+            None if inputs is None else inputs.encoder,
             condition_features=condition_features,
             subtract_shift=subtract_shift,
-            embedding=getattr(self, "_token_embedding", None),
         )
 
 
 class _MaskedShiftModel(_FamilyModel):
     """Builds :class:`SAMSVAEModel` + :class:`SAMSVAEGuide` from a config (SAMS-VAE, CPA-VAE)."""
 
-    MASKS: ClassVar[str] = "bernoulli"
+    def _mask_options(self, config) -> dict:
+        """The masks' settings of model and guide."""
+        raise NotImplementedError
 
-    def _resolve_gene_embedding(
-        self, adata: ad.AnnData, config: dict, source: str | pd.DataFrame, options: dict | None
-    ) -> None:
-        if config["perturbation_prior"] != "gene_embedding":
-            return
-        from samsvae_plus.nn.gene_embeddings import gene_embedding
-
-        matrix, found = gene_embedding(
-            action_names(get_registry(adata), self.ACTIONS), source, **(options or {})
-        )
-        if not found.any():
-            raise InputError(
-                "no perturbed gene has an embedding; pass gene_embedding= a DataFrame indexed "
-                "by the perturbation names"
+    def _resolve(self, registry: Registry, config) -> tuple[object, BuildInputs]:
+        prior = None
+        if config.perturbation_prior == "gene_embedding":
+            prior = gene_embedding(
+                action_names(registry, self.ACTIONS),
+                config.encoder.gene_embedding,
+                **(config.encoder.gene_embedding_options or {}),
             )
-        config["gene_embedding_dim"] = int(matrix.shape[1])
-        self._gene_embedding = (matrix, found)
+            if not prior[1].any():
+                raise InputError(
+                    "no perturbed gene has an embedding; pass gene_embedding= a DataFrame "
+                    "indexed by the perturbation names"
+                )
+            config = replace(config, gene_embedding_dim=int(prior[0].shape[1]))
+        config, inputs = super()._resolve(registry, config)
+        return config, replace(inputs, prior_embedding=prior)
 
-    def _prior(self, registry: Registry, config: dict) -> GeneEmbeddingPrior | None:
-        if config["perturbation_prior"] != "gene_embedding":
+    def _prior(
+        self, registry: Registry, config, inputs: BuildInputs | None, mask_prior: float
+    ) -> GeneEmbeddingPrior | None:
+        if config.perturbation_prior != "gene_embedding":
             return None
         # At load the buffers are zeros here and come from the saved state.
         n = len(action_names(registry, self.ACTIONS))
-        matrix, found = getattr(self, "_gene_embedding", None) or (
-            np.zeros((n, config["gene_embedding_dim"]), dtype=np.float32),
+        matrix, found = (inputs and inputs.prior_embedding) or (
+            np.zeros((n, config.gene_embedding_dim), dtype=np.float32),
             np.ones(n, dtype=bool),
         )
-        return GeneEmbeddingPrior(
-            matrix, found, config["latent_dim"], mask_prior=config.get("mask_prior", 0.01)
-        )
+        return GeneEmbeddingPrior(matrix, found, config.latent_dim, mask_prior=mask_prior)
 
-    def _basal_input(self, config: dict) -> str:
-        if GUIDES[config["guide"]]["sampled_shift"]:
+    def _basal_input(self, config) -> str:
+        if GUIDES[config.guide]["sampled_shift"]:
             return "sampled_shift"
-        return "expected_shift" if config["basal_sees_shift"] else "x"
+        return "expected_shift" if config.basal_sees_shift else "x"
 
-    def _build(self, registry: Registry, config: dict) -> nn.ModuleDict:
-        k = config["latent_dim"]
+    def _build(self, registry: Registry, config, inputs: BuildInputs | None) -> nn.ModuleDict:
+        k = config.latent_dim
         n_actions = len(action_names(registry, self.ACTIONS))
-        masks = config.get("masks", self.MASKS)
+        masks = self._mask_options(config)
         model = SAMSVAEModel(
             registry.n_genes,
             n_actions,
             registry.n_contexts,
             k,
-            masks=masks,
-            mask_prior=config.get("mask_prior", 0.01),
-            beta_prior=tuple(config.get("beta_prior") or (1.0, 1.0)),
-            embedding_prior_scale=config["embedding_prior_scale"],
-            prior=self._prior(registry, config),
+            masks=masks["masks"],
+            mask_prior=masks["mask_prior"],
+            beta_prior=masks["beta_prior"],
+            embedding_prior_scale=config.embedding_prior_scale,
+            prior=self._prior(registry, config, inputs, masks["mask_prior"]),
             hidden=_hidden(config),
         )
         basal_input = self._basal_input(config)
@@ -163,19 +154,20 @@ class _MaskedShiftModel(_FamilyModel):
             self._basal_encoder(
                 registry,
                 config,
+                inputs,
                 condition_features=k if basal_input in ("expected_shift", "sampled_shift") else 0,
                 subtract_shift=basal_input != "x",
             ),
-            masks=masks,
-            mask_probability_guide=config.get("mask_probability_guide", "beta"),
-            embedding_given_mask=GUIDES[config["guide"]]["embedding_given_mask"],
+            masks=masks["masks"],
+            mask_probability_guide=masks["mask_probability_guide"],
+            embedding_given_mask=GUIDES[config.guide]["embedding_given_mask"],
             basal_input=basal_input,
-            temperature=config.get("temperature", 0.5),
+            temperature=masks["temperature"],
         )
         return nn.ModuleDict({"model": model, "guide": guide})
 
 
-class SAMSVAE(_MaskedShiftModel):
+class SAMSVAE(_MaskedShiftModel, register=True):
     """Sparse additive mechanism shift VAE.
 
     ``z_i = z_basal_i + sum_t d_it (m_t * e_t)``; counts are negative binomial with the
@@ -236,123 +228,40 @@ class SAMSVAE(_MaskedShiftModel):
         Relaxation temperature of the straight-through mask samples.
     """
 
-    def __init__(
-        self,
-        adata: ad.AnnData,
-        latent_dim: int = 20,
-        guide: str = "mean_field",
-        basal_encoder: str = "mlp",
-        *,
-        masks: str = "bernoulli",
-        mask_prior: float = 0.01,
-        beta_prior: tuple[float, float] | None = None,
-        mask_probability_guide: str = "beta",
-        embedding_prior_scale: float = 1.0,
-        perturbation_prior: str = "normal",
-        gene_embedding: str | pd.DataFrame = "go",
-        gene_embedding_options: dict | None = None,
-        n_tokens: int | None = None,
-        transformer: dict | None = None,
-        encoder_weights: str | os.PathLike | None = None,
-        basal_sees_shift: bool = False,
-        n_hidden: int = 128,
-        n_layers: int = 2,
-        temperature: float = 0.5,
-    ) -> None:
-        _check_latent_dim(latent_dim)
-        check_choice("guide", guide, list(GUIDES))
-        check_choice("masks", masks, ("bernoulli", "beta_bernoulli"))
-        check_choice("mask_probability_guide", mask_probability_guide, ("beta", "point"))
-        check_choice("perturbation_prior", perturbation_prior, PERTURBATION_PRIORS)
-        if not 0 < mask_prior < 1:
-            raise InputError(f"mask_prior must lie strictly between 0 and 1, got {mask_prior}")
-        if perturbation_prior == "gene_embedding" and masks != "bernoulli":
-            raise InputError("perturbation_prior='gene_embedding' needs masks='bernoulli'")
-        if beta_prior is None:
-            beta_prior = (1.0, (1.0 - mask_prior) / mask_prior)
-        config = dict(
-            latent_dim=latent_dim,
-            guide=guide,
-            basal_encoder=basal_encoder,
-            masks=masks,
-            mask_prior=mask_prior,
-            beta_prior=list(beta_prior),
-            mask_probability_guide=mask_probability_guide,
-            embedding_prior_scale=embedding_prior_scale,
-            perturbation_prior=perturbation_prior,
-            basal_sees_shift=basal_sees_shift,
-            n_hidden=n_hidden,
-            n_layers=n_layers,
-            temperature=temperature,
-        )
-        self._resolve_gene_embedding(adata, config, gene_embedding, gene_embedding_options)
-        self._init_with_encoder(
-            adata,
-            config,
-            basal_encoder=basal_encoder,
-            n_tokens=n_tokens,
-            transformer=transformer,
-            encoder_weights=encoder_weights,
-            gene_embedding=gene_embedding,
-            gene_embedding_options=gene_embedding_options,
+    CONFIG: ClassVar[type[SAMSVAEConfig]] = SAMSVAEConfig
+    POSITIONAL: ClassVar[tuple[str, ...]] = ("latent_dim", "guide", "basal_encoder")
+
+    def _mask_options(self, config: SAMSVAEConfig) -> dict:
+        return dict(
+            masks=config.masks,
+            mask_prior=config.mask_prior,
+            beta_prior=config.beta_prior,
+            mask_probability_guide=config.mask_probability_guide,
+            temperature=config.temperature,
         )
 
 
-class CPAVAE(_MaskedShiftModel):
+class CPAVAE(_MaskedShiftModel, register=True):
     """CPA-VAE: SAMS-VAE with every mask fixed to 1, so ``z_i = z_basal_i + d_i e``.
 
     Parameters are those of :class:`SAMSVAE` that do not concern masks; ``guide`` is
     ``"mean_field"`` or ``"correlated_basal"``.
     """
 
-    MASKS: ClassVar[str] = "fixed"
+    CONFIG: ClassVar[type[CPAVAEConfig]] = CPAVAEConfig
+    POSITIONAL: ClassVar[tuple[str, ...]] = ("latent_dim", "guide", "basal_encoder")
 
-    def __init__(
-        self,
-        adata: ad.AnnData,
-        latent_dim: int = 20,
-        guide: str = "mean_field",
-        basal_encoder: str = "mlp",
-        *,
-        embedding_prior_scale: float = 1.0,
-        perturbation_prior: str = "normal",
-        gene_embedding: str | pd.DataFrame = "go",
-        gene_embedding_options: dict | None = None,
-        n_tokens: int | None = None,
-        transformer: dict | None = None,
-        encoder_weights: str | os.PathLike | None = None,
-        basal_sees_shift: bool = False,
-        n_hidden: int = 128,
-        n_layers: int = 2,
-    ) -> None:
-        _check_latent_dim(latent_dim)
-        check_choice("guide", guide, ("mean_field", "correlated_basal"))
-        check_choice("perturbation_prior", perturbation_prior, PERTURBATION_PRIORS)
-        config = dict(
-            latent_dim=latent_dim,
-            guide=guide,
-            basal_encoder=basal_encoder,
-            masks="fixed",
-            embedding_prior_scale=embedding_prior_scale,
-            perturbation_prior=perturbation_prior,
-            basal_sees_shift=basal_sees_shift,
-            n_hidden=n_hidden,
-            n_layers=n_layers,
-        )
-        self._resolve_gene_embedding(adata, config, gene_embedding, gene_embedding_options)
-        self._init_with_encoder(
-            adata,
-            config,
-            basal_encoder=basal_encoder,
-            n_tokens=n_tokens,
-            transformer=transformer,
-            encoder_weights=encoder_weights,
-            gene_embedding=gene_embedding,
-            gene_embedding_options=gene_embedding_options,
+    def _mask_options(self, config: CPAVAEConfig) -> dict:
+        return dict(
+            masks=config.masks,
+            mask_prior=_UNREAD.mask_prior,
+            beta_prior=_UNREAD_BETA_PRIOR,
+            mask_probability_guide=_UNREAD.mask_probability_guide,
+            temperature=_UNREAD.temperature,
         )
 
 
-class SVAEPlus(_FamilyModel):
+class SVAEPlus(_FamilyModel, register=True):
     """SVAE+ (Lopez et al. 2023): sparse mechanism shifts in the prior of one latent state.
 
     ``pi_tk ~ Beta(1, beta_2)``, ``m_tk ~ Bernoulli(pi_tk)``, a learned point embedding
@@ -381,46 +290,13 @@ class SVAEPlus(_FamilyModel):
     ACTIONS: ClassVar[str] = "conditions"
     HAS_EFFECT_PRIOR: ClassVar[bool] = False
 
-    def __init__(
-        self,
-        adata: ad.AnnData,
-        latent_dim: int = 20,
-        *,
-        beta2: float | None = None,
-        mask_probability_guide: str = "beta",
-        n_hidden: int = 128,
-        n_layers: int = 2,
-        temperature: float = 0.5,
-        basal_encoder: str = "mlp",
-        gene_embedding: str | pd.DataFrame = "go",
-        gene_embedding_options: dict | None = None,
-        n_tokens: int | None = None,
-        transformer: dict | None = None,
-        encoder_weights: str | os.PathLike | None = None,
-    ) -> None:
-        _check_latent_dim(latent_dim)
-        check_choice("mask_probability_guide", mask_probability_guide, ("beta", "point"))
-        config = dict(
-            latent_dim=latent_dim,
-            beta2=float(latent_dim if beta2 is None else beta2),
-            mask_probability_guide=mask_probability_guide,
-            n_hidden=n_hidden,
-            n_layers=n_layers,
-            temperature=temperature,
-        )
-        self._init_with_encoder(
-            adata,
-            config,
-            basal_encoder=basal_encoder,
-            n_tokens=n_tokens,
-            transformer=transformer,
-            encoder_weights=encoder_weights,
-            gene_embedding=gene_embedding,
-            gene_embedding_options=gene_embedding_options,
-        )
+    CONFIG: ClassVar[type[SVAEPlusConfig]] = SVAEPlusConfig
+    POSITIONAL: ClassVar[tuple[str, ...]] = ("latent_dim",)
 
-    def _build(self, registry: Registry, config: dict) -> nn.ModuleDict:
-        k = config["latent_dim"]
+    def _build(
+        self, registry: Registry, config: SVAEPlusConfig, inputs: BuildInputs | None
+    ) -> nn.ModuleDict:
+        k = config.latent_dim
         n_actions = len(action_names(registry, self.ACTIONS))
         point = PointEmbedding(n_actions, k)
         model = SAMSVAEModel(
@@ -429,7 +305,9 @@ class SVAEPlus(_FamilyModel):
             registry.n_contexts,
             k,
             masks="beta_bernoulli",
-            beta_prior=(1.0, config["beta2"]),
+            mask_prior=_UNREAD.mask_prior,
+            beta_prior=(1.0, config.beta2),
+            embedding_prior_scale=_UNREAD.embedding_prior_scale,
             embedding="point",
             point_embedding=point,
             hidden=_hidden(config),
@@ -437,17 +315,17 @@ class SVAEPlus(_FamilyModel):
         guide = SAMSVAEGuide(
             n_actions,
             k,
-            self._basal_encoder(registry, config, subtract_shift=True),
+            self._basal_encoder(registry, config, inputs, subtract_shift=True),
             masks="beta_bernoulli",
-            mask_probability_guide=config["mask_probability_guide"],
+            mask_probability_guide=config.mask_probability_guide,
             point_embedding=point,
             basal_input="subtract_sampled_shift",
-            temperature=config["temperature"],
+            temperature=config.temperature,
         )
         return nn.ModuleDict({"model": model, "guide": guide})
 
 
-class ConditionalVAE(_FamilyModel):
+class ConditionalVAE(_FamilyModel, register=True):
     """Conditional VAE: ``z_i ~ N(mu_c, I)``, decoder input ``[z_i, d_i]``, ``q(z_i | x_i, d_i)``.
 
     The perturbation's effect is learned by the decoder, with no latent structure and no
@@ -460,38 +338,16 @@ class ConditionalVAE(_FamilyModel):
 
     HAS_EFFECT_PRIOR: ClassVar[bool] = False
 
-    def __init__(
-        self,
-        adata: ad.AnnData,
-        latent_dim: int = 20,
-        *,
-        n_hidden: int = 128,
-        n_layers: int = 2,
-        basal_encoder: str = "mlp",
-        gene_embedding: str | pd.DataFrame = "go",
-        gene_embedding_options: dict | None = None,
-        n_tokens: int | None = None,
-        transformer: dict | None = None,
-        encoder_weights: str | os.PathLike | None = None,
-    ) -> None:
-        _check_latent_dim(latent_dim)
-        config = dict(latent_dim=latent_dim, n_hidden=n_hidden, n_layers=n_layers)
-        self._init_with_encoder(
-            adata,
-            config,
-            basal_encoder=basal_encoder,
-            n_tokens=n_tokens,
-            transformer=transformer,
-            encoder_weights=encoder_weights,
-            gene_embedding=gene_embedding,
-            gene_embedding_options=gene_embedding_options,
-        )
+    CONFIG: ClassVar[type[ConditionalVAEConfig]] = ConditionalVAEConfig
+    POSITIONAL: ClassVar[tuple[str, ...]] = ("latent_dim",)
 
-    def _build(self, registry: Registry, config: dict) -> nn.ModuleDict:
-        k = config["latent_dim"]
+    def _build(
+        self, registry: Registry, config: ConditionalVAEConfig, inputs: BuildInputs | None
+    ) -> nn.ModuleDict:
+        k = config.latent_dim
         n_actions = len(action_names(registry, self.ACTIONS))
         model = ConditionalVAEModel(
             registry.n_genes, n_actions, registry.n_contexts, k, hidden=_hidden(config)
         )
-        encoder = self._basal_encoder(registry, config, condition_features=n_actions)
+        encoder = self._basal_encoder(registry, config, inputs, condition_features=n_actions)
         return nn.ModuleDict({"model": model, "guide": ConditionalVAEGuide(encoder)})

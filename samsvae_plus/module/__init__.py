@@ -1,11 +1,8 @@
 """Pyro generative models and variational guides. Nothing here reads AnnData.
 
-Models and guides are ``PyroModule``s whose parameters are ordinary ``nn.Parameter``s.
-Module-local parameters keep them out of Pyro's global parameter store, so two models in
-one session never share parameters by name, and a model is a plain ``torch.nn.Module``
-for saving, moving between devices and DDP.
+Models and guides are ``PyroModule``s whose parameters are ordinary ``nn.Parameter``s,
+module-local while the package's modules are built and called
+(:mod:`~samsvae_plus.module.local_params`), so that Pyro's process-wide setting stays the
+user's. :mod:`~samsvae_plus.module.config` holds the typed configurations of the model
+family.
 """
-
-import pyro
-
-pyro.settings.set(module_local_params=True)

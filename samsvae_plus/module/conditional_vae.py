@@ -15,15 +15,15 @@ from collections.abc import Sequence
 import pyro
 import pyro.distributions as dist
 import torch
-from pyro.nn import PyroModule
 from torch import nn
 
 from samsvae_plus.data.loaders import Batch
 from samsvae_plus.module.likelihood import CountLikelihood
+from samsvae_plus.module.local_params import LocalPyroModule
 from samsvae_plus.nn.encoders import concat_broadcast
 
 
-class ConditionalVAEModel(PyroModule):
+class ConditionalVAEModel(LocalPyroModule):
     """``p(x, z | d)`` with the dosage row concatenated to the decoder input."""
 
     def __init__(
@@ -33,7 +33,7 @@ class ConditionalVAEModel(PyroModule):
         n_contexts: int,
         latent_dim: int,
         *,
-        hidden: Sequence[int] = (128, 128),
+        hidden: Sequence[int],
     ) -> None:
         super().__init__()
         self.basal_loc = nn.Parameter(torch.zeros(n_contexts, latent_dim))
@@ -49,7 +49,7 @@ class ConditionalVAEModel(PyroModule):
             return self.likelihood(concat_broadcast(z, batch.dosage), batch)
 
 
-class ConditionalVAEGuide(PyroModule):
+class ConditionalVAEGuide(LocalPyroModule):
     """``q(z_i | x_i, d_i)`` from an encoder that reads the dosage row as a condition."""
 
     def __init__(self, encoder: nn.Module) -> None:

@@ -1,7 +1,8 @@
 """Variational families for SAMS-VAE and its relatives.
 
 One guide class covers the family's variational distributions; its options are the
-families the issue names (``GUIDES`` maps each name to them):
+families the issue names (:data:`~samsvae_plus.module.config.GUIDES` maps each name to
+them):
 
 - ``"mean_field"``: ``q(m) q(e) prod_i q(z_basal_i | x_i)``. With ``basal_sees_shift`` the
   encoder also reads the cell's *expected* shift ``d_i (E[m] * E[e])`` under the variational
@@ -21,24 +22,17 @@ import pyro
 import pyro.distributions as dist
 import torch
 import torch.nn.functional as F
-from pyro.nn import PyroModule
 from torch import nn
 
 from samsvae_plus.data.loaders import Batch
 from samsvae_plus.module.distributions import StraightThroughBernoulli
+from samsvae_plus.module.local_params import LocalPyroModule
 from samsvae_plus.module.sams_vae import PointEmbedding, latent_shift
 from samsvae_plus.nn.mlp import MLP
 
 # Logit of a pinned mask: sigmoid(12) = 1 - 6e-6.
 PINNED_LOGIT = 12.0
 BASAL_INPUTS = ("x", "expected_shift", "sampled_shift", "subtract_sampled_shift")
-
-GUIDES: dict[str, dict] = {
-    "mean_field": {"embedding_given_mask": False, "sampled_shift": False},
-    "correlated_basal": {"embedding_given_mask": False, "sampled_shift": True},
-    "correlated_embedding": {"embedding_given_mask": True, "sampled_shift": False},
-    "correlated": {"embedding_given_mask": True, "sampled_shift": True},
-}
 
 
 def _inverse_softplus(value: float) -> float:
@@ -74,7 +68,7 @@ class EmbeddingGivenMask(nn.Module):
         self.out[-1].bias.zero_()
 
 
-class SAMSVAEGuide(PyroModule):
+class SAMSVAEGuide(LocalPyroModule):
     """The variational distribution of every SAMS-VAE-like model.
 
     Parameters
@@ -105,12 +99,12 @@ class SAMSVAEGuide(PyroModule):
         latent_dim: int,
         basal_encoder: nn.Module,
         *,
-        masks: str = "bernoulli",
-        mask_probability_guide: str = "beta",
+        masks: str,
+        mask_probability_guide: str,
+        temperature: float,
         point_embedding: PointEmbedding | None = None,
         embedding_given_mask: bool = False,
         basal_input: str = "x",
-        temperature: float = 0.5,
         initial_mask_probability: float = 0.5,
         initial_embedding_scale: float = 0.1,
     ) -> None:

@@ -6,15 +6,15 @@ from collections.abc import Sequence
 
 import pyro
 import torch
-from pyro.nn import PyroModule
 from torch import nn
 
 from samsvae_plus.data.loaders import Batch
 from samsvae_plus.module.distributions import NegativeBinomial
+from samsvae_plus.module.local_params import LocalPyroModule
 from samsvae_plus.nn.decoders import SoftmaxDecoder
 
 
-class CountLikelihood(PyroModule):
+class CountLikelihood(LocalPyroModule):
     """``x ~ NB(mean = l * softmax(decoder(z)), inverse dispersion theta_g)``.
 
     ``l`` is the cell's observed library size and ``theta_g`` a learned per-gene point
@@ -22,7 +22,7 @@ class CountLikelihood(PyroModule):
     samples counts instead of scoring them.
     """
 
-    def __init__(self, in_features: int, n_genes: int, hidden: Sequence[int] = (128, 128)) -> None:
+    def __init__(self, in_features: int, n_genes: int, hidden: Sequence[int]) -> None:
         super().__init__()
         self.decoder = SoftmaxDecoder(in_features, n_genes, hidden)
         self.log_inverse_dispersion = nn.Parameter(torch.full((n_genes,), 1.0))

@@ -42,7 +42,7 @@ class GeneEmbeddingPrior(nn.Module):
         has_embedding: np.ndarray,
         latent_dim: int,
         *,
-        mask_prior: float = 0.01,
+        mask_prior: float,
         hidden: tuple[int, ...] = (64,),
     ) -> None:
         super().__init__()

@@ -28,11 +28,11 @@ from collections.abc import Sequence
 import pyro
 import pyro.distributions as dist
 import torch
-from pyro.nn import PyroModule
 from torch import nn
 
 from samsvae_plus.data.loaders import Batch
 from samsvae_plus.module.likelihood import CountLikelihood
+from samsvae_plus.module.local_params import LocalPyroModule
 from samsvae_plus.module.perturbation_prior import GeneEmbeddingPrior
 
 MASK_MODELS = ("bernoulli", "beta_bernoulli", "fixed")
@@ -77,7 +77,7 @@ class PointEmbedding(nn.Module):
         self.weight.copy_(self.weight @ rotation.T)
 
 
-class SAMSVAEModel(PyroModule):
+class SAMSVAEModel(LocalPyroModule):
     """The generative model ``p(x, z_basal, m, e)`` of SAMS-VAE, CPA-VAE and SVAE+.
 
     Parameters
@@ -109,14 +109,14 @@ class SAMSVAEModel(PyroModule):
         n_contexts: int,
         latent_dim: int,
         *,
-        masks: str = "bernoulli",
-        mask_prior: float = 0.01,
-        beta_prior: tuple[float, float] = (1.0, 99.0),
+        masks: str,
+        mask_prior: float,
+        beta_prior: tuple[float, float],
+        embedding_prior_scale: float,
+        hidden: Sequence[int],
         embedding: str = "normal",
-        embedding_prior_scale: float = 1.0,
         prior: GeneEmbeddingPrior | None = None,
         point_embedding: PointEmbedding | None = None,
-        hidden: Sequence[int] = (128, 128),
     ) -> None:
         super().__init__()
         if masks not in MASK_MODELS or embedding not in EMBEDDING_MODELS:

@@ -1,5 +1,6 @@
-"""The basal-encoder options every model of the family shares, checked and turned into
-config entries and networks.
+"""The basal-encoder options every model of the family shares
+(:class:`~samsvae_plus.nn.encoder_options.EncoderOptions`), checked, resolved and turned
+into networks.
 
 ``basal_encoder="mlp"`` reads the standardised expression of every gene;
 ``"transformer"`` reads each cell's most expressed genes as tokens
@@ -11,22 +12,22 @@ a model's config, so the configs of MLP models are unchanged.
 from __future__ import annotations
 
 import numbers
-import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from samsvae_plus.errors import InputError, check_choice
-from samsvae_plus.nn.encoders import MLPBasalEncoder
-from samsvae_plus.nn.transformer import (
-    ARCHITECTURE,
+from samsvae_plus.nn.encoder_options import (
+    BASAL_ENCODERS,
     DEFAULT_TOKENS,
     MAX_TOKENS,
-    TransformerBasalEncoder,
+    EncoderOptions,
 )
-
-BASAL_ENCODERS = ("mlp", "transformer")
+from samsvae_plus.nn.encoder_weights import apply_encoder_weights, read_encoder_weights
+from samsvae_plus.nn.encoders import MLPBasalEncoder
+from samsvae_plus.nn.gene_embeddings import gene_embedding
+from samsvae_plus.nn.transformer import ARCHITECTURE, TransformerBasalEncoder
 
 
 def check_n_tokens(n_tokens) -> int:
@@ -68,104 +69,107 @@ def check_architecture(transformer: dict) -> dict:
     return {k: (float(v) if k == "dropout" else int(v)) for k, v in architecture.items()}
 
 
-def encoder_config(
-    basal_encoder: str,
-    *,
-    n_tokens: int | None = None,
-    transformer: dict | None = None,
-    encoder_weights: str | os.PathLike | None = None,
-) -> tuple[dict, dict | None]:
-    """Config entries of the encoder options, and the pretrained weights if any.
+@dataclass(frozen=True)
+class EncoderInputs:
+    """What a transformer is built from besides its options: the fixed gene embedding of
+    its tokens (``(matrix, found)``) and any pretrained weights read from the file."""
 
-    With ``encoder_weights`` the architecture (and by default ``n_tokens``) comes from
-    the file, so ``transformer`` must not be given as well.
+    embedding: tuple[np.ndarray, np.ndarray]
+    weights: dict | None
+
+
+def resolve_encoder(
+    options: EncoderOptions, genes: Sequence[str]
+) -> tuple[EncoderOptions, EncoderInputs | None]:
+    """Check the options; for a transformer, read the pretrained weights and the gene
+    embedding of its tokens.
+
+    Returns the options a configuration keeps (for a transformer: the architecture and
+    token count used, the embedding source by name, ``"table"`` for a DataFrame, and its
+    width; for an MLP the defaults, since nothing else applies) and the inputs the
+    transformer is built from (None for an MLP). With ``encoder_weights`` the architecture,
+    and by default ``n_tokens``, come from the file, so ``transformer`` must not be given
+    as well.
     """
-    check_choice("basal_encoder", basal_encoder, BASAL_ENCODERS)
-    given = {"n_tokens": n_tokens, "transformer": transformer, "encoder_weights": encoder_weights}
-    if basal_encoder == "mlp":
+    check_choice("basal_encoder", options.basal_encoder, BASAL_ENCODERS)
+    given = {
+        "n_tokens": options.n_tokens,
+        "transformer": options.transformer,
+        "encoder_weights": options.encoder_weights,
+    }
+    if options.basal_encoder == "mlp":
         for name, value in given.items():
             if value is not None:
                 raise InputError(
                     f"{name}= applies to basal_encoder='transformer'; drop it or pass "
                     "basal_encoder='transformer'"
                 )
-        return {}, None
+        return EncoderOptions(), None
     weights = None
-    if encoder_weights is not None:
-        from samsvae_plus.nn.encoder_weights import read_encoder_weights
-
-        weights = read_encoder_weights(encoder_weights)
-        if transformer is not None:
+    n_tokens = options.n_tokens
+    if options.encoder_weights is not None:
+        weights = read_encoder_weights(options.encoder_weights)
+        if options.transformer is not None:
             raise InputError(
                 "encoder_weights= fixes the architecture; drop transformer= (the file's is used)"
             )
         architecture = check_architecture(weights["architecture"])
         n_tokens = weights["n_tokens"] if n_tokens is None else n_tokens
     else:
-        architecture = check_architecture(transformer or {})
-    config = {
-        "basal_encoder": "transformer",
-        "n_tokens": check_n_tokens(DEFAULT_TOKENS if n_tokens is None else n_tokens),
-        "transformer": architecture,
-        # provenance only: loading a saved model reads its own weights, not this file
-        "encoder_weights": None if encoder_weights is None else str(encoder_weights),
-    }
-    return config, weights
-
-
-def token_embedding(
-    genes: Sequence[str],
-    config: dict,
-    source: str | pd.DataFrame,
-    options: dict | None,
-    weights: dict | None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The fixed gene embedding of the transformer's tokens; records its source and width
-    in ``config``."""
-    from samsvae_plus.nn.gene_embeddings import gene_embedding
-
-    name = source if isinstance(source, str) else "table"
+        architecture = check_architecture(options.transformer or {})
+    n_tokens = check_n_tokens(DEFAULT_TOKENS if n_tokens is None else n_tokens)
+    source = options.gene_embedding
     if weights is not None and isinstance(source, str) and source != weights["gene_embedding"]:
         raise InputError(
             f"the encoder weights were pretrained with gene_embedding="
             f"{weights['gene_embedding']!r}; pass the same source, not {source!r}"
         )
-    matrix, found = gene_embedding(list(genes), source, **(options or {}))
-    config["gene_embedding"] = name
-    config["token_embedding_dim"] = int(matrix.shape[1])
-    return matrix, found
+    matrix, found = gene_embedding(list(genes), source, **(options.gene_embedding_options or {}))
+    resolved = EncoderOptions(
+        basal_encoder="transformer",
+        gene_embedding=source if isinstance(source, str) else "table",
+        n_tokens=n_tokens,
+        transformer=architecture,
+        # provenance only: loading a saved model reads its own weights, not this file
+        encoder_weights=None if options.encoder_weights is None else str(options.encoder_weights),
+        token_embedding_dim=int(matrix.shape[1]),
+    )
+    return resolved, EncoderInputs((matrix, found), weights)
 
 
 def build_basal_encoder(
     genes: Sequence[str],
-    config: dict,
+    latent_dim: int,
     hidden: Sequence[int],
+    options: EncoderOptions,
+    inputs: EncoderInputs | None = None,
     *,
     condition_features: int = 0,
     subtract_shift: bool = False,
-    embedding: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> MLPBasalEncoder | TransformerBasalEncoder:
-    """The encoder ``config`` asks for. A transformer built for loading (no ``embedding``)
-    starts with a zero gene embedding and gets it from the saved state."""
-    k = config["latent_dim"]
-    if config.get("basal_encoder", "mlp") == "mlp":
+    """The encoder resolved ``options`` ask for. A transformer built without ``inputs`` (for
+    loading) starts with a zero gene embedding and gets it from the saved state; with them
+    it takes the embedding and any pretrained weights."""
+    if options.basal_encoder == "mlp":
         return MLPBasalEncoder(
             len(genes),
-            k,
+            latent_dim,
             condition_features=condition_features,
             subtract_shift=subtract_shift,
             hidden=hidden,
         )
     encoder = TransformerBasalEncoder(
         genes,
-        k,
-        config["token_embedding_dim"],
+        latent_dim,
+        options.token_embedding_dim,
         condition_features=condition_features,
         subtract_shift=subtract_shift,
         hidden=hidden,
-        n_tokens=config["n_tokens"],
-        **config["transformer"],
+        n_tokens=options.n_tokens,
+        **options.transformer,
     )
-    if embedding is not None:
-        encoder.body.genes.set_embedding(*embedding)
+    if inputs is not None:
+        encoder.body.genes.set_embedding(*inputs.embedding)
+        if inputs.weights is not None:
+            apply_encoder_weights(encoder.body, genes, inputs.weights)
     return encoder

@@ -25,14 +25,13 @@ import torch
 from torch import nn
 
 from samsvae_plus.data.transforms import ENCODER_TARGET_SUM
+from samsvae_plus.nn.encoder_options import DEFAULT_TOKENS
 from samsvae_plus.nn.encoders import GaussianEncoder
 from samsvae_plus.nn.expression_encoding import SoftBinExpression
 from samsvae_plus.nn.gene_embeddings import GeneEmbeddingTable
 from samsvae_plus.nn.mlp import MLP
 
-MAX_TOKENS = 2048
 CHUNK_CELLS = 128
-DEFAULT_TOKENS = 256
 # Architecture of the token transformer; every key is saved in the model config.
 ARCHITECTURE = dict(d_model=64, n_heads=4, n_layers=2, n_bins=16, dropout=0.0)
 
@@ -57,7 +56,7 @@ class GeneTokenTransformer(nn.Module):
     embedding_dim
         Width of the fixed gene embedding (0 for learned gene vectors only).
     n_tokens
-        Most-expressed genes read per cell (at most ``MAX_TOKENS``); cells with fewer
+        Most-expressed genes read per cell (at most ``encoder_options.MAX_TOKENS``); cells with fewer
         expressed genes are padded, and the padding is masked out of attention.
     d_model, n_heads, n_layers, n_bins, dropout
         Token width, attention heads, transformer layers, expression bins and dropout.

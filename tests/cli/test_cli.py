@@ -264,3 +264,30 @@ def test_an_interrupted_train_resumes_to_the_uninterrupted_model(
     expected, resumed = read_tensors(reference / "params.pt"), read_tensors(out / "params.pt")
     for name, value in expected.items():
         assert torch.equal(value, resumed[name]), name
+
+
+def test_train_and_demo_flags_come_from_the_option_records(capsys):
+    from dataclasses import fields
+
+    from samsvae_plus.cli.main import build_parser
+    from samsvae_plus.cli.train import COMMAND_LINE_DEFAULTS, MODEL_OPTIONS, TRAINING_OPTIONS
+    from samsvae_plus.inference.training_options import TrainingOptions
+    from samsvae_plus.module.config import SAMSVAEConfig
+
+    required = ["--data", "d.h5ad", "--perturbation-key", "k", "--control-label", "c"]
+    args = build_parser().parse_args(["train", *required, "--out", "o"])
+    model = {f.name: f.default for f in SAMSVAEConfig.argument_fields()}
+    training = {f.name: f.default for f in fields(TrainingOptions)}
+    for name in MODEL_OPTIONS:
+        assert getattr(args, name) == model[name], name
+    for name in TRAINING_OPTIONS:
+        value = not args.no_progress if name == "progress" else getattr(args, name)
+        assert value == COMMAND_LINE_DEFAULTS.get(name, training[name]), name
+    assert args.checkpoint_every == training["checkpoint_every"]
+    demo = build_parser().parse_args(["demo"])
+    assert (demo.latent_dim, demo.guide, demo.batch_size) == (10, "correlated_basal", 512)
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    shown = capsys.readouterr().out
+    assert "{mean_field,correlated_basal,correlated_embedding,correlated}" in shown
+    assert "{sqrt,linear}" in shown and "(default 400)" in shown

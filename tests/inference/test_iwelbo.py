@@ -116,7 +116,7 @@ def test_a_model_without_global_latents_is_scored_the_same_way(tiny_adata):
                 pyro.sample("z", dist.Normal(loc, scale).to_event(1))
 
     class LocalConditionalVAE(PerturbationModel):
-        def _build(self, registry, config):
+        def _build(self, registry, config, inputs):
             return nn.ModuleDict(
                 {
                     "model": Decoder(registry.n_genes, registry.n_perturbations),

@@ -65,7 +65,8 @@ def test_a_model_loads_the_pretrained_weights(pretrained):
     model = sp.SAMSVAE(
         adata, latent_dim=3, basal_encoder="transformer", encoder_weights=result.path, **EMBEDDING
     )
-    assert model.config["transformer"]["d_model"] == 16 and model.config["n_tokens"] == 16
+    assert model.config.encoder.transformer["d_model"] == 16
+    assert model.config.encoder.n_tokens == 16
     torch.testing.assert_close(_cls(_encoder(model).body, adata), _cls(result.body, adata))
     fresh = sp.SAMSVAE(
         adata, latent_dim=3, basal_encoder="transformer", transformer=ARCHITECTURE, **EMBEDDING
@@ -130,4 +131,4 @@ def test_cli_pretrain_writes_weights_a_model_loads(tmp_path, capsys):
         gene_embedding="learned",
         encoder_weights=tmp_path / "out" / "encoder_weights.pt",
     )
-    assert model.config["transformer"]["d_model"] == 8
+    assert model.config.encoder.transformer["d_model"] == 8

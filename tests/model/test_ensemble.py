@@ -85,7 +85,7 @@ def ensemble():
     adata = tiny_simulation()
     model = sp.SAMSVAE(adata, latent_dim=3)
     model.train(**FAST, seed=0)
-    return model, model.bootstrap(2, seed=5, **FAST)
+    return model, sp.BootstrapEnsemble.fit(model, 2, seed=5, **FAST)
 
 
 def test_members_train_on_bootstrap_resamples_of_the_models_training_cells(ensemble):
@@ -130,7 +130,7 @@ def test_ensemble_ate_pools_its_members_draws(ensemble, tmp_path):
 def test_ensemble_refuses_options_it_sets_and_mixed_members(ensemble):
     model, ens = ensemble
     with pytest.raises(sp.InputError, match="split"):
-        model.bootstrap(1, split=model.split, **FAST)
+        sp.BootstrapEnsemble.fit(model, 1, split=model.split, **FAST)
     with pytest.raises(sp.InputError, match="members"):
         ens.check_ate(reference=model.adata.uns["simulation"]["true_ate"], n_draws=1)
     other = sp.SAMSVAE(tiny_simulation(n_genes=20), latent_dim=3)

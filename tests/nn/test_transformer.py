@@ -138,7 +138,8 @@ def test_saved_model_keeps_its_encoder(tiny_adata, tmp_path):
     predicted = model.predict(controls, ["P001"], seed=3)
     model.save(tmp_path / "m")
     loaded = sp.SAMSVAE.load(tmp_path / "m", adata=tiny_adata)
-    assert loaded.config["basal_encoder"] == "transformer" and loaded.config["n_tokens"] == 12
+    assert loaded.config.encoder.basal_encoder == "transformer"
+    assert loaded.config.encoder.n_tokens == 12
     assert (loaded.predict(controls, ["P001"], seed=3).X != predicted.X).nnz == 0
 
 
