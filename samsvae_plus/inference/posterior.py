@@ -97,10 +97,20 @@ def sample_counts(model: nn.Module, latents: poutine.Trace, batch: Batch) -> tor
     return trace.nodes["x"]["value"]
 
 
-def log_normalize_torch(counts: torch.Tensor, target_sum: float = 1e4) -> torch.Tensor:
-    """Torch twin of :func:`samsvae_plus.data.transforms.log_normalize`."""
+def log_normalize_torch(
+    counts: torch.Tensor, target_sum: float = 1e4, *, natural: bool = False
+) -> torch.Tensor:
+    """Torch twin of :func:`samsvae_plus.data.transforms.log_normalize`; with ``natural``,
+    ``log1p(target_sum x / total)`` as scanpy's ``normalize_total`` + ``log1p`` write it."""
     totals = counts.sum(dim=-1, keepdim=True).clamp_min(1e-12)
-    return torch.log2(target_sum * counts / totals + 1)
+    scaled = target_sum * counts / totals
+    return torch.log1p(scaled) if natural else torch.log2(scaled + 1)
+
+
+# The two scales an ATE is reported on (see ``PerturbationModel.average_treatment_effect``):
+# the model's own (prior or encoded basal states at a fixed depth, log2), and the data's
+# (encoded real control cells at their observed depths, natural log1p, as the data are).
+ATE_SPACES = ("model", "data")
 
 
 @torch.no_grad()
@@ -117,8 +127,11 @@ def ate_draws(
     untrained: torch.Tensor | None = None,
     per_context: bool = False,
     basal_cells: dict[int, Batch] | None = None,
+    space: str = "model",
 ) -> torch.Tensor:
-    """Posterior draws of the ATE on the ``log2(1e4 x / sum x + 1)`` scale.
+    """Posterior draws of the ATE on the ``log2(1e4 x / sum x + 1)`` scale (or, with
+    ``space="data"``, on the data's ``log1p(1e4 x / total)`` scale at the control cells'
+    observed library sizes).
 
     For each draw of the globals and each context, ``n_cells`` basal states are drawn from
     the prior with library size ``target_sum``. Every condition then reuses those basal
@@ -143,6 +156,10 @@ def ate_draws(
         Optional real control cells per context id: the basal states are then drawn from
         the guide's encoder applied to these cells (``n_cells`` is ignored for those
         contexts), and counts are still sampled with library size ``target_sum``.
+    space
+        ``"model"`` (the above) or ``"data"``: counts of the ``basal_cells`` are sampled at
+        their own library sizes and normalised as the data are, natural ``log1p``, so the
+        result compares with a data ATE computed from those same kind of cells.
 
     Returns
     -------
@@ -163,10 +180,15 @@ def ate_draws(
                 source = basal_cells[c].to(device)
                 latents = encode_basal(guide, globals_trace, source)
                 # the real counts stay as the placeholder count_distribution needs
+                library = (
+                    source.library_size
+                    if space == "data"
+                    else torch.full_like(source.library_size, float(target_sum))
+                )
                 batch = replace(
                     source,
                     dosage=torch.zeros(len(source), n_actions, device=device),
-                    library_size=torch.full_like(source.library_size, float(target_sum)),
+                    library_size=library,
                 )
             else:
                 batch = Batch(
@@ -186,6 +208,7 @@ def ate_draws(
             )
 
             common = (model, latents, batch, gamma, generator, noise_seed + 1, target_sum)
+            common += (space == "data",)
             control = _mean_log_expression(torch.zeros(n_actions, device=device), *common)
             per_context_draw.append(
                 torch.stack(
@@ -206,6 +229,7 @@ def _mean_log_expression(
     generator: torch.Generator,
     poisson_seed: int,
     target_sum: float,
+    natural: bool = False,
 ) -> torch.Tensor:
     """Mean log-normalised expression under one dosage, with the shared gamma variates and a
     reseeded Poisson stream (the common random numbers of :func:`ate_draws`)."""
@@ -213,4 +237,5 @@ def _mean_log_expression(
         model, latents, replace(batch, dosage=dosage_row.expand_as(batch.dosage))
     )
     generator.manual_seed(poisson_seed)
-    return log_normalize_torch(nb.sample_given_gamma(gamma, generator), target_sum).mean(dim=0)
+    counts = nb.sample_given_gamma(gamma, generator)
+    return log_normalize_torch(counts, target_sum, natural=natural).mean(dim=0)

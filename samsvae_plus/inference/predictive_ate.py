@@ -50,6 +50,7 @@ def context_ate_draws(
     basal_cells: dict[int, Batch] | None = None,
     actions: str = "genes",
     untrained: torch.Tensor | None = None,
+    space: str = "model",
 ) -> np.ndarray:
     """Population ATE draws of ``(context label, condition)`` pairs.
 
@@ -81,6 +82,7 @@ def context_ate_draws(
             seed=seed,
             untrained=untrained,
             basal_cells=basal_cells,
+            space=space,
         ).numpy()
     return out
 

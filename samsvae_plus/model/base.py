@@ -653,24 +653,36 @@ class PerturbationModel(EvaluationVerbs):
         seed: int = 0,
         return_draws: bool = False,
         by_context: bool = False,
-        basal: str = "prior",
+        basal: str | None = None,
         adata_controls: ad.AnnData | CheckedCells | None = None,
+        space: str = "model",
     ) -> pd.DataFrame | tuple[pd.DataFrame, np.ndarray]:
-        """Model ATE on the ``log2(1e4 x / sum x + 1)`` scale: conditions x genes.
+        """Model ATE, conditions x genes, in the model's space or in the data's.
 
-        Basal states come from the prior, library sizes are ``1e4``, and each condition
-        shares basal states and count noise with the control (common random numbers).
-        Contexts are weighted equally unless ``context`` names one.
+        - ``space="model"``: on the ``log2(1e4 x / sum x + 1)`` scale; basal states come
+          from the prior (or the encoder, see ``basal``) and library sizes are ``1e4``.
+        - ``space="data"``: what a data ATE measures, ``log1p(1e4 x / total)`` (natural log,
+          as ``sc.pp.normalize_total`` + ``sc.pp.log1p`` write it) of cells drawn at the
+          observed library sizes of real control cells whose basal states the encoder
+          infers (``adata_controls``, by default the registered data's controls). Use it
+          whenever the model is compared with data: in sparse cells ``log1p`` of a few
+          counts is far from the log of their mean, so the two spaces differ.
+
+        Each condition shares basal states and count noise with the control (common random
+        numbers). Contexts are weighted equally unless ``context`` names one.
 
         Parameters
         ----------
         by_context
             One row per ``(context, condition)`` instead of pooling the contexts.
         basal
-            ``"prior"``, or ``"encoder"``: basal states inferred by the guide from real
-            control cells (``adata_controls``, by default the training data's controls;
-            at most ``n_cells`` per context; a context without control cells falls back
-            to the prior). ``adata_controls`` may be the result of :meth:`check_cells`.
+            ``"prior"`` (the default in model space), or ``"encoder"`` (the only choice in
+            data space): basal states inferred by the guide from real control cells
+            (``adata_controls``, by default the training data's controls; at most
+            ``n_cells`` per context; in model space a context without control cells falls
+            back to the prior). ``adata_controls`` may be the result of :meth:`check_cells`.
+        space
+            ``"model"`` or ``"data"`` (see above).
 
         Returns
         -------
@@ -684,11 +696,30 @@ class PerturbationModel(EvaluationVerbs):
         n_cells = validate.check_positive_int(n_cells, "n_cells")
         seed = validate.check_seed(seed)
         conditions = self._conditions(perturbations)
+        check_choice("space", space, posterior.ATE_SPACES)
+        if basal is None:
+            basal = "encoder" if space == "data" else "prior"
         check_choice("basal", basal, self.BASAL_SOURCES)
+        if space == "data" and basal != "encoder":
+            raise InputError(
+                "space='data' draws cells from real controls' basal states; pass "
+                "basal='encoder' or leave basal unset"
+            )
         controls = self._encoder_controls(basal, adata_controls)
         basal_cells = self._basal_cells(
             None if controls is None else encode(controls), n_cells, seed
         )
+        if space == "data":
+            missing = [
+                self.registry.contexts[c]
+                for c in self._context_ids(context)
+                if c not in basal_cells
+            ]
+            if missing:
+                raise InputError(
+                    f"space='data' needs control cells of every context; none for {missing}: "
+                    "pass adata_controls= with them, or context= one that has them"
+                )
         if by_context:
             contexts = np.asarray(self.registry.contexts)[self._context_ids(context)]
             index = pd.MultiIndex.from_product(
@@ -703,6 +734,7 @@ class PerturbationModel(EvaluationVerbs):
                 seed=seed,
                 target_sum=ATE_TARGET_SUM,
                 basal_cells=basal_cells,
+                space=space,
                 **self._draw_context(),
             )
         else:
@@ -718,6 +750,7 @@ class PerturbationModel(EvaluationVerbs):
                 seed=seed,
                 untrained=self._untrained(),
                 basal_cells=basal_cells,
+                space=space,
             ).numpy()
         mean = pd.DataFrame(draws.mean(axis=0), index=index, columns=list(self.registry.genes))
         return (mean, draws) if return_draws else mean
