@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers.hypothesis_profiles import load_profile
 from helpers.simulations import FAST_TRAINING, small_simulation, tiny_simulation
 
 import samsvae_plus as sp
 
 torch.set_num_threads(2)
+
+
+def pytest_configure(config):
+    # Here rather than at import, so that a bad SAMSVAE_HYPOTHESIS_PROFILE ends the run with
+    # a one-line usage error before collection.
+    load_profile()
 
 
 @pytest.fixture(scope="session")

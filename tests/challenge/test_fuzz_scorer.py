@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 from helpers.fuzz_scorer_strategies import scorer_cases
 from helpers.fuzz_strategies import FUZZ, QUIET_NAMES, SCORER_CONTROL, expect
+from helpers.hypothesis_profiles import examples
 from hypothesis import given, settings
 
 from samsvae_plus.challenge.score import PER_PERTURBATION_COLUMNS, challenge_score
@@ -19,7 +20,7 @@ from samsvae_plus.challenge.score import PER_PERTURBATION_COLUMNS, challenge_sco
 pytestmark = QUIET_NAMES
 
 
-@settings(max_examples=500, **FUZZ)
+@settings(max_examples=examples(500), **FUZZ)
 @given(scorer_cases())
 def test_scorer_is_clean_or_an_input_error(case):
     result = expect(

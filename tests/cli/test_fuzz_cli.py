@@ -32,6 +32,7 @@ from helpers.fuzz_strategies import (
     registration_cases,
     some_of,
 )
+from helpers.hypothesis_profiles import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -126,7 +127,7 @@ def train_invocations(draw):
     return case, cli_defects
 
 
-@settings(max_examples=250, **FUZZ)
+@settings(max_examples=examples(250), **FUZZ)
 @given(train_invocations())
 def test_train_command_exits_0_or_2_with_one_line(invocation):
     case, cli_defects = invocation
@@ -162,7 +163,7 @@ def score_invocations(draw):
     return case, cli_defects
 
 
-@settings(max_examples=150, **FUZZ)
+@settings(max_examples=examples(150), **FUZZ)
 @given(score_invocations())
 def test_score_command_exits_0_or_2_with_one_line(invocation):
     case, cli_defects = invocation
@@ -186,7 +187,7 @@ def test_score_command_exits_0_or_2_with_one_line(invocation):
         assert np.isfinite(list(result["mean"].values())).all()
 
 
-@settings(max_examples=150, **FUZZ)
+@settings(max_examples=examples(150), **FUZZ)
 @given(scorer_cases(SCORER_FILE_DEFECTS, for_files=True), st.booleans(), st.booleans())
 def test_prep_command_exits_0_or_2_with_one_line(case, genes_as_text, with_controls):
     """``prep`` reorders genes and tolerates other label sets, so only the exit contract

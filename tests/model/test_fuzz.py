@@ -19,6 +19,7 @@ from helpers.fuzz_strategies import (
     expect,
     registration_cases,
 )
+from helpers.hypothesis_profiles import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -33,7 +34,7 @@ def register(case):
     return get_registry(case.adata)
 
 
-@settings(max_examples=600, **FUZZ)
+@settings(max_examples=examples(600), **FUZZ)
 @given(registration_cases())
 def test_registration_accepts_clean_data_and_names_each_defect(case):
     registry = expect(lambda: register(case), case.defects)
@@ -76,7 +77,7 @@ def training_options(draw):
     return options, draw(st.integers(1, 3)), tuple(bad)
 
 
-@settings(max_examples=500, **FUZZ)
+@settings(max_examples=examples(500), **FUZZ)
 @given(registration_cases(max_cells=8, defect_counts=MOSTLY_CLEAN), training_options())
 def test_training_one_epoch_is_clean_or_an_input_error(case, drawn):
     options, latent_dim, bad = drawn

@@ -32,6 +32,7 @@ from helpers.fuzz_strategies import (
     expect,
     quiet_anndata,
 )
+from helpers.hypothesis_profiles import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -75,7 +76,7 @@ def assert_counts(X) -> np.ndarray:
     return values
 
 
-@settings(max_examples=250, **FUZZ)
+@settings(max_examples=examples(250), **FUZZ)
 @given(data=st.data())
 def test_predict_is_clean_or_an_input_error(model, data):
     registry = model.registry
@@ -103,7 +104,7 @@ def test_predict_is_clean_or_an_input_error(model, data):
     assert_counts(out.X)
 
 
-@settings(max_examples=150, **FUZZ)
+@settings(max_examples=examples(150), **FUZZ)
 @given(data=st.data())
 def test_sample_is_clean_or_an_input_error(model, data):
     registry = model.registry
@@ -137,7 +138,7 @@ def test_sample_is_clean_or_an_input_error(model, data):
     assert_counts(out.X)
 
 
-@settings(max_examples=150, **FUZZ)
+@settings(max_examples=examples(150), **FUZZ)
 @given(data=st.data())
 def test_average_treatment_effect_is_clean_or_an_input_error(model, data):
     registry = model.registry
