@@ -18,6 +18,7 @@ from pathlib import Path
 
 import anndata as ad
 import numpy as np
+import pytest
 import scipy.sparse as sps
 from helpers.fuzz_scorer_strategies import SCORER_FILE_DEFECTS, scorer_cases
 from helpers.fuzz_strategies import (
@@ -38,7 +39,8 @@ from hypothesis import strategies as st
 
 from samsvae_plus.cli.main import main
 
-pytestmark = QUIET_NAMES
+# At the ci profile's counts every fuzz test takes seconds to minutes.
+pytestmark = [QUIET_NAMES, pytest.mark.slow]
 
 # Defects of the command line itself, with what the message must mention.
 PATTERNS.update(

@@ -9,6 +9,7 @@ its defects. Nothing else may be raised, and a successful run has no NaN.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from helpers.fuzz_requests import bad_options, count_option, seed_option
 from helpers.fuzz_strategies import (
@@ -26,7 +27,8 @@ from hypothesis import strategies as st
 import samsvae_plus as sp
 from samsvae_plus.data.registry import get_registry
 
-pytestmark = QUIET_NAMES
+# At the ci profile's counts every fuzz test takes seconds to minutes.
+pytestmark = [QUIET_NAMES, pytest.mark.slow]
 
 
 def register(case):

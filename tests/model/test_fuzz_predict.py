@@ -38,7 +38,8 @@ from hypothesis import strategies as st
 
 import samsvae_plus as sp
 
-pytestmark = QUIET_NAMES
+# At the ci profile's counts every fuzz test takes seconds to minutes.
+pytestmark = [QUIET_NAMES, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
