@@ -93,6 +93,7 @@ print(json.dumps({"kernel": kernel, "checksums": checksums}))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("limit", sorted(NARROWER_NUMPY))
 def test_generated_inputs_do_not_depend_on_the_cpus_simd_kernels(limit):
     env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": NARROWER_NUMPY[limit]}

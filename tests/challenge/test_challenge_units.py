@@ -167,6 +167,7 @@ def test_log2_fold_change_edge_cases():
     assert lfc[3] == pytest.approx(2.0)
 
 
+@pytest.mark.slow
 def test_summary_fdr_matches_scipy_pipeline():
     adata = small_counts(seed=5)
     summary = summarise_file(check_input(adata, "real", "target_gene", CONTROL), CONTROL)

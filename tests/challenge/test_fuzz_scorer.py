@@ -10,16 +10,19 @@ perturbations; a bad one raises a one-line InputError naming a defect.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from helpers.fuzz_scorer_strategies import scorer_cases
 from helpers.fuzz_strategies import FUZZ, QUIET_NAMES, SCORER_CONTROL, expect
+from helpers.hypothesis_profiles import examples
 from hypothesis import given, settings
 
 from samsvae_plus.challenge.score import PER_PERTURBATION_COLUMNS, challenge_score
 
-pytestmark = QUIET_NAMES
+# At the ci profile's counts every fuzz test takes seconds to minutes.
+pytestmark = [QUIET_NAMES, pytest.mark.slow]
 
 
-@settings(max_examples=500, **FUZZ)
+@settings(max_examples=examples(500), **FUZZ)
 @given(scorer_cases())
 def test_scorer_is_clean_or_an_input_error(case):
     result = expect(

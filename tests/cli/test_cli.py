@@ -123,6 +123,7 @@ def test_train_rejects_missing_key_and_missing_file(good_h5ad, tmp_path, capsys)
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
 def test_cli_process_exits_2_without_traceback(good_h5ad, tmp_path):
     data = _variant(good_h5ad, tmp_path, _set(-1))
     result = subprocess.run(
@@ -155,6 +156,7 @@ def test_train_writes_a_loadable_model(good_h5ad, tmp_path, capsys):
     assert main(_train_args(good_h5ad, out)) == 2
 
 
+@pytest.mark.slow
 def test_demo_smoke(tmp_path, capsys):
     out = tmp_path / "demo"
     code = main(
@@ -229,6 +231,7 @@ def test_diverged_training_exits_1_and_keeps_the_last_good_model(
     assert (out / "DIVERGED.txt").exists() and (out / "params.pt").exists()
 
 
+@pytest.mark.slow
 def test_an_interrupted_train_resumes_to_the_uninterrupted_model(
     good_h5ad, tmp_path, capsys, monkeypatch
 ):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import anndata as ad
 import numpy as np
+import pytest
 import scipy.sparse as sps
 from helpers.fuzz_scorer_strategies import SCORER_FILE_DEFECTS, scorer_cases
 from helpers.fuzz_strategies import (
@@ -32,12 +33,14 @@ from helpers.fuzz_strategies import (
     registration_cases,
     some_of,
 )
+from helpers.hypothesis_profiles import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from samsvae_plus.cli.main import main
 
-pytestmark = QUIET_NAMES
+# At the ci profile's counts every fuzz test takes seconds to minutes.
+pytestmark = [QUIET_NAMES, pytest.mark.slow]
 
 # Defects of the command line itself, with what the message must mention.
 PATTERNS.update(
@@ -126,7 +129,7 @@ def train_invocations(draw):
     return case, cli_defects
 
 
-@settings(max_examples=250, **FUZZ)
+@settings(max_examples=examples(250), **FUZZ)
 @given(train_invocations())
 def test_train_command_exits_0_or_2_with_one_line(invocation):
     case, cli_defects = invocation
@@ -162,7 +165,7 @@ def score_invocations(draw):
     return case, cli_defects
 
 
-@settings(max_examples=150, **FUZZ)
+@settings(max_examples=examples(150), **FUZZ)
 @given(score_invocations())
 def test_score_command_exits_0_or_2_with_one_line(invocation):
     case, cli_defects = invocation
@@ -186,7 +189,7 @@ def test_score_command_exits_0_or_2_with_one_line(invocation):
         assert np.isfinite(list(result["mean"].values())).all()
 
 
-@settings(max_examples=150, **FUZZ)
+@settings(max_examples=examples(150), **FUZZ)
 @given(scorer_cases(SCORER_FILE_DEFECTS, for_files=True), st.booleans(), st.booleans())
 def test_prep_command_exits_0_or_2_with_one_line(case, genes_as_text, with_controls):
     """``prep`` reorders genes and tolerates other label sets, so only the exit contract

@@ -137,6 +137,7 @@ def test_the_order_is_shuffled_deterministic_for_a_seed_and_resumable(backed_pai
     assert order(resumed) == order(first)  # and the next epochs agree too
 
 
+@pytest.mark.slow
 def test_unshuffled_backed_validation_equals_in_memory_elbo(backed_pair):
     in_memory, on_disk = encoded(backed_pair)
     memory, _ = backed_pair
@@ -148,6 +149,7 @@ def test_unshuffled_backed_validation_equals_in_memory_elbo(backed_pair):
     assert estimate_elbo(loss, backed) == pytest.approx(estimate_elbo(loss, kept), rel=1e-6)
 
 
+@pytest.mark.slow
 def test_training_from_the_backed_file_matches_training_in_memory(backed_pair):
     memory, backed = backed_pair
     split = random_split(memory.n_obs, seed=0)

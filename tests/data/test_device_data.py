@@ -81,6 +81,7 @@ def test_resident_loader_yields_the_in_memory_loaders_batches(encoded, skip):
     assert ResidentLoader.device_bytes(encoded, split) >= resident.counts.nbytes
 
 
+@pytest.mark.slow
 def test_training_with_the_resident_loader_gives_the_same_parameters():
     def fit(loader):
         model = sp.SAMSVAE(tiny_simulation(), latent_dim=3)

@@ -1,12 +1,14 @@
 """The simulator: reproducible, and its ground truth agrees with the data it generates."""
 
 import numpy as np
+import pytest
 from helpers.simulations import SMALL
 
 import samsvae_plus as sp
 from samsvae_plus.evaluate.ate import ate_pearson, data_ate
 
 
+@pytest.mark.slow
 def test_same_seed_same_data():
     a = sp.datasets.simulate(**SMALL, seed=4)
     b = sp.datasets.simulate(**SMALL, seed=4)

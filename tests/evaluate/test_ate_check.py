@@ -184,6 +184,7 @@ def _oracle(adata):
     return model
 
 
+@pytest.mark.slow
 def test_an_oracle_is_calibrated_against_the_monte_carlo_truth(small_adata):
     # With the true parameters, the only error left is the Monte Carlo error of the truth
     # itself. Drawing the model's ATE the way the truth was estimated (same cells per

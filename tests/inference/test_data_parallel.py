@@ -56,6 +56,7 @@ def single_process(seed):
     return history.validation_elbo[history.best_epoch], history.steps
 
 
+@pytest.mark.slow
 def test_two_processes_reach_the_single_process_validation_elbo(tmp_path):
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)
@@ -98,6 +99,7 @@ def test_distributed_without_a_process_group_is_a_clear_error(tiny_adata, monkey
         model.train(max_epochs=1, distributed=True, progress=False)
 
 
+@pytest.mark.slow
 def test_the_train_command_runs_under_torchrun_and_rank_0_writes(tmp_path):
     adata = sp.datasets.simulate(**SIMULATION)
     del adata.uns["simulation"]

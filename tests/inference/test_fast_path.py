@@ -47,6 +47,7 @@ def validation_elbo_per_cell(model) -> tuple[float, float]:
     return float(np.mean(per_cell)), float(np.std(per_cell) / math.sqrt(len(per_cell)))
 
 
+@pytest.mark.slow
 def test_fused_nb_gives_the_two_softplus_elbo_and_gradients(monkeypatch):
     model = sp.SAMSVAE(tiny_simulation(), latent_dim=3)
     model.train(**TRAINING, seed=0)
@@ -72,6 +73,7 @@ def test_fused_nb_gives_the_two_softplus_elbo_and_gradients(monkeypatch):
                 assert torch.allclose(got, want, rtol=1e-4, atol=1e-4 * want.abs().max())
 
 
+@pytest.mark.slow
 def test_the_fast_path_trains_to_the_reference_elbo_within_monte_carlo_error(monkeypatch):
     fast = sp.SAMSVAE(tiny_simulation(), latent_dim=3)
     with compiled_kernels(backend="aot_eager"):

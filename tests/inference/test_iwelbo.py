@@ -81,6 +81,7 @@ def test_per_cell_bounds_average_to_the_mean_and_batches_do_not_matter(trained_m
     assert abs(other - per_cell.mean()) < 1.0
 
 
+@pytest.mark.slow
 def test_a_model_without_global_latents_is_scored_the_same_way(tiny_adata):
     from torch import nn
 

@@ -52,6 +52,7 @@ def test_hidden_tokens_skip_padding_and_cover_every_cell():
     assert (choose_hidden(padding, 0.999) == ~padding).all()
 
 
+@pytest.mark.slow
 def test_pretraining_lowers_the_masked_expression_loss(pretrained):
     _, result = pretrained
     losses = result.validation_loss
@@ -60,6 +61,7 @@ def test_pretraining_lowers_the_masked_expression_loss(pretrained):
     assert np.isfinite(result.train_loss).all()
 
 
+@pytest.mark.slow
 def test_a_model_loads_the_pretrained_weights(pretrained):
     adata, result = pretrained
     model = sp.SAMSVAE(
@@ -74,6 +76,7 @@ def test_a_model_loads_the_pretrained_weights(pretrained):
     assert not torch.allclose(_cls(_encoder(fresh).body, adata), _cls(result.body, adata))
 
 
+@pytest.mark.slow
 def test_weights_transfer_by_gene_symbol(pretrained):
     adata, result = pretrained
     subset = adata[:, adata.var_names[::-2]].copy()  # other genes, in another order
@@ -95,6 +98,7 @@ def test_weights_transfer_by_gene_symbol(pretrained):
         )
 
 
+@pytest.mark.slow
 def test_cli_pretrain_writes_weights_a_model_loads(tmp_path, capsys):
     from conftest import tiny_simulation
 

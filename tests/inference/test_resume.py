@@ -16,6 +16,9 @@ from samsvae_plus.errors import DivergenceError, InputError
 from samsvae_plus.inference.model_files import read_tensors
 from samsvae_plus.inference.training_checkpoints import CHECKPOINT_FILE
 
+# Every test here trains, most in subprocesses that are killed and resumed.
+pytestmark = pytest.mark.slow
+
 # Small enough for a subprocess to train in a few seconds; the dense start makes a run two
 # phases (dense, then sparse after the rotation), and a kill can land in either.
 TRAINING = dict(max_epochs=8, dense_epochs=3, batch_size=16, n_particles=2, progress=False, seed=3)

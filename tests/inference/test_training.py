@@ -15,6 +15,7 @@ from samsvae_plus.evaluate.masks import mask_recovery
 from samsvae_plus.inference.sparse_basis import varimax
 
 
+@pytest.mark.slow
 def test_masks_and_effects_are_recovered(trained_model, small_adata):
     truth = small_adata.uns["simulation"]
     probabilities = trained_model.mask_probabilities().loc[list(truth["perturbations"])]
@@ -45,6 +46,7 @@ def test_varimax_recovers_a_rotated_sparse_matrix():
     assert share.min() > 0.99
 
 
+@pytest.mark.slow
 def test_divergence_stops_training_and_keeps_the_last_good_parameters(tiny_adata, monkeypatch):
     model = sp.SAMSVAE(tiny_adata, latent_dim=3)
     decoder = model.module["model"].likelihood.decoder
@@ -62,6 +64,7 @@ def test_divergence_stops_training_and_keeps_the_last_good_parameters(tiny_adata
     assert all(torch.isfinite(p).all() for p in model.module.parameters())
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_parameters(tiny_adata):
     def fit():
         model = sp.SAMSVAE(tiny_adata, latent_dim=3)
@@ -83,6 +86,7 @@ def test_bad_training_arguments_are_refused(tiny_adata):
         sp.SAMSVAE(tiny_adata, guide="nonsense")
 
 
+@pytest.mark.slow
 def test_the_global_seed_makes_200_steps_bitwise_reproducible(tiny_adata):
     def fit(seed):
         sp.settings.seed = seed
@@ -107,6 +111,7 @@ def test_the_global_seed_makes_200_steps_bitwise_reproducible(tiny_adata):
     assert not torch.equal(first["guide.embedding_loc"], other["guide.embedding_loc"])
 
 
+@pytest.mark.slow
 def test_the_global_seed_switch_survives_imports_of_the_model_code():
     # Importing the submodule samsvae_plus.settings used to rebind `sp.settings` to the
     # module, turning `sp.settings.seed = s` into a silent no-op; check in a fresh process.

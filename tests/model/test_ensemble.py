@@ -88,6 +88,7 @@ def ensemble():
     return model, sp.BootstrapEnsemble.fit(model, 2, seed=5, **FAST)
 
 
+@pytest.mark.slow
 def test_members_train_on_bootstrap_resamples_of_the_models_training_cells(ensemble):
     model, ens = ensemble
     assert len(ens) == 2
@@ -101,6 +102,7 @@ def test_members_train_on_bootstrap_resamples_of_the_models_training_cells(ensem
     assert not np.allclose(first[decoder].numpy(), second[decoder].numpy())
 
 
+@pytest.mark.slow
 def test_ensemble_ate_pools_its_members_draws(ensemble, tmp_path):
     model, ens = ensemble
     truth = model.adata.uns["simulation"]["true_ate"].iloc[:3]
@@ -127,6 +129,7 @@ def test_ensemble_ate_pools_its_members_draws(ensemble, tmp_path):
     np.testing.assert_array_equal(again.to_numpy(), mean.to_numpy())
 
 
+@pytest.mark.slow
 def test_ensemble_refuses_options_it_sets_and_mixed_members(ensemble):
     model, ens = ensemble
     with pytest.raises(sp.InputError, match="split"):

@@ -34,6 +34,7 @@ def _id(pair):
     return cls.__name__ + "".join(f"-{v}" for v in options.values())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pair", PAIRS, ids=[_id(p) for p in PAIRS])
 def test_every_pair_trains_predicts_and_round_trips(tiny_adata, tmp_path, pair):
     cls, options = pair
@@ -167,6 +168,7 @@ def held_out_model(small_adata):
     return model, split
 
 
+@pytest.mark.slow
 def test_perturbations_without_training_cells_fall_back_to_the_prior(held_out_model):
     model, split = held_out_model
     untrained = [
@@ -196,6 +198,7 @@ def test_perturbations_without_training_cells_fall_back_to_the_prior(held_out_mo
     )
 
 
+@pytest.mark.slow
 def test_models_without_an_effect_prior_refuse_unseen_perturbations(small_adata, held_out_model):
     _, split = held_out_model
     held = sorted(set(small_adata.obs["condition"].to_numpy()[split.test]))

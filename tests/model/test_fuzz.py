@@ -9,6 +9,7 @@ its defects. Nothing else may be raised, and a successful run has no NaN.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from helpers.fuzz_requests import bad_options, count_option, seed_option
 from helpers.fuzz_strategies import (
@@ -19,13 +20,15 @@ from helpers.fuzz_strategies import (
     expect,
     registration_cases,
 )
+from helpers.hypothesis_profiles import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import samsvae_plus as sp
 from samsvae_plus.data.registry import get_registry
 
-pytestmark = QUIET_NAMES
+# At the ci profile's counts every fuzz test takes seconds to minutes.
+pytestmark = [QUIET_NAMES, pytest.mark.slow]
 
 
 def register(case):
@@ -33,7 +36,7 @@ def register(case):
     return get_registry(case.adata)
 
 
-@settings(max_examples=600, **FUZZ)
+@settings(max_examples=examples(600), **FUZZ)
 @given(registration_cases())
 def test_registration_accepts_clean_data_and_names_each_defect(case):
     registry = expect(lambda: register(case), case.defects)
@@ -76,7 +79,7 @@ def training_options(draw):
     return options, draw(st.integers(1, 3)), tuple(bad)
 
 
-@settings(max_examples=500, **FUZZ)
+@settings(max_examples=examples(500), **FUZZ)
 @given(registration_cases(max_cells=8, defect_counts=MOSTLY_CLEAN), training_options())
 def test_training_one_epoch_is_clean_or_an_input_error(case, drawn):
     options, latent_dim, bad = drawn

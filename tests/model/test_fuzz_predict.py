@@ -32,12 +32,14 @@ from helpers.fuzz_strategies import (
     expect,
     quiet_anndata,
 )
+from helpers.hypothesis_profiles import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import samsvae_plus as sp
 
-pytestmark = QUIET_NAMES
+# At the ci profile's counts every fuzz test takes seconds to minutes.
+pytestmark = [QUIET_NAMES, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +77,7 @@ def assert_counts(X) -> np.ndarray:
     return values
 
 
-@settings(max_examples=250, **FUZZ)
+@settings(max_examples=examples(250), **FUZZ)
 @given(data=st.data())
 def test_predict_is_clean_or_an_input_error(model, data):
     registry = model.registry
@@ -103,7 +105,7 @@ def test_predict_is_clean_or_an_input_error(model, data):
     assert_counts(out.X)
 
 
-@settings(max_examples=150, **FUZZ)
+@settings(max_examples=examples(150), **FUZZ)
 @given(data=st.data())
 def test_sample_is_clean_or_an_input_error(model, data):
     registry = model.registry
@@ -137,7 +139,7 @@ def test_sample_is_clean_or_an_input_error(model, data):
     assert_counts(out.X)
 
 
-@settings(max_examples=150, **FUZZ)
+@settings(max_examples=examples(150), **FUZZ)
 @given(data=st.data())
 def test_average_treatment_effect_is_clean_or_an_input_error(model, data):
     registry = model.registry

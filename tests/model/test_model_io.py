@@ -137,6 +137,7 @@ def test_save_replaces_an_existing_directory_whole(trained_model, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.slow
 def test_the_base_class_loads_every_family_member_in_a_fresh_process(tiny_adata, tmp_path):
     # The CLI loads through PerturbationModel without importing the user classes; the
     # saved class name must still resolve (it did not for CPAVAE before).

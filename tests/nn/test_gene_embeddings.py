@@ -62,6 +62,7 @@ def _one_protein(model, alphabet, sequence):
     return hidden[0, 1:-1].mean(0).numpy()
 
 
+@pytest.mark.slow
 def test_esm2_pools_residues_then_isoforms_and_resolves_aliases(tiny_esm2, tmp_path):
     model, alphabet, fasta, checkpoint = tiny_esm2
     isoform_1 = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEV"

@@ -72,6 +72,7 @@ def test_output_is_invariant_to_gene_order(n_tokens):
     assert (shuffled - loc).abs().max() > 1e-3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("train", [True, False])
 def test_padding_is_masked_out(train):
     encoder = _encoder(n_tokens=len(GENES)).train(train)
@@ -122,6 +123,7 @@ FAMILY = [
     FAMILY,
     ids=[c.__name__ + "-" + "-".join(map(str, o.values())) for c, o in FAMILY],
 )
+@pytest.mark.slow
 def test_every_model_trains_with_the_transformer(tiny_adata, cls, options):
     model = cls(tiny_adata, latent_dim=3, **options, **TRANSFORMER)
     history = model.train(
@@ -164,6 +166,7 @@ def test_bad_encoder_options_are_one_line_errors(tiny_adata, options, message):
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.slow
 def test_chunks_by_expressed_genes_give_the_one_pass_output(monkeypatch):
     from samsvae_plus.nn import transformer
 
