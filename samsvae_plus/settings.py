@@ -1,8 +1,9 @@
-"""Global settings: one seed switch and the default device.
+"""Global settings: one seed switch, the default device and the verbosity of the log.
 
 >>> import samsvae_plus as sp
 >>> sp.settings.seed = 0          # seeds random, numpy, torch and pyro together
 >>> sp.settings.device = "auto"   # CUDA when present, else CPU
+>>> sp.settings.verbosity = "info"  # say what training and the commands do
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import contextlib
 import random
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
+
+from samsvae_plus import _logging
 
 if TYPE_CHECKING:
     import torch
@@ -41,11 +44,27 @@ def seed_everything(seed: int) -> None:
 
 
 class Settings:
-    """Package-wide settings; assigning ``seed`` reseeds every generator at once."""
+    """Package-wide settings; assigning ``seed`` reseeds every generator at once.
+
+    Attributes
+    ----------
+    seed
+        Seeds Python's, NumPy's, torch's and Pyro's generators when assigned; the default
+        seed of ``train``.
+    device
+        The default device, ``"auto"`` for CUDA when present.
+    verbosity
+        Which messages of the ``samsvae_plus`` logger are shown: ``"error"``,
+        ``"warning"`` (the default), ``"info"`` (training phases, early stopping, the steps
+        of the commands, downloads) or ``"debug"``, or a ``logging`` level such as
+        ``logging.INFO``. Reads back as the name. They go to stderr, or to the handlers of
+        the root logger when the application has configured logging.
+    """
 
     def __init__(self) -> None:
         self._seed: int | None = None
         self.device: str = "auto"
+        _logging.install_default_handler()
 
     @property
     def seed(self) -> int | None:
@@ -56,8 +75,16 @@ class Settings:
         seed_everything(int(value))
         self._seed = int(value)
 
+    @property
+    def verbosity(self) -> str:
+        return _logging.verbosity_name(_logging.logger.level)
+
+    @verbosity.setter
+    def verbosity(self, value: int | str) -> None:
+        _logging.set_verbosity(value)
+
     def __repr__(self) -> str:
-        return f"Settings(seed={self._seed}, device={self.device!r})"
+        return f"Settings(seed={self._seed}, device={self.device!r}, verbosity={self.verbosity!r})"
 
 
 settings = Settings()

@@ -15,7 +15,9 @@ joins the process group it sets up (``gloo`` on CPU, ``nccl`` on GPU).
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +25,12 @@ import torch
 import torch.distributed as dist
 
 from samsvae_plus.errors import InputError
+
+
+def main_process_info(logger: logging.Logger, parallel: DataParallel | None) -> Callable[..., None]:
+    """``logger.info`` on the main process (or without data parallelism), else
+    ``logger.debug``: every process runs the same steps, and one account of them is enough."""
+    return logger.info if parallel is None or parallel.is_main else logger.debug
 
 
 @dataclass(frozen=True)

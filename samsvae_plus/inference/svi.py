@@ -9,6 +9,7 @@ cell (nats).
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -23,10 +24,12 @@ from tqdm.auto import tqdm
 
 from samsvae_plus.data.loaders import MinibatchLoader
 from samsvae_plus.errors import DivergenceError
-from samsvae_plus.inference.data_parallel import DataParallel
+from samsvae_plus.inference.data_parallel import DataParallel, main_process_info
 from samsvae_plus.inference.kl_weights import KLWeights
 from samsvae_plus.inference.training_checkpoints import TrainingCheckpoints
 from samsvae_plus.inference.training_options import REFERENCE_BATCH_SIZE
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -175,6 +178,7 @@ def train_svi(
     checkpoints: TrainingCheckpoints | None = None,
     phase: str = "svi",
     parallel: DataParallel | None = None,
+    epoch_offset: int = 0,
 ) -> TrainingHistory:
     """Fit ``pair`` (a ``ModuleDict`` with ``"model"`` and ``"guide"``) by SVI with Adam.
 
@@ -200,6 +204,14 @@ def train_svi(
     parallel
         For data-parallel training: gradients are averaged over the processes after each
         backward pass (``train_loader`` must shard its batches with ``parallel.shard``).
+    epoch_offset
+        Epochs trained before this call (a dense start's), so that the progress bar and the
+        messages number epochs as the combined history does.
+
+    The bar's postfix shows the epoch it has just counted; when early stopping ends the
+    phase, the bar stays with the epoch it stopped at and the best epoch, and the steps
+    after the loop (restoring the best epoch, the final checkpoint) are named on it and
+    logged.
 
     Raises
     ------
@@ -228,14 +240,15 @@ def train_svi(
 
     start = time.perf_counter()
     bar = tqdm(
-        total=max_epochs,
+        total=epoch_offset + max_epochs,
         desc=description,
         unit="epoch",
         disable=not progress,
         leave=False,
         mininterval=1.0,
-        initial=loop.epoch,
+        initial=epoch_offset + loop.epoch,
     )
+    say = main_process_info(logger, parallel)
     # Argument validation would turn a NaN into a ValueError deep inside a distribution;
     # without it the NaN reaches the loss, where the divergence guard below reports it.
     with pyro.validation_enabled(False):
@@ -287,8 +300,9 @@ def train_svi(
                 save()
             elif weights.is_exact:
                 loop.epochs_since_best += 1
-            bar.update()
+            # set before the bar advances, which draws it: the postfix is this epoch's
             bar.set_postfix(elbo=f"{history.train_elbo[-1]:.1f}", val=f"{score:.1f}", refresh=False)
+            bar.update()
             if (
                 keep_best
                 and early_stopping_patience is not None
@@ -296,16 +310,63 @@ def train_svi(
             ):
                 history.stopped_early = True
                 break
-    bar.close()
     if not loop.finished:
+        say("%s: %s", description, _ending(history, loop, epoch_offset, validation_loader))
         if keep_best and history.best_epoch >= 0:
+            _step(
+                bar,
+                description,
+                f"restoring the parameters of epoch {epoch_offset + history.best_epoch}",
+                say,
+            )
             pair.load_state_dict(best_state)
         else:
             history.best_epoch = len(history.train_elbo) - 1
         loop.finished = True
         history.wall_time_s += time.perf_counter() - start
+        if checkpoints is not None:
+            _step(bar, description, "writing the final checkpoint", say)
         save()
+        if history.stopped_early:
+            # the bar stays, so that the run does not end in silence
+            last, best = _last_and_best(history, epoch_offset)
+            bar.set_description_str(
+                f"{description} stopped early at epoch {last} (best epoch {best})", refresh=False
+            )
+            bar.leave = True
+    bar.close()
     return history
+
+
+def _ending(
+    history: TrainingHistory,
+    loop: LoopState,
+    epoch_offset: int,
+    validation_loader: MinibatchLoader | None,
+) -> str:
+    """How a phase ended, as a sentence in the epoch numbers of the combined history."""
+    last, best_epoch = _last_and_best(history, epoch_offset)
+    best = "" if history.best_epoch < 0 else f"; best epoch {best_epoch}"
+    if not history.stopped_early:
+        return f"finished at epoch {last}{best}"
+    scored = (
+        "validation ELBO" if validation_loader is not None and validation_loader.n_cells else "ELBO"
+    )
+    return (
+        f"stopped early at epoch {last}: no better {scored} for {loop.epochs_since_best} "
+        f"epochs{best}"
+    )
+
+
+def _last_and_best(history: TrainingHistory, epoch_offset: int) -> tuple[int, int]:
+    """The phase's last and best epochs, numbered as in the combined history."""
+    return epoch_offset + len(history.train_elbo) - 1, epoch_offset + history.best_epoch
+
+
+def _step(bar: tqdm, description: str, what: str, say: Callable[..., None]) -> None:
+    """Name a step after the loop on the bar and in the log."""
+    say("%s: %s", description, what)
+    bar.set_description_str(f"{description}: {what}")
 
 
 def _or_minus_inf(value: float | None) -> float:
@@ -358,8 +419,11 @@ def train_with_dense_start(
         return basal_kl_start + (1.0 - basal_kl_start) * min(epoch / ramp, 1.0)
 
     options = {**svi_options, "checkpoints": checkpoints}
+    parallel = svi_options.get("parallel")
+    say = main_process_info(logger, parallel)
     finished_dense = None if checkpoints is None else checkpoints.finished_phase("dense")
     if finished_dense is None:
+        say("dense start: %d epochs with every mask pinned to 1", dense_epochs)
         pair["guide"].pin_masks(True)
         dense = train_svi(
             pair,
@@ -374,6 +438,7 @@ def train_with_dense_start(
             description="dense start",
             phase="dense",
         )
+        say("rotating the latent basis to make the embeddings sparse; masks released")
         rotate_to_sparse_basis(pair)
     else:
         # Resuming after the rotation: the sparse phase's checkpoint holds the rotated state.
@@ -387,6 +452,7 @@ def train_with_dense_start(
         max_epochs=max_epochs - dense_epochs,
         **options,
         phase="sparse",
+        epoch_offset=dense_epochs,
     )
     return dense.extend(sparse)
 

@@ -18,6 +18,7 @@ name, its configuration and its registry) comes from the caller.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 
@@ -31,7 +32,7 @@ from samsvae_plus.data.loaders import InMemoryLoader, MinibatchLoader, ResidentL
 from samsvae_plus.data.splits import Split, random_split
 from samsvae_plus.data.transforms import encoder_input_statistics_of_blocks
 from samsvae_plus.errors import InputError
-from samsvae_plus.inference.data_parallel import DataParallel
+from samsvae_plus.inference.data_parallel import DataParallel, main_process_info
 from samsvae_plus.inference.svi import (
     TrainingHistory,
     scaled_learning_rate,
@@ -43,6 +44,8 @@ from samsvae_plus.inference.training_options import TrainingOptions
 from samsvae_plus.module.distributions import compiled_kernels
 from samsvae_plus.nn.encoders import ExpressionStandardizer
 from samsvae_plus.settings import resolve_device, seed_everything
+
+logger = logging.getLogger(__name__)
 
 # "auto" keeps a data set on the GPU when its CSR arrays take at most this share of the
 # free device memory; the rest is left to activations and the optimizer.
@@ -129,6 +132,16 @@ def prepare(
     validation_loader = make_loader(
         data, split.validation, batch_size=options.batch_size, shuffle=False, device=device
     )
+    say = main_process_info(logger, parallel)
+    say(
+        "training on %d cells (%d for validation, %d held out) on %s with %s",
+        len(split.train),
+        len(split.validation),
+        len(split.test),
+        device,
+        type(train_loader).__name__,
+    )
+    say("computing the encoder's input and library-size statistics of the training cells")
     _standardise_encoders(pair, data, split.train, train_loader if backed else None)
     return PreparedRun(
         split=split,

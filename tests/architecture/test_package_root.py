@@ -11,7 +11,7 @@ import samsvae_plus
 
 # Cross-cutting modules every layer may use, the public facades, and private helpers; anything
 # else belongs in a layer folder (docs/architecture.md).
-ROOT_MODULES = {"settings", "errors", "plotting", "metrics", "_version", "_atomic"}
+ROOT_MODULES = {"settings", "errors", "plotting", "metrics", "_version", "_atomic", "_logging"}
 
 
 def test_only_the_cross_cutting_modules_sit_at_the_package_root():
