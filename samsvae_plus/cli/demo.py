@@ -32,8 +32,8 @@ def add_parser(subparsers) -> None:
         "ELBO, mask-recovery F1, ATE Pearson against the truth), the model and figures/masks.png.",
     )
     add_output_args(parser, default="demo_out")
-    parser.add_argument("--n-perturbations", type=int, default=50)
-    parser.add_argument("--n-contexts", type=int, default=3)
+    parser.add_argument("--n-perturbations", type=int, default=50, help="simulated perturbed genes")
+    parser.add_argument("--n-contexts", type=int, default=3, help="simulated cell types or lines")
     parser.add_argument("--sim-seed", type=int, default=0, help="seed of the simulation")
     add_model_args(parser)
     parser.set_defaults(run=run, **DEMO_DEFAULTS)

@@ -6,7 +6,9 @@ configurations of :mod:`samsvae_plus.module.config`, the encoder's
 :class:`~samsvae_plus.inference.training_options.TrainingOptions`), so that a default
 changed there changes here too. ``latent_dim`` becomes ``--latent-dim``; a boolean that is
 off by default becomes a switch (``--basal-sees-shift``), one that is on a negated switch
-(``--no-progress``, kept as ``no_progress``).
+(``--no-progress``, kept as ``no_progress``). ``--help`` shows the default in force (a
+command may set its own) through the parser's formatter
+(:class:`~samsvae_plus.cli.main.HelpFormatter`), and the choices as argparse does.
 """
 
 from __future__ import annotations
@@ -70,9 +72,6 @@ def add_options(
         if flag_type(f.type) is bool:
             group.add_argument(_flag(name), action="store_true", help=help_text)
             continue
-        if default is not None:
-            # argparse fills in the default in force, which a command may set itself
-            help_text = f"{help_text} (default %(default)s)"
         options: dict[str, Any] = {"type": flag_type(f.type), "default": default}
         choices = [c for c in f.metadata.get("choices", ()) if c is not None]
         if choices and check_choices:

@@ -23,20 +23,22 @@ def add_parser(subparsers) -> None:
     add_output_args(parser)
     model = parser.add_argument_group("encoder")
     model.add_argument(
-        "--gene-embedding", default="go", help="'go', 'learned' or 'random' (default go)"
+        "--gene-embedding",
+        default="go",
+        help="gene vectors of the tokens: 'go', 'learned' or 'random'",
     )
     model.add_argument("--n-tokens", type=int, default=256, help="genes read per cell")
     model.add_argument("--d-model", type=int, default=64, help="token width")
-    model.add_argument("--n-heads", type=int, default=4)
+    model.add_argument("--n-heads", type=int, default=4, help="attention heads per layer")
     model.add_argument("--n-layers", type=int, default=2, help="transformer layers")
     training = parser.add_argument_group("training")
     training.add_argument(
         "--mask-fraction", type=float, default=0.15, help="share of tokens hidden per cell"
     )
-    training.add_argument("--max-epochs", type=int, default=20)
-    training.add_argument("--batch-size", type=int, default=256)
-    training.add_argument("--lr", type=float, default=1e-3)
-    training.add_argument("--seed", type=int, default=0)
+    training.add_argument("--max-epochs", type=int, default=20, help="passes over the cells")
+    training.add_argument("--batch-size", type=int, default=256, help="cells per step")
+    training.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    training.add_argument("--seed", type=int, default=0, help="seed of the masks and batches")
     training.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda'")
     parser.set_defaults(run=run)
 

@@ -78,7 +78,6 @@ def add_parser(subparsers) -> None:
         "table.md, PNG and PDF figures, splits.json and run.json to OUT/NAME/.\n\n"
         f"experiments:\n{listing}\n  {'all':<25} every one of them, --jobs at a time "
         "(F1 after T1, whose best row it maps)",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("name", metavar="NAME", help="an experiment listed below, or 'all'")
     parser.add_argument("--out", required=True, help="output directory; each table in OUT/NAME")

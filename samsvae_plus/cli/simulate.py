@@ -19,14 +19,20 @@ def add_parser(subparsers) -> None:
         "model; the ground truth is stored in uns['simulation'].",
     )
     parser.add_argument("--out", required=True, help="output .h5ad file")
-    parser.add_argument("--n-perturbations", type=int, default=50)
-    parser.add_argument("--n-contexts", type=int, default=3)
-    parser.add_argument("--n-genes", type=int, default=500)
-    parser.add_argument("--latent-dim", type=int, default=10)
-    parser.add_argument("--n-combinations", type=int, default=20)
-    parser.add_argument("--cells-per-condition", type=int, default=100)
-    parser.add_argument("--n-control-cells", type=int, default=500)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n-perturbations", type=int, default=50, help="perturbed genes")
+    parser.add_argument("--n-contexts", type=int, default=3, help="cell types or lines")
+    parser.add_argument("--n-genes", type=int, default=500, help="measured genes")
+    parser.add_argument("--latent-dim", type=int, default=10, help="dimension of the latent space")
+    parser.add_argument(
+        "--n-combinations", type=int, default=20, help="two-gene combinations among the conditions"
+    )
+    parser.add_argument(
+        "--cells-per-condition", type=int, default=100, help="cells per condition and context"
+    )
+    parser.add_argument(
+        "--n-control-cells", type=int, default=500, help="control cells per context"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the simulation")
     parser.set_defaults(run=run)
 
 

@@ -230,7 +230,7 @@ class SVAEPlusConfig(_LearnedMasks):
     beta2: float | None = field(
         default=None,
         metadata={
-            "help": "beta_2 of the Beta(1, beta_2) mask-probability prior (default latent_dim)"
+            "help": "beta_2 of the Beta(1, beta_2) mask-probability prior (default: latent_dim)"
         },
     )
     encoder: EncoderOptions = _encoder_field()

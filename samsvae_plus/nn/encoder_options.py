@@ -65,7 +65,7 @@ class EncoderOptions:
         default=None,
         metadata={
             "help": f"transformer: genes read per cell, 1 to {MAX_TOKENS} "
-            f"(default {DEFAULT_TOKENS})"
+            f"(default: {DEFAULT_TOKENS})"
         },
     )
     transformer: dict | None = field(

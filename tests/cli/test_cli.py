@@ -293,4 +293,4 @@ def test_train_and_demo_flags_come_from_the_option_records(capsys):
         main(["train", "--help"])
     shown = capsys.readouterr().out
     assert "{mean_field,correlated_basal,correlated_embedding,correlated}" in shown
-    assert "{sqrt,linear}" in shown and "(default 400)" in shown
+    assert "{sqrt,linear}" in shown and "(default: 400)" in shown

@@ -42,19 +42,20 @@ from samsvae_plus.cli.main import main
 # At the ci profile's counts every fuzz test takes seconds to minutes.
 pytestmark = [QUIET_NAMES, pytest.mark.slow]
 
-# Defects of the command line itself, with what the message must mention.
+# Defects of the command line itself, with what the message must mention (the library's
+# keywords as the command's flags).
 PATTERNS.update(
     {
         "missing_file": r"does not exist",
         "unreadable_file": r"not a readable h5ad file",
-        "bad_max_epochs_arg": r"max_epochs must be a positive integer",
-        "bad_batch_size_arg": r"batch_size must be a positive integer",
+        "bad_max_epochs_arg": r"--max-epochs must be a positive integer",
+        "bad_batch_size_arg": r"--batch-size must be a positive integer",
         "bad_lr_arg": r"lr must be a positive, finite number",
-        "bad_latent_dim_arg": r"latent_dim must be at least 1",
-        "bad_guide_arg": r"guide=.* is not available",
-        "bad_mask_prior_arg": r"mask_prior must lie strictly between 0 and 1",
+        "bad_latent_dim_arg": r"--latent-dim must be at least 1",
+        "bad_guide_arg": r"--guide .* is not available",
+        "bad_mask_prior_arg": r"--mask-prior must lie strictly between 0 and 1",
         "bad_device_arg": r"device .* is not a device|needs CUDA",
-        "bad_dense_epochs_arg": r"dense_epochs must be an integer",
+        "bad_dense_epochs_arg": r"--dense-epochs must be an integer",
         "out_inside_file": r"which is a file",
         "out_is_directory": r"is a directory",
     }

@@ -151,7 +151,7 @@ def test_integer_labels_and_control_label_match():
             ["train", "--data", "data.h5ad", "--perturbation-key", "condition"]
             + ["--control-label", CONTROL, "--out", "m", "--dense-epochs", "5"]
             + ["--max-epochs", "2", "--no-progress"],
-            "dense_epochs must be an integer from 0 to max_epochs - 1",
+            "--dense-epochs must be an integer from 0 to --max-epochs - 1",
         ),
         (
             ["prep", "--pred", "data.h5ad", "--genes", "binary.txt", "--out", "p.h5ad"],
