@@ -29,7 +29,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--model", required=True, help="directory of a saved model (train --out)")
     parser.add_argument("--data", required=True, help="the h5ad file the model was trained on")
     parser.add_argument(
-        "--split", default="test", help="cells to evaluate: train, validation, test or all"
+        "--split",
+        default="test",
+        metavar="{" + ",".join(SPLITS) + "}",
+        help="cells of the model's saved split to evaluate",
     )
     parser.add_argument(
         "--gene-sets",
@@ -49,10 +52,13 @@ def add_parser(subparsers) -> None:
         "--by-context", action="store_true", help="ATE rows per (context, condition)"
     )
     parser.add_argument(
-        "--basal", default="prior", help="basal states from the 'prior' or the 'encoder'"
+        "--basal",
+        default="prior",
+        metavar="{" + ",".join(BASALS) + "}",
+        help="basal states of the model ATE: from the prior, or encoded from control cells",
     )
-    parser.add_argument("--batch-size", type=int, default=512)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=512, help="cells per IWELBO batch")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every sample")
     parser.add_argument("--device", default="cpu", help="'cpu', 'cuda' or 'auto'")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     add_output_args(parser)
@@ -81,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from samsvae_plus import plotting
+    from samsvae_plus.data.checked import without_excluded
     from samsvae_plus.evaluate.ate_check import perturbation_splits
     from samsvae_plus.evaluate.gene_sets import load_gene_sets
     from samsvae_plus.evaluate.masks import mask_recovery
@@ -96,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
         for name, s in zip(names, args.gene_sets, strict=True)
     }
     model = PerturbationModel.load(args.model, device=args.device)
-    adata = read_h5ad(args.data)
+    # the split numbers the cells the model was trained on: without its excluded labels'
+    adata = without_excluded(read_h5ad(args.data), model.registry)
     rows = model.split_indices(args.split, adata.n_obs)
     cells = adata[rows].copy()
     # Checked once, before the long computations, and shared by the verbs below.

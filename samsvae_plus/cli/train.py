@@ -79,7 +79,16 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--context-key", default=None, help="obs column of cell type / line")
     parser.add_argument("--layer", default=None, help="layer with raw counts (default: X)")
     parser.add_argument("--library-size-key", default=None, help="obs column of library sizes")
-    parser.add_argument("--combination-delimiter", default="+")
+    parser.add_argument(
+        "--combination-delimiter", default="+", help="separator of genes in combination labels"
+    )
+    parser.add_argument(
+        "--exclude",
+        nargs="+",
+        default=None,
+        metavar="LABEL",
+        help="labels of cells to leave out of the model, such as unassigned or multiplet",
+    )
     add_output_args(parser)
     add_model_args(parser)
     checkpoints = parser.add_argument_group("checkpoints")
@@ -146,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
         layer=args.layer,
         combination_delimiter=args.combination_delimiter,
         library_size_key=args.library_size_key,
+        exclude=args.exclude,
     )
     model = build_model(adata, args)
     checkpointing = (

@@ -8,11 +8,13 @@ work: :func:`check_cells` (the cells of ``train``, ``iwelbo``, ``check_ate`` and
 them an input needs, in which order, and keeps what they computed (the counts matrix,
 library sizes, condition labels, context ids, dosage) in a :class:`CheckedCells` that
 :func:`~samsvae_plus.data.encode.encode` consumes without checking again. Requested
-conditions get the same treatment in :func:`check_requested_conditions`.
+conditions get the same treatment in :func:`check_requested_conditions`. Cells of the
+labels the registry excludes never reach a check: :func:`without_excluded` drops them first.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,13 +29,16 @@ from samsvae_plus.data.encode import context_ids, dosage_matrix
 from samsvae_plus.data.registry import Registry, counts_matrix, library_sizes
 from samsvae_plus.errors import InputError
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True, eq=False)
 class CheckedCells:
     """Cells of one AnnData that passed every check against ``registry``.
 
     ``counts`` is the AnnData's own matrix, not a copy (a check must not double memory), so
-    cells changed in place after the check must be checked again.
+    cells changed in place after the check must be checked again. Where the registry
+    excludes labels that some cells carry, it holds the other cells' rows, copied.
 
     Attributes
     ----------
@@ -102,7 +107,9 @@ def check_conditions(adata: ad.AnnData, registry: Registry) -> None:
     if registry.perturbation_key not in adata.obs:
         return
     labels = pd.Index(adata.obs[registry.perturbation_key].astype(str).unique())
-    unknown = labels.difference(pd.Index(registry.conditions))
+    unknown = labels.difference(pd.Index(registry.conditions)).difference(
+        pd.Index(registry.exclude or ())
+    )
     if len(unknown):
         raise InputError(
             f"adata.obs[{registry.perturbation_key!r}] has {len(unknown)} condition(s) the "
@@ -117,6 +124,50 @@ def check_model_data(adata: ad.AnnData, registry: Registry) -> None:
     validate.check_is_anndata(adata)
     check_genes(adata, registry)
     check_conditions(adata, registry)
+
+
+def without_excluded(adata: ad.AnnData, registry: Registry) -> ad.AnnData:
+    """``adata`` without the cells of the labels ``registry.exclude`` names (a view), or
+    ``adata`` itself when it has none of them. The model's split numbers these cells.
+
+    Raises
+    ------
+    InputError
+        For a backed AnnData that holds such cells (the backed loader reads the file as it
+        is), or when every cell carries an excluded label.
+    """
+    key = registry.perturbation_key
+    if not registry.exclude or key not in adata.obs:
+        return adata
+    keep = ~adata.obs[key].astype(str).isin(registry.exclude).to_numpy()
+    if keep.all():
+        return adata
+    shown = ", ".join(map(repr, registry.exclude))
+    if not keep.any():
+        raise InputError(
+            f"every cell of adata has a label the model excludes ({shown}); pass other cells"
+        )
+    if adata.isbacked:
+        raise InputError(
+            f"adata is backed and holds {int((~keep).sum())} cells labelled {shown}, which the "
+            f"model excludes; write a file without them, adata[~adata.obs[{key!r}].isin("
+            f"{list(registry.exclude)!r})].write_h5ad(path), and open that"
+        )
+    logger.debug("leaving out %d cells labelled %s (excluded)", int((~keep).sum()), shown)
+    return adata[keep]
+
+
+def raw_counts_fix(registry: Registry) -> str:
+    """What to do when cells given to a model hold normalised values where the registry
+    reads raw counts: the verbs take no ``layer=``, so the fix is other cells."""
+    where = registry.counts_location()
+    example = (
+        " (such as a copy with adata.X = adata.layers['counts'])" if registry.layer is None else ""
+    )
+    return (
+        f"the model reads raw counts from {where}, as registered, so pass cells with raw "
+        f"counts there{example}"
+    )
 
 
 def check_cells(
@@ -136,7 +187,8 @@ def check_cells(
     Parameters
     ----------
     adata
-        Cells with the registry's genes and raw counts where the registry says they are.
+        Cells with the registry's genes and raw counts where the registry says they are;
+        cells of the labels the registry excludes are dropped (:func:`without_excluded`).
     registry
         The registry of the model (or of ``setup_anndata`` on the training data).
     actions
@@ -154,11 +206,12 @@ def check_cells(
         For the first problem found; the message names it and the fix.
     """
     validate.check_anndata(adata, where)
+    adata = without_excluded(adata, registry)
     validate.check_unique_names(adata.var_names, "gene")
     validate.check_unique_names(adata.obs_names, "cell")
     check_genes(adata, registry)
     counts = counts_matrix(adata, registry.layer)
-    validate.check_counts(counts, registry.counts_location())
+    validate.check_counts(counts, registry.counts_location(), fix=raw_counts_fix(registry))
     if unlabelled_as_control and registry.perturbation_key not in adata.obs:
         conditions = [registry.control_label] * adata.n_obs
     else:

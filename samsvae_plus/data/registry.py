@@ -8,21 +8,33 @@ and contexts always line up with what the model was trained on.
 Perturbations are recorded at the level of single genes: a combination ``"A+B"`` is a
 dosage row with ones for ``A`` and ``B``. A combination never seen in training is
 therefore still predictable when each of its genes was seen.
+
+Cells whose label names no perturbation (``unassigned``, ``multiplet``) can be left out
+with ``exclude=``: the registry records those labels, and the validation gate
+(:func:`~samsvae_plus.data.checked.check_cells`) drops their cells wherever a model meets
+them (:func:`~samsvae_plus.data.checked.without_excluded`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import anndata as ad
 import numpy as np
+import pandas as pd
 
 from samsvae_plus._version import __version__
 from samsvae_plus.data import validate
+from samsvae_plus.data.label_hints import cell_count, label_hint, non_perturbation_labels
 from samsvae_plus.errors import InputError
 
 UNS_KEY = "samsvae_plus"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -44,6 +56,8 @@ class Registry:
     library_size_key
         Optional ``obs`` column with each cell's library size; ``None`` means the sum of
         counts over the modelled genes.
+    exclude
+        Condition labels whose cells are left out of the model; ``None`` when none are.
     genes
         Gene names in model order.
     perturbations
@@ -62,6 +76,7 @@ class Registry:
     context_key: str | None = None
     layer: str | None = None
     library_size_key: str | None = None
+    exclude: tuple[str, ...] | None = None
     genes: tuple[str, ...] = field(default=(), repr=False)
     perturbations: tuple[str, ...] = field(default=(), repr=False)
     conditions: tuple[str, ...] = field(default=(), repr=False)
@@ -167,8 +182,8 @@ def library_sizes(
         return totals
     if not isinstance(library_size_key, str) or library_size_key not in adata.obs.columns:
         raise InputError(
-            f"library size key {library_size_key!r} is not a column of adata.obs; "
-            "pass library_size_key=None to use the sum of counts"
+            f"library size key {library_size_key!r} is not a column of adata.obs; pass "
+            "library_size_key= naming a column, or leave it out to use the sum of counts"
         )
     values = np.asarray(adata.obs[library_size_key])
     validate.check_positive_finite(values, f"adata.obs[{library_size_key!r}]")
@@ -184,10 +199,15 @@ def setup_anndata(
     layer: str | None = None,
     combination_delimiter: str = "+",
     library_size_key: str | None = None,
+    exclude: Sequence[str] | str | None = None,
 ) -> None:
     """Validate ``adata`` and record how the models read it.
 
     Stores a :class:`Registry` in ``adata.uns["samsvae_plus"]``; nothing else is changed.
+    Warns about condition labels that name no perturbation (``unassigned``,
+    ``multiplet``, ``doublet``, ``negative``, ``NA``, ``none``, in any case, alone or in a
+    combination; see :mod:`~samsvae_plus.data.label_hints`), which would otherwise be
+    modelled as the perturbation of a gene of that name.
 
     Parameters
     ----------
@@ -207,6 +227,13 @@ def setup_anndata(
     library_size_key
         Optional ``obs`` column of library sizes; by default the sum of counts over the
         genes of ``adata``.
+    exclude
+        Condition labels (one or a list) whose cells are left out of the model, such as
+        ``["unassigned", "multiplet"]``. Each must label some cell, and not the controls.
+        Their cells are not checked or registered, and every verb that takes cells
+        (``train``, ``iwelbo``, ``check_ate``, ``predict``) drops them, so the model's
+        split and any per-cell output number the remaining cells, in order. A backed
+        AnnData that still holds such cells is refused: write a file without them.
 
     Raises
     ------
@@ -221,25 +248,39 @@ def setup_anndata(
     validate.check_anndata(adata)
     validate.check_delimiter(combination_delimiter)
     control_label = validate.check_control_label(control_label)
+    exclude = _check_exclude(exclude, control_label)
 
     validate.check_unique_names(adata.var_names, "gene")
     validate.check_unique_names(adata.obs_names, "cell")
     labels = validate.check_obs_column(adata.obs, perturbation_key, "perturbation")
-    contexts: tuple[str, ...] = ("all",)
+    context_labels = None
     if context_key is not None:
-        contexts = tuple(
-            sorted(validate.check_obs_column(adata.obs, context_key, "context").unique())
+        context_labels = validate.check_obs_column(adata.obs, context_key, "context")
+    cells = adata
+    if exclude is not None:
+        _check_excluded_labels_present(exclude, labels, perturbation_key)
+        keep = ~labels.isin(exclude).to_numpy()
+        logger.info(
+            "leaving out %d of %d cells, labelled %s (excluded)",
+            int((~keep).sum()),
+            adata.n_obs,
+            ", ".join(map(repr, exclude)),
         )
+        cells, labels = adata[keep], labels[keep]
+        context_labels = None if context_labels is None else context_labels[keep]
+    contexts: tuple[str, ...] = ("all",)
+    if context_labels is not None:
+        contexts = tuple(sorted(context_labels.unique()))
     if not (labels == control_label).any():
-        shown = ", ".join(map(repr, sorted(labels.unique())[:6]))
         raise InputError(
             f"no cell has the control label {control_label!r} in adata.obs[{perturbation_key!r}] "
-            f"(labels include {shown}); pass control_label= with the label of unperturbed cells"
+            f"{label_hint(control_label, labels)}; pass control_label= with the label of "
+            "unperturbed cells"
         )
 
-    counts = counts_matrix(adata, layer)
+    counts = counts_matrix(cells, layer)
     validate.check_counts(counts, counts_location(layer))
-    library_sizes(adata, counts, library_size_key, counts_location(layer))
+    library_sizes(cells, counts, library_size_key, counts_location(layer))
 
     conditions = tuple(sorted(labels.unique()))
     genes_per_condition = [
@@ -253,6 +294,7 @@ def setup_anndata(
             "perturbation_key=)"
         )
 
+    _warn_about_non_perturbations(labels, perturbation_key, combination_delimiter, control_label)
     registry = Registry(
         perturbation_key=perturbation_key,
         control_label=control_label,
@@ -260,12 +302,55 @@ def setup_anndata(
         context_key=context_key,
         layer=layer,
         library_size_key=library_size_key,
+        exclude=exclude,
         genes=tuple(map(str, adata.var_names)),
         perturbations=perturbations,
         conditions=conditions,
         contexts=contexts,
     )
     adata.uns[UNS_KEY] = registry.to_dict()
+
+
+def _check_exclude(exclude, control_label: str) -> tuple[str, ...] | None:
+    """``exclude`` as a tuple of labels (None for none); the control label is refused."""
+    if exclude is None or (isinstance(exclude, (list, tuple)) and len(exclude) == 0):
+        return None
+    labels = tuple(dict.fromkeys(validate.check_request_labels(exclude, "exclude")))
+    if control_label in labels:
+        raise InputError(
+            f"exclude names the control label {control_label!r}; the model needs control "
+            "cells, so leave it out of exclude"
+        )
+    return labels
+
+
+def _check_excluded_labels_present(
+    exclude: tuple[str, ...], labels: pd.Series, perturbation_key: str
+) -> None:
+    """Require that every excluded label labels some cell: one that labels none is a typo."""
+    for label in exclude:
+        if not (labels == label).any():
+            raise InputError(
+                f"exclude names {label!r}, which no cell has in adata.obs[{perturbation_key!r}] "
+                f"{label_hint(label, labels)}; pass labels of that column"
+            )
+
+
+def _warn_about_non_perturbations(
+    labels: pd.Series, perturbation_key: str, delimiter: str, control_label: str
+) -> None:
+    """Warn once about the registered labels that name no perturbation, with their cells."""
+    found = non_perturbation_labels(labels, delimiter, control_label)
+    if not found:
+        return
+    shown = ", ".join(f"{label!r} ({cell_count(n)})" for label, n in found.items())
+    warnings.warn(
+        f"adata.obs[{perturbation_key!r}] has labels that look like no perturbation: {shown}; "
+        f"they are modelled as perturbed genes unless you pass exclude={list(found)!r} to "
+        "leave those cells out",
+        UserWarning,
+        stacklevel=3,
+    )
 
 
 def get_registry(adata: ad.AnnData) -> Registry:

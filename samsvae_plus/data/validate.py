@@ -200,7 +200,11 @@ def check_count_dtype(dtype, where: str) -> None:
         )
 
 
-def check_counts(matrix, where: str) -> None:
+# What to do about normalised values where the caller chooses the layer (registration).
+LAYER_FIX = "pass raw counts with layer='counts' (or whichever layer holds them)"
+
+
+def check_counts(matrix, where: str, *, fix: str | None = None) -> None:
     """Require finite, non-negative, integer-valued counts of a usable dtype, each of which
     fits an int32.
 
@@ -211,6 +215,9 @@ def check_counts(matrix, where: str) -> None:
     where
         How the user names this matrix (``"adata.X"``, ``"adata.layers['counts']"``),
         used in the message.
+    fix
+        How to pass raw counts instead of negative or normalised values, for callers that
+        read a fixed location; by default :data:`LAYER_FIX`.
     """
     check_count_dtype(matrix.dtype, where)
     is_integer_dtype = np.issubdtype(np.dtype(matrix.dtype), np.integer)
@@ -223,13 +230,12 @@ def check_counts(matrix, where: str) -> None:
             )
         if values.min() < 0:
             raise InputError(
-                f"{where} contains negative values; SAMS-VAE models raw UMI counts, "
-                "so pass the unnormalised counts (for example a 'counts' layer)"
+                f"{where} contains negative values; SAMS-VAE models raw UMI counts, so "
+                f"{fix or LAYER_FIX}"
             )
         if not is_integer_dtype and (values != np.round(values)).any():
             raise InputError(
-                f"{where} contains non-integer values, so it looks normalised; pass raw "
-                "counts with layer='counts' (or whichever layer holds them)"
+                f"{where} contains non-integer values, so it looks normalised; {fix or LAYER_FIX}"
             )
         check_count_range(values.max(), where)
 

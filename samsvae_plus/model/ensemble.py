@@ -31,6 +31,7 @@ import pandas as pd
 from samsvae_plus._atomic import atomic_directory
 from samsvae_plus._version import __version__
 from samsvae_plus.data import validate
+from samsvae_plus.data.checked import without_excluded
 from samsvae_plus.data.splits import bootstrap_split
 from samsvae_plus.errors import InputError
 from samsvae_plus.evaluate.ate_check import ATECheck, pool_ate_draws
@@ -52,8 +53,10 @@ def draw_shares(n_draws: int, n_members: int) -> list[int]:
 
 
 def cell_groups(adata: ad.AnnData, model: PerturbationModel) -> np.ndarray:
-    """The (context, condition) group of every cell, the strata of the bootstrap."""
+    """The (context, condition) group of every cell the model's split numbers, the strata
+    of the bootstrap."""
     registry = model.registry
+    adata = without_excluded(adata, registry)
     labels = np.asarray(adata.obs[registry.perturbation_key], dtype=str)
     if registry.context_key is None:
         return labels

@@ -47,7 +47,8 @@ class EvaluationVerbs:
 
     def split_indices(self, name: str, n_obs: int | None = None) -> np.ndarray:
         """Row indices of split ``name`` (``"train"``, ``"validation"``, ``"test"``, ``"all"``)
-        into the data the model was trained on.
+        into the data the model was trained on, without the cells of the labels its registry
+        excludes (``checked.without_excluded(adata, model.registry)``).
 
         Parameters
         ----------
@@ -64,9 +65,15 @@ class EvaluationVerbs:
             )
         total = len(self.split.train) + len(self.split.validation) + len(self.split.test)
         if n_obs is not None and n_obs != total:
+            excluded = (
+                ""
+                if not self.registry.exclude
+                else f" (without the cells labelled {', '.join(map(repr, self.registry.exclude))}"
+                ", which the model excludes)"
+            )
             raise InputError(
                 f"the model's split covers {total} cells but the data has {n_obs}; "
-                "pass the h5ad the model was trained on"
+                f"pass the h5ad the model was trained on{excluded}"
             )
         if name == "all":
             return np.arange(total)
@@ -305,8 +312,9 @@ class EvaluationVerbs:
         by default the split of each condition's training cells (None when the model has
         no data or split)."""
         if splits is None and self.adata is not None and self.split is not None:
+            trained_on = checked.without_excluded(self.adata, self.registry)
             splits = perturbation_splits(
-                np.asarray(self.adata.obs[self.registry.perturbation_key]), self.split
+                np.asarray(trained_on.obs[self.registry.perturbation_key]), self.split
             )
         return None if splits is None else pd.Series(splits)
 

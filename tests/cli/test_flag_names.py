@@ -2,6 +2,7 @@
 
 import argparse
 
+import numpy as np
 import pytest
 
 from samsvae_plus.cli.flag_names import in_flags, keyword_flags
@@ -76,3 +77,38 @@ def test_a_command_error_names_the_flag(tmp_path, capsys):
     assert err.startswith("samsvae-plus train: error: no cell has the control label 'Control'")
     assert "pass --control-label with the label" in err and "control_label=" not in err
     assert len(err.splitlines()) == 1
+
+
+def test_a_warning_names_the_flag_and_exclude_takes_its_advice(tmp_path, caplog, capsys):
+    import json
+    import logging
+
+    import samsvae_plus as sp
+
+    adata = sp.datasets.simulate(
+        n_perturbations=3, n_contexts=1, n_genes=20, n_combinations=1, seed=0
+    )
+    del adata.uns["simulation"]
+    labels = adata.obs["condition"].astype(str).to_numpy()
+    labels[np.flatnonzero(labels == "P000")[:7]] = "unassigned"
+    adata.obs["condition"] = labels
+    adata.write_h5ad(tmp_path / "data.h5ad")
+    argv = ["train", "--data", str(tmp_path / "data.h5ad"), "--perturbation-key", "condition"]
+    argv += ["--control-label", "control", "--max-epochs", "2", "--n-particles", "1"]
+    argv += ["--no-progress"]
+    with caplog.at_level(logging.INFO):
+        assert main([*argv, "--out", str(tmp_path / "all")]) == 0
+        warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert warned == [
+            "adata.obs['condition'] has labels that look like no perturbation: 'unassigned' "
+            "(7 cells); they are modelled as perturbed genes unless you pass --exclude "
+            "unassigned to leave those cells out"
+        ]
+        caplog.clear()
+        assert main([*argv, "--exclude", "unassigned", "--out", str(tmp_path / "kept")]) == 0
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "leaving out 7 of" in caplog.text
+    split = json.loads((tmp_path / "kept" / "split.json").read_text())
+    assert sum(len(split[part]) for part in ("train", "validation", "test")) == adata.n_obs - 7
+    registry = json.loads((tmp_path / "kept" / "model.json").read_text())["registry"]
+    assert registry["exclude"] == ["unassigned"]

@@ -142,6 +142,12 @@ REGISTRATION = [
     ("combination naming a gene twice", lambda: setup_message(_relabel(3, "基因+基因"))),
     ("no control cells", lambda: setup_message(control_label="ctrl")),
     (
+        "no control cells, and no label close",
+        lambda: setup_message(control_label="NT"),
+    ),
+    ("`exclude=` naming the control label", lambda: setup_message(exclude=[CONTROL])),
+    ("`exclude=` naming no cell's label", lambda: setup_message(exclude=["ÉPE"])),
+    (
         "only control cells",
         lambda: setup_message(lambda a: a.obs.__setitem__("condition", CONTROL)),
     ),
@@ -187,6 +193,10 @@ def _unseen_context(adata):
     adata.obs["cell_type"] = "T cell"
 
 
+def _log_normalised(adata):
+    adata.X = np.log1p(adata.X.astype(np.float32))
+
+
 PREDICTION = [
     (
         "unknown perturbation (predict)",
@@ -224,6 +234,10 @@ PREDICTION = [
         lambda: model_message(lambda m: m.sample(["ÉPÉE"], library_size=1e40)),
     ),
     ("not an AnnData", lambda: model_message(lambda m: m.predict("cells.h5ad"))),
+    (
+        "log-normalised cells (predict)",
+        lambda: model_message(lambda m: m.predict(_controls(_log_normalised), ["ÉPÉE"])),
+    ),
 ]
 
 
@@ -335,6 +349,20 @@ CLI = [
         lambda: cli_message(*TRAIN, "--data", "data.h5ad", "--out", "m", "--device", "tpu"),
     ),
     ("missing required option", lambda: cli_message("train", "--data", "data.h5ad")),
+    (
+        "wrong control label (the message names the flag)",
+        lambda: cli_message(
+            "train",
+            "--perturbation-key",
+            "condition",
+            "--control-label",
+            "Control",
+            "--data",
+            "data.h5ad",
+            "--out",
+            "m",
+        ),
+    ),
 ]
 
 CATALOGUE = {
