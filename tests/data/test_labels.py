@@ -196,7 +196,9 @@ def test_cells_of_excluded_labels_only_or_on_disk_are_refused(tiny_adata, tmp_pa
         check_cells(only, registry)
     adata.write_h5ad(tmp_path / "cells.h5ad")
     backed = ad.read_h5ad(tmp_path / "cells.h5ad", backed="r")
-    with pytest.raises(InputError, match=r"adata is backed and holds 12 cells labelled 'unassigned', 'Multiplet'"):
+    with pytest.raises(
+        InputError, match=r"adata is backed and holds 12 cells labelled 'unassigned', 'Multiplet'"
+    ):
         check_cells(backed, registry)
     backed.file.close()
 
