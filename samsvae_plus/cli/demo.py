@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 
 from samsvae_plus._atomic import atomic_directory, atomic_write_text
@@ -22,6 +23,8 @@ DEMO_TRAINING = {
     "lr": 2e-3,
 }
 DEMO_DEFAULTS = {**DEMO_MODEL, **DEMO_TRAINING}
+
+logger = logging.getLogger(__name__)
 
 
 def add_parser(subparsers) -> None:
@@ -52,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     out = check_output_dir(args.out, args.overwrite)
     start = time.perf_counter()
     pairs = args.n_perturbations * (args.n_perturbations - 1) // 2
+    logger.info("simulating %d perturbations in %d contexts", args.n_perturbations, args.n_contexts)
     adata = simulate(
         n_perturbations=args.n_perturbations,
         n_contexts=args.n_contexts,
@@ -63,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
     model = build_model(adata, args)
     fit(model, args)
 
+    logger.info("comparing the masks and the posterior ATE with the simulation's truth")
     probabilities = model.mask_probabilities().loc[list(truth["perturbations"])]
     recovery = mask_recovery(truth["mask"], probabilities)
     ate = model.average_treatment_effect(seed=args.seed)
@@ -80,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         "n_genes": adata.n_vars,
         "wall_time_s": time.perf_counter() - start,
     }
+    logger.info("writing the model, metrics, report.md and figures to %s", out)
     with atomic_directory(out) as tmp:
         model.save(tmp / "model")
         write_json(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import re
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from samsvae_plus.errors import InputError
 SPLITS = ("train", "validation", "test", "all")
 BASALS = ("prior", "encoder")
 DPI = 120
+
+logger = logging.getLogger(__name__)
 
 
 def add_parser(subparsers) -> None:
@@ -113,6 +116,12 @@ def run(args: argparse.Namespace) -> int:
     registry = model.registry
     progress = not args.no_progress
 
+    logger.info(
+        "estimating the IWELBO of %d %s cells (%d importance samples)",
+        cells.n_obs,
+        args.split,
+        args.n_samples,
+    )
     bound = model.iwelbo(
         checked_cells,
         args.n_samples,
@@ -122,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
         progress=progress,
     )
     splits = perturbation_splits(np.asarray(adata.obs[registry.perturbation_key]), model.split)
+    logger.info("checking the model's ATE against the data's (%d posterior draws)", args.n_draws)
     check = model.check_ate(
         checked_cells,
         splits=splits,
@@ -155,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
         # number of cells per context). Drawing the model's ATE the same way gives every
         # draw the same Monte Carlo error, so the intervals allow for the truth's own error.
         ate_cells = truth.get("params", {}).get("ate_cells", args.n_cells)
+        logger.info("checking the model's ATE against the simulation's true ATE")
         truth_check = model.check_ate(
             reference=truth["true_ate"],
             splits=splits,
@@ -172,6 +183,8 @@ def run(args: argparse.Namespace) -> int:
         if isinstance(truth, dict) and "mask" in truth:
             truth_probs = probabilities.loc[[str(p) for p in truth["perturbations"]]]
             metrics["mask_recovery"] = mask_recovery(truth["mask"], truth_probs).to_dict()
+        if gene_sets:
+            logger.info("comparing the masks with the gene sets of %s", ", ".join(gene_sets))
         for name, sets in gene_sets.items():
             reports[name] = mask_pathway_report(
                 probabilities, sets, collection=name, seed=args.seed
@@ -180,6 +193,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         metrics["masks"] = None
 
+    logger.info("writing metrics, tables and figures to %s", out)
     with atomic_directory(out) as tmp:
         write_json(tmp / "metrics.json", metrics)
         check.table.to_csv(tmp / "ate.csv", index=False)

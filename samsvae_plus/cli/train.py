@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 from dataclasses import fields
@@ -45,6 +46,8 @@ TRAINING_OPTIONS = (
 )
 # A command-line run is reproducible as it stands: seed 0, not sp.settings.seed.
 COMMAND_LINE_DEFAULTS = {"seed": 0}
+
+logger = logging.getLogger(__name__)
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
@@ -186,6 +189,7 @@ def run(args: argparse.Namespace) -> int:
         if history.validation_elbo
         else history.train_elbo[-1]
     )
+    logger.info("writing the model, its history and figures/training.png to %s", out)
     with atomic_directory(out) as tmp:
         model.save_into(tmp)
         write_json(tmp / "history.json", history.to_dict())

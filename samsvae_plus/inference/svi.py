@@ -423,7 +423,8 @@ def train_with_dense_start(
     say = main_process_info(logger, parallel)
     finished_dense = None if checkpoints is None else checkpoints.finished_phase("dense")
     if finished_dense is None:
-        say("dense start: %d epochs with every mask pinned to 1", dense_epochs)
+        epochs = "epoch" if dense_epochs == 1 else "epochs"
+        say("dense start: %d %s with every mask pinned to 1", dense_epochs, epochs)
         pair["guide"].pin_masks(True)
         dense = train_svi(
             pair,

@@ -50,6 +50,7 @@ logger = logging.getLogger(__name__)
 # "auto" keeps a data set on the GPU when its CSR arrays take at most this share of the
 # free device memory; the rest is left to activations and the optimizer.
 RESIDENT_SHARE = 0.5
+LOADERS = {"memory": InMemoryLoader, "resident": ResidentLoader, "backed": BackedLoader}
 
 
 def learns_masks(pair: nn.ModuleDict) -> bool:
@@ -134,12 +135,12 @@ def prepare(
     )
     say = main_process_info(logger, parallel)
     say(
-        "training on %d cells (%d for validation, %d held out) on %s with %s",
+        "training on %d cells (%d for validation, %d held out) on %s, with the %s loader",
         len(split.train),
         len(split.validation),
         len(split.test),
         device,
-        type(train_loader).__name__,
+        next(name for name, kind in LOADERS.items() if isinstance(train_loader, kind)),
     )
     say("computing the encoder's input and library-size statistics of the training cells")
     _standardise_encoders(pair, data, split.train, train_loader if backed else None)
@@ -292,4 +293,4 @@ def _loader_class(loader: str, data: EncodedData, rows: np.ndarray, device: torc
             <= RESIDENT_SHARE * torch.cuda.mem_get_info(device)[0]
         )
         loader = "resident" if fits else "memory"
-    return {"memory": InMemoryLoader, "resident": ResidentLoader, "backed": BackedLoader}[loader]
+    return LOADERS[loader]

@@ -156,24 +156,48 @@ def test_train_writes_a_loadable_model(good_h5ad, tmp_path, capsys):
     assert main(_train_args(good_h5ad, out)) == 2
 
 
+def test_train_names_each_step_in_the_log(good_h5ad, tmp_path, caplog):
+    """From the set-up to the written model, no step runs in silence (--verbosity info)."""
+    import logging
+
+    out = tmp_path / "run"
+    argv = _train_args(good_h5ad, out) + ["--max-epochs", "3", "--dense-epochs", "1"]
+    with caplog.at_level(logging.INFO):
+        assert main([*argv, "--latent-dim", "3", "--n-particles", "1"]) == 0
+    messages = [record.getMessage() for record in caplog.records]
+    expected = [
+        "training on ",
+        "computing the encoder's input and library-size statistics",
+        "dense start: 1 epoch with every mask pinned to 1",
+        "dense start: finished at epoch 0",
+        "rotating the latent basis",
+        "training: finished at epoch 2; best epoch ",
+        "training: restoring the parameters of epoch ",
+        "training: writing the final checkpoint",
+        f"writing the model, its history and figures/training.png to {out}",
+    ]
+    starts = [next(i for i, m in enumerate(messages) if m.startswith(e)) for e in expected]
+    assert starts == sorted(starts), messages
+
+
 @pytest.mark.slow
-def test_demo_smoke(tmp_path, capsys):
+def test_demo_smoke(tmp_path, capsys, caplog):
+    import logging
+
     out = tmp_path / "demo"
-    code = main(
-        [
-            "demo",
-            "--out",
-            str(out),
-            "--n-perturbations",
-            "6",
-            "--max-epochs",
-            "4",
-            "--dense-epochs",
-            "2",
-            "--no-progress",
-        ]
-    )
+    argv = ["demo", "--out", str(out), "--n-perturbations", "6", "--max-epochs", "4"]
+    with caplog.at_level(logging.INFO):
+        code = main([*argv, "--dense-epochs", "2", "--no-progress"])
     assert code == 0
+    messages = [record.getMessage() for record in caplog.records]
+    expected = [
+        "simulating 6 perturbations in ",
+        "training on ",
+        "comparing the masks and the posterior ATE with the simulation's truth",
+        f"writing the model, metrics, report.md and figures to {out}",
+    ]
+    starts = [next(i for i, m in enumerate(messages) if m.startswith(e)) for e in expected]
+    assert starts == sorted(starts), messages
     summary = capsys.readouterr().out.strip().splitlines()[-1]
     assert summary.startswith("samsvae-plus demo:") and "mask F1" in summary
     metrics = json.loads((out / "metrics.json").read_text())

@@ -28,6 +28,24 @@ def _args(root, out, *extra):
     return ["evaluate", "--model", model, "--data", data, "--out", str(out), *FAST, *extra]
 
 
+def test_evaluate_names_each_step_in_the_log(inputs, tmp_path, caplog):
+    import logging
+
+    root, _ = inputs
+    with caplog.at_level(logging.INFO):
+        assert main(_args(root, tmp_path / "out", "--gene-sets", str(root / "sets.json"))) == 0
+    messages = [record.getMessage() for record in caplog.records]
+    expected = [
+        "estimating the IWELBO of ",
+        "checking the model's ATE against the data's (5 posterior draws)",
+        "checking the model's ATE against the simulation's true ATE",
+        "comparing the masks with the gene sets of sets",
+        f"writing metrics, tables and figures to {tmp_path / 'out'}",
+    ]
+    starts = [next(i for i, m in enumerate(messages) if m.startswith(e)) for e in expected]
+    assert starts == sorted(starts), messages
+
+
 def test_evaluate_writes_the_librarys_numbers(inputs, trained_model, small_adata, capsys):
     root, sets = inputs
     out = root / "out"
