@@ -42,7 +42,7 @@ class OptionalOutputs:
             text = str(err).strip().splitlines()
             error = f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
             logger.warning(
-                "samsvae-plus %s: %s was not written (%s); the other outputs are",
+                "samsvae-plus %s: %s was not written (%s); the other outputs are written",
                 self.command,
                 name,
                 error,
