@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 
 from samsvae_plus._atomic import atomic_directory, atomic_write_text
 from samsvae_plus.cli.common import add_output_args, check_output_dir, finish, write_json
+from samsvae_plus.cli.optional_outputs import OptionalOutputs
 from samsvae_plus.cli.train import add_model_args, build_model, fit
 from samsvae_plus.inference.training_options import TrainingOptions
 from samsvae_plus.module.config import SAMSVAEConfig
@@ -80,26 +82,39 @@ def run(args: argparse.Namespace) -> int:
         "n_genes": adata.n_vars,
         "wall_time_s": time.perf_counter() - start,
     }
+    outputs = OptionalOutputs("demo")
     with atomic_directory(out) as tmp:
         model.save(tmp / "model")
-        write_json(
-            tmp / "metrics.json",
-            {**metrics, "config": model.config.to_dict(), "args": vars(args) | {"run": None}},
-        )
         write_json(tmp / "split.json", model.split.to_dict())
         ate.to_csv(tmp / "ate.csv")
         (tmp / "figures").mkdir()
-        plotting.masks(probabilities, return_fig=True).savefig(
-            tmp / "figures" / "masks.png", dpi=120
+        outputs.figure(
+            tmp, "figures/masks.png", partial(plotting.masks, probabilities, return_fig=True)
         )
-        plotting.training_curves(history, return_fig=True).savefig(
-            tmp / "figures" / "training.png", dpi=120
+        outputs.figure(
+            tmp,
+            "figures/training.png",
+            partial(plotting.training_curves, history, return_fig=True),
         )
-        atomic_write_text(tmp / "report.md", _report(metrics, model.config))
+        outputs.attempt(
+            "report.md",
+            lambda: atomic_write_text(tmp / "report.md", _report(metrics, model.config)),
+        )
+        # Last, so that it records what could not be written.
+        write_json(
+            tmp / "metrics.json",
+            {
+                **metrics,
+                **({"not_written": outputs.failed} if outputs.failed else {}),
+                "config": model.config.to_dict(),
+                "args": vars(args) | {"run": None},
+            },
+        )
     return finish(
         "demo",
         f"validation ELBO {metrics['validation_elbo']:.1f} nats/cell, mask F1 {recovery.f1:.3f}, "
-        f"ATE Pearson {metrics['ate_pearson']:.3f} ({metrics['wall_time_s']:.0f} s) -> {out}",
+        f"ATE Pearson {metrics['ate_pearson']:.3f} ({metrics['wall_time_s']:.0f} s) -> {out}"
+        f"{outputs.summary()}",
     )
 
 

@@ -181,8 +181,20 @@ def _environment(jobs: int) -> dict:
     }
 
 
+def require_yaml() -> None:
+    """The experiments read YAML configs; PyYAML comes with the ``experiments`` extra."""
+    try:
+        import yaml  # noqa: F401
+    except ImportError:
+        raise InputError(
+            "reproduce reads the experiments' YAML configs and needs PyYAML, which is not "
+            "installed: pip install 'samsvae-plus[experiments]' (or pip install pyyaml)"
+        ) from None
+
+
 def run(args: argparse.Namespace) -> int:
     names = selected(args.name)
+    require_yaml()
     folder = experiments_dir(args.experiments)
     if args.jobs is not None and args.jobs < 1:
         raise InputError(f"--jobs must be at least 1, got {args.jobs}")

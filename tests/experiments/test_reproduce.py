@@ -169,6 +169,15 @@ def test_missing_experiments_folder_is_a_one_line_error(tmp_path, capsys, monkey
     assert "\n" not in err and "cannot find the experiments folder" in err
 
 
+def test_missing_pyyaml_says_how_to_install_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "yaml", None)  # `import yaml` raises ImportError
+    assert main(["reproduce", "t1_models_guides", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "needs PyYAML" in err
+    assert "pip install 'samsvae-plus[experiments]'" in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_help_lists_every_experiment(capsys):
     with pytest.raises(SystemExit):
         main(["reproduce", "--help"])
