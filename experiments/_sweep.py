@@ -206,8 +206,8 @@ def write_sweep(
 ) -> None:
     """A sweep's table (mean ± sd over seeds per data set, model and fraction), run record
     and trend figures; IWELBO is made relative to ``config["relative_to"]`` at
-    ``reference_fraction`` (NaN without that row and fraction). The config's
-    ``also_score`` metrics follow ``metrics``."""
+    ``reference_fraction`` (NaN without that row and fraction, and not drawn without a
+    ``relative_to``). The config's ``also_score`` metrics follow ``metrics``."""
     runs = pd.DataFrame(rows)
     runs["relative_iwelbo"] = relative_iwelbo(
         runs, config.get("relative_to"), fraction, reference_fraction
@@ -218,6 +218,7 @@ def write_sweep(
     table = seed_summary(runs, ["data", "model", fraction], metrics)
     meta = {**config, "smoke": args.smoke, "seeds": args.seeds, "splits": splits}
     write_outputs(args.out, table, runs, meta, started)
-    for metric in ("relative_iwelbo", "ate_pearson"):
+    drawn = ["relative_iwelbo"] if config.get("relative_to") else []  # else all NaN
+    for metric in [*drawn, "ate_pearson"]:
         save_figure(trends(runs, metric, fraction, "model", "data"), args.out, metric)
     print(table.round(3).to_string())
