@@ -9,6 +9,7 @@ import platform
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +61,11 @@ def load_config(name: str, smoke: bool = False, script: str | None = None) -> di
 
 
 def table_args(
-    name: str, doc: str, *, rows_only: bool = False, options=None
+    name: str,
+    doc: str,
+    *,
+    rows_only: bool = False,
+    options: Callable[[argparse.ArgumentParser], None] | None = None,
 ) -> tuple[argparse.Namespace, dict]:
     """The command line every experiment script shares, and its config: ``--config``
     (default NAME, the script's own; another config of this script runs another design),

@@ -78,7 +78,6 @@ def plans(config: dict, out: Path, smoke: bool) -> list[dict]:
     for data in config["datasets"]:
         entry, source = best_row(data, out, t1["rows"], config["default_row"])
         spec = t1["datasets"][data]
-        training = training_for(t1, spec)
         result.append(
             {
                 "data": data,
@@ -86,7 +85,7 @@ def plans(config: dict, out: Path, smoke: bool) -> list[dict]:
                 "entry": entry,
                 "chosen_by": source,
                 "latent_dim": t1["latent_dim"],
-                "training": training,
+                "training": training_for(t1, spec),
                 "split_config": t1,
             }
         )
