@@ -44,11 +44,11 @@ def test_every_choice_is_listed(command):
 
 
 def test_the_command_line_defaults_are_shown_as_in_force():
-    """train's seed is 0 on the command line (not sp.settings.seed); demo has its own
-    epochs; the shown value is the one argparse fills in."""
+    """train's seed is 0 on the command line (not sp.settings.seed); demo trains with the
+    package defaults, as train does; the shown value is the one argparse fills in."""
     assert "the batches and every sample (default: 0)" in flat_help("train")
     assert "dense start included (default: 400)" in flat_help("train")
-    assert "dense start included (default: 150)" in flat_help("demo")
+    assert "dense start included (default: 400)" in flat_help("demo")
     assert "--split {train,validation,test,all}" in flat_help("evaluate")
     assert "--verbosity {error,warning,info,debug}" in flat_help("score")
 
