@@ -311,8 +311,13 @@ def test_train_and_demo_flags_come_from_the_option_records(capsys):
         value = not args.no_progress if name == "progress" else getattr(args, name)
         assert value == COMMAND_LINE_DEFAULTS.get(name, training[name]), name
     assert args.checkpoint_every == training["checkpoint_every"]
+    # the demo trains with the package defaults, as train does
     demo = build_parser().parse_args(["demo"])
-    assert (demo.latent_dim, demo.guide, demo.batch_size) == (10, "correlated_basal", 512)
+    for name in MODEL_OPTIONS:
+        assert getattr(demo, name) == model[name], name
+    for name in TRAINING_OPTIONS:
+        value = not demo.no_progress if name == "progress" else getattr(demo, name)
+        assert value == COMMAND_LINE_DEFAULTS.get(name, training[name]), name
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     shown = capsys.readouterr().out
