@@ -478,9 +478,8 @@ class PerturbationModel(EvaluationVerbs, RepresentationVerbs):
         """The conditions ``predict`` and ``get_normalized_expression`` produce: requested
         labels matched to the training labels
         (:func:`~samsvae_plus.data.checked.match_training_labels`), with the control added
-        after them when ``include_control``, which keeps the draws of the requested ones
-        as they would be without it (by default: the control, then every condition seen
-        in training)."""
+        after them when ``include_control`` (by default: the control, then every condition
+        seen in training)."""
         check_choice("include_control", include_control, (True, False))
         return self._conditions(
             perturbations,
@@ -538,9 +537,8 @@ class PerturbationModel(EvaluationVerbs, RepresentationVerbs):
         batch_size
             Source cells encoded at a time.
         include_control
-            Add the control label when ``perturbations`` lacks it (after the requested
-            labels, which keeps their draws as they would be without it): scorers compare
-            each perturbation with the prediction's own control cells.
+            Add the control label, after the requested ones, when ``perturbations`` lacks
+            it: scorers compare each perturbation with the prediction's own control cells.
         factual
             What a cell gets for its own condition (a control cell for the control label):
             ``"observed"`` keeps its observed counts, ``"model"`` samples them like any other
