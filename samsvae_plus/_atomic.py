@@ -3,6 +3,11 @@
 A reader sees either the old file or the complete new one: data goes to a temporary
 sibling first and is moved into place with ``os.replace``, which is atomic on POSIX when
 both paths are on one file system (a sibling always is).
+
+``tempfile`` creates its files 0600 and its directories 0700, whatever the umask, because
+they are meant to be private; an output moved into place from there would keep that mode.
+So every temporary output is given the mode a plain ``open``/``mkdir`` would have given it
+(0644 and 0755 under the usual umask 022) before it is moved into place.
 """
 
 from __future__ import annotations
@@ -15,6 +20,49 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it where the system allows."""
+    # os.umask can only be read by setting it, which races with other threads creating
+    # files; Linux reports it in /proc, so that path is taken first.
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _file_mode() -> int:
+    return 0o666 & ~current_umask()
+
+
+def _directory_mode() -> int:
+    return 0o777 & ~current_umask()
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary sibling path to write ``path``'s content to, for writers that take
+    only a path (``AnnData.write_h5ad``); it replaces ``path`` if the block succeeds.
+
+    On an exception the temporary file is removed and ``path`` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, _file_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary sibling and an atomic rename."""
     path = Path(path)
@@ -22,6 +70,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), _file_mode())
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
@@ -50,6 +99,7 @@ def atomic_directory(path: str | os.PathLike, *, overwrite: bool = True) -> Iter
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
+        os.chmod(tmp, _directory_mode())
         yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -6,10 +6,9 @@
 from __future__ import annotations
 
 import argparse
-import tempfile
 from pathlib import Path
 
-from samsvae_plus._atomic import atomic_write_bytes
+from samsvae_plus._atomic import atomic_path
 from samsvae_plus.cli.common import check_output_file, read_h5ad
 from samsvae_plus.errors import InputError
 
@@ -88,11 +87,8 @@ def run(args: argparse.Namespace) -> int:
         controls=controls,
     )
     out = Path(args.out)
-    # AnnData writes only to paths, so the file is built aside and then moved in whole.
-    with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as tmp:
-        staged = Path(tmp) / "prepared.h5ad"
+    with atomic_path(out) as staged:
         prepared.write_h5ad(staged)
-        atomic_write_bytes(out, staged.read_bytes())
     n_perts = prepared.obs["target_gene"].nunique() - 1
     print(
         f"prepared {prepared.n_obs} cells ({n_perts} perturbations + "

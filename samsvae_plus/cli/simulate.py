@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 
+from samsvae_plus._atomic import atomic_path
 from samsvae_plus.cli.common import check_output_file, finish
 from samsvae_plus.errors import InputError
 
@@ -47,15 +46,8 @@ def run(args: argparse.Namespace) -> int:
         n_control_cells=args.n_control_cells,
         seed=args.seed,
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(out) as tmp:
         adata.write_h5ad(tmp)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return finish(
         "simulate",
         f"{adata.n_obs} cells x {adata.n_vars} genes, {args.n_perturbations} perturbations, "
