@@ -9,6 +9,7 @@ import platform
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,48 +22,64 @@ CONFIGS = Path(__file__).resolve().parent / "configs"
 CONFIG_VERSION = 1
 
 
-def _merge(base: dict, override: dict) -> dict:
+def deep_merge(base: dict, override: dict) -> dict:
     """``base`` with ``override`` merged in, nested mappings merged key by key (a smoke
     override names only what it shrinks)."""
     merged = copy.deepcopy(base)
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
+            merged[key] = deep_merge(merged[key], value)
         else:
             merged[key] = copy.deepcopy(value)
     return merged
 
 
-def load_config(name: str, smoke: bool = False) -> dict:
+def load_config(name: str, smoke: bool = False, script: str | None = None) -> dict:
     """``configs/NAME.yaml`` with its ``smoke:`` overrides merged in when ``smoke``.
 
-    The ``full_data`` section (the paper's data sets, which cannot be downloaded here) and
-    the ``smoke`` section itself are dropped from what a script sees; both stay in the file.
+    A config names the script that runs it (``script:``, by default NAME itself): several
+    configs may share one script, each a design of its own (``model_family`` is T1's
+    design on one larger simulation). With ``script`` given, a config of another script is
+    an error, since its keys would be misread. The ``full_data`` section (the paper's data
+    sets, which cannot be downloaded here), the ``smoke`` section and ``script`` are
+    dropped from what a script sees; they stay in the file.
     """
     import yaml  # here, so that scripts without a config do not need it
 
     path = CONFIGS / f"{name}.yaml"
+    if not path.is_file():
+        raise ValueError(f"no config {path}")
     config = yaml.safe_load(path.read_text())
     if config.get("version") != CONFIG_VERSION:
         raise ValueError(f"{path} has version {config.get('version')}, expected {CONFIG_VERSION}")
+    owner = config.pop("script", name)
+    if script is not None and owner != script:
+        raise ValueError(f"{path} is a config of {owner}.py, not of {script}.py")
     smoke_overrides = config.pop("smoke", {}) or {}
     config.pop("full_data", None)
-    return _merge(config, smoke_overrides) if smoke else config
+    return deep_merge(config, smoke_overrides) if smoke else config
 
 
 def table_args(
-    name: str, doc: str, config_name: str | None = None, *, rows_only: bool = False
+    name: str,
+    doc: str,
+    *,
+    rows_only: bool = False,
+    options: Callable[[argparse.ArgumentParser], None] | None = None,
 ) -> tuple[argparse.Namespace, dict]:
-    """The command line every table script shares, and its config (``configs/NAME.yaml``,
-    or ``config_name``'s for a script that retraces another table): ``--out`` (default
-    ``figures/NAME``), ``--seeds`` (default the config's), ``--smoke``, ``--device``; and
-    ``--rows-only`` for a script that keeps each seed's rows in ``--out`` (``rows_only``),
-    which ``samsvae-plus reproduce`` then runs one seed at a time.
+    """The command line every experiment script shares, and its config: ``--config``
+    (default NAME, the script's own; another config of this script runs another design),
+    ``--out`` (default ``figures/CONFIG``), ``--seeds`` (default the config's),
+    ``--smoke``, ``--device``; ``--rows-only`` for a script that keeps each seed's rows in
+    ``--out`` (``rows_only``), which ``samsvae-plus reproduce`` then runs one seed at a
+    time; and whatever ``options(parser)`` adds.
 
-    Also sets the process up as every table runs: torch threads (:func:`configure_torch`)
-    and warnings off, since a table's log should hold its progress and results only."""
+    Also sets the process up as every experiment runs: torch threads
+    (:func:`configure_torch`) and warnings off, since a log should hold its progress and
+    results only."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
-    parser.add_argument("--out", default=f"figures/{name}")
+    parser.add_argument("--config", default=name, help="configs/CONFIG.yaml (default: %(default)s)")
+    parser.add_argument("--out", default=None, help="output folder (default: figures/CONFIG)")
     parser.add_argument("--seeds", type=int, nargs="+", default=None)
     parser.add_argument("--smoke", action="store_true", help="tiny data and budget, for tests")
     parser.add_argument("--device", default="auto", help="torch device of the training")
@@ -73,8 +90,14 @@ def table_args(
             help="compute and keep the rows of --seeds, write no table (seeds run side by "
             "side; a later run with every seed gathers them)",
         )
+    if options is not None:
+        options(parser)
     args = parser.parse_args()
-    config = load_config(config_name or name, args.smoke)
+    try:
+        config = load_config(args.config, args.smoke, script=name)
+    except ValueError as err:
+        parser.error(str(err))
+    args.out = args.out or f"figures/{args.config}"
     args.seeds = args.seeds if args.seeds is not None else list(config["seeds"])
     configure_torch()
     warnings.filterwarnings("ignore")
@@ -201,25 +224,3 @@ def _split_summary(split: dict) -> dict:
     return {k: v for k, v in split.items() if k not in parts} | {
         f"n_{k}": len(split[k]) for k in parts if k in split
     }
-
-
-def write_seed_summary(
-    args, results: list[dict], metrics: list[str], name: str, meta: dict, started: float
-) -> Path:
-    """Per-seed ``results`` (each with its ``split``) -> a mean/sd table of ``metrics``, with
-    the splits, seeds and smoke flag of ``args`` saved in the run record; printed and
-    written to ``args.out`` by :func:`write_outputs`."""
-    runs = pd.DataFrame([{k: v for k, v in r.items() if k != "split"} for r in results])
-    table = pd.DataFrame({"mean": runs[metrics].mean(), "sd": runs[metrics].std(ddof=1)})
-    table.index.name = name
-    record = {
-        **meta,
-        "smoke": args.smoke,
-        "seeds": args.seeds,
-        "splits": [r["split"] for r in results],
-    }
-    written = write_outputs(args.out, table, runs, record, started)
-    print(json.dumps(runs.to_dict(orient="records"), default=float))
-    print(table.round(3).to_string())
-    print(f"wrote {written}")
-    return written

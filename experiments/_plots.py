@@ -1,8 +1,9 @@
 """The tables' figures: mean ± sd over seeds, one panel per data set.
 
-``bars`` draws one bar per table row (T1, T5); ``trends`` draws one line per model
+``bars`` draws one bar per table row (T1, T4, T5); ``trends`` draws one line per model
 against a fraction (T2, T3). Both read the per-seed runs, so the figure and the table
-are computed from the same numbers.
+are computed from the same numbers. ``mask_figures`` draws one model's masks against a
+gene-set collection (F1).
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from _common import save_figure  # noqa: E402
+
+import samsvae_plus as sp  # noqa: E402
 
 
 def _panels(n: int, width: float = 4.5, height: float = 3.5):
@@ -62,3 +66,13 @@ def trends(
     axes[-1].legend(fontsize=7, loc="best")
     fig.tight_layout()
     return fig
+
+
+def mask_figures(out, stem: str, seed: int, probabilities, report, title: str) -> None:
+    """``masks_STEM``, the mask heatmap grouped by the report's pathways, and, when any
+    enrichment test was run, ``enrichment_STEM``, its dot plot (PNG and PDF, in ``out``)."""
+    fig = sp.pl.masks(probabilities, groups=report.labels, return_fig=True)
+    fig.suptitle(f"{title}, grouped by {report.collection} (seed {seed})", fontsize=9)
+    save_figure(fig, out, f"masks_{stem}")
+    if len(report.enrichment):
+        save_figure(sp.pl.enrichment(report.enrichment, return_fig=True), out, f"enrichment_{stem}")

@@ -15,15 +15,18 @@ reports:
   intervals of the replicated data ATE (posterior predictive), with the credible
   intervals beside them.
 
+Settings are in ``configs/ate_ppc_simulation.yaml`` (one seed: the simulation's, the
+model's and the ensemble's). ``--model``/``--ensemble`` reuse a model or ensemble saved
+by ``--save-model``/``--save-ensemble`` of an earlier run with the same config and seed.
+
 Usage::
 
-    python experiments/ate_ppc_simulation.py --out figures/ate_ppc_simulation [--smoke]
+    python experiments/ate_ppc_simulation.py [--out figures/ate_ppc_simulation] [--smoke]
         [--model DIR] [--ensemble DIR] [--save-model DIR] [--save-ensemble DIR]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -32,90 +35,73 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from _common import configure_torch  # noqa: E402
+from _common import table_args  # noqa: E402
+from _data import load_dataset  # noqa: E402
+from _models import fit  # noqa: E402
 
 import samsvae_plus as sp  # noqa: E402
 from samsvae_plus._atomic import atomic_write_text  # noqa: E402
-from samsvae_plus.cli.demo import DEMO_MODEL, DEMO_TRAINING  # noqa: E402
+
+NAME = "ate_ppc_simulation"
 
 
-def simulation(smoke: bool):
-    options = (
-        dict(
-            n_perturbations=6,
-            n_contexts=2,
-            n_genes=40,
-            cells_per_condition=15,
-            n_control_cells=40,
-            n_combinations=2,
-            ate_cells=30,
-        )
-        if smoke
-        else dict(n_perturbations=50, n_contexts=3, n_combinations=20)
-    )
-    adata = sp.datasets.simulate(seed=0, **options)
-    sp.setup_anndata(adata, "condition", "control", context_key="cell_type")
-    return adata
-
-
-def training_settings(smoke: bool) -> dict:
-    settings = dict(DEMO_TRAINING, progress=False)
-    if smoke:
-        settings.update(max_epochs=4, dense_epochs=2)
-    return settings
-
-
-def trained_model(adata, smoke: bool, model_dir: str | None):
-    if model_dir is not None:
-        return sp.SAMSVAE.load(model_dir, adata=adata), 0.0
-    model = sp.SAMSVAE(adata, **DEMO_MODEL)
-    start = time.perf_counter()
-    model.train(**training_settings(smoke), seed=0)
-    return model, time.perf_counter() - start
-
-
-def trained_ensemble(model, adata, smoke: bool, ensemble_dir: str | None, n_members: int):
-    if ensemble_dir is not None:
-        return sp.BootstrapEnsemble.load(ensemble_dir, adata=adata), 0.0
-    start = time.perf_counter()
-    ensemble = sp.BootstrapEnsemble.fit(model, n_members, seed=0, **training_settings(smoke))
-    return ensemble, time.perf_counter() - start
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="figures/ate_ppc_simulation")
-    parser.add_argument("--smoke", action="store_true", help="tiny data and budget, for tests")
+def reuse_options(parser) -> None:
     parser.add_argument("--model", default=None, help="reuse a model trained on this simulation")
     parser.add_argument("--ensemble", default=None, help="reuse an ensemble saved by this script")
     parser.add_argument("--save-model", default=None, help="save the trained model here")
     parser.add_argument("--save-ensemble", default=None, help="save the ensemble here")
-    parser.add_argument("--n-draws", type=int, default=100)
-    parser.add_argument("--n-members", type=int, default=8)
-    args = parser.parse_args()
-    configure_torch()
+
+
+def trained_model(adata, config: dict, seed: int, model_dir: str | None, device: str):
+    if model_dir is not None:
+        return sp.SAMSVAE.load(model_dir, adata=adata), 0.0
+    return fit(
+        adata,
+        config["row"],
+        latent_dim=config["latent_dim"],
+        training=config["training"],
+        split=None,
+        seed=seed,
+        device=device,
+    )
+
+
+def trained_ensemble(model, adata, config: dict, seed: int, ensemble_dir: str | None, device: str):
+    if ensemble_dir is not None:
+        return sp.BootstrapEnsemble.load(ensemble_dir, adata=adata), 0.0
+    start = time.perf_counter()
+    ensemble = sp.BootstrapEnsemble.fit(
+        model, config["n_members"], seed=seed, **config["training"], device=device, progress=False
+    )
+    return ensemble, time.perf_counter() - start
+
+
+def main() -> None:
+    args, config = table_args(NAME, __doc__, options=reuse_options)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    n_draws = 6 if args.smoke else args.n_draws
-    n_members = 2 if args.smoke else args.n_members
+    seed = args.seeds[0]
+    n_draws = config["n_draws"]
 
-    adata = simulation(args.smoke)
-    truth = adata.uns["simulation"]
-    model, train_s = trained_model(adata, args.smoke, args.model)
+    adata, truth = load_dataset(config["dataset"], seed)
+    model, train_s = trained_model(adata, config, seed, args.model, args.device)
     if args.save_model is not None:
         model.save(args.save_model)
-    ensemble, ensemble_s = trained_ensemble(model, adata, args.smoke, args.ensemble, n_members)
+    ensemble, ensemble_s = trained_ensemble(model, adata, config, seed, args.ensemble, args.device)
     if args.save_ensemble is not None:
         ensemble.save(args.save_ensemble)
     test = adata[model.split.test].copy()
 
     start = time.perf_counter()
-    iwelbo = {s: model.iwelbo(test, s, seed=0, per_cell=True, progress=False) for s in (1, 10, 100)}
+    iwelbo = {
+        s: model.iwelbo(test, s, seed=seed, per_cell=True, progress=False) for s in (1, 10, 100)
+    }
     iwelbo_s = time.perf_counter() - start
     against_truth = dict(
         reference=truth["true_ate"],
         n_draws=n_draws,
         n_cells=int(truth["params"]["ate_cells"]),
+        seed=seed,
         progress=False,
     )
     seconds = {}
@@ -131,7 +117,9 @@ def main() -> None:
     vs_truth_encoder = timed(
         "ate_vs_truth_encoder_basal", ensemble.check_ate, basal="encoder", **against_truth
     )
-    vs_data = timed("ate_vs_data", ensemble.check_ate, test, n_draws=n_draws, progress=False)
+    vs_data = timed(
+        "ate_vs_data", ensemble.check_ate, test, n_draws=n_draws, seed=seed, progress=False
+    )
 
     def row(check):
         m = check.metrics.loc["all"]
@@ -163,6 +151,8 @@ def main() -> None:
             **seconds,
         },
         "smoke": args.smoke,
+        "seed": seed,
+        "config": config,
     }
     atomic_write_text(out / "results.json", json.dumps(results, indent=1) + "\n")
     vs_truth.table.to_csv(out / "ate_vs_truth.csv.gz", index=False)

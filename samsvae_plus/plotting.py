@@ -1,6 +1,13 @@
-"""Plots (``sp.pl``). Each takes ``ax=None`` and returns the figure or axes; none calls show()."""
+"""Plots (``sp.pl``). Each takes ``ax=None`` and returns the figure or axes; none calls show().
+
+:func:`save_figure` writes one to a file, cropped to its labels.
+"""
 
 from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -178,28 +185,57 @@ def calibration(
     return fig if return_fig else ax
 
 
+# Dot area (points squared) per perturbation shared by a dimension and a set.
+ENRICHMENT_DOT_AREA = 30
+
+
 def enrichment(
     table: pd.DataFrame,
     *,
     max_sets: int = 20,
-    q_threshold: float | None = None,
+    q_threshold: float | None = 0.1,
     ax=None,
     return_fig: bool = False,
 ):
     """Dot plot of per-dimension gene-set enrichment.
 
-    One dot per (dimension, set) with at least one shared perturbation: size is the
-    overlap, colour ``-log10 q``. The ``max_sets`` sets with the smallest q-value are
-    shown, and with ``q_threshold`` only tests that pass it.
+    One dot per (dimension, set) test with at least one shared perturbation that passes
+    ``q_threshold``: size is the overlap (legend above the plot), colour ``-log10 q``. The
+    ``max_sets`` sets with the smallest q-value are shown. When no test passes, the axes
+    say so instead of drawing dots.
 
     Parameters
     ----------
     table
-        :func:`~samsvae_plus.evaluate.enrichment.dimension_enrichment` output.
+        :func:`~samsvae_plus.evaluate.enrichment.dimension_enrichment` output (may be empty).
+    max_sets
+        Sets shown at most.
+    q_threshold
+        Largest BH q-value shown; ``None`` shows every test with an overlap, significant
+        or not.
+    ax
+        Axes to draw into; a new figure is made when ``None``.
+    return_fig
+        Return the figure instead of the axes.
     """
-    shown = table[table["overlap"] > 0]
-    if q_threshold is not None:
-        shown = shown[shown["q_value"] <= q_threshold]
+    # An empty table (no set shares a perturbation with the masks) comes with object
+    # columns, which matplotlib refuses as sizes.
+    overlap = pd.to_numeric(table["overlap"]).astype(float)
+    q_values = pd.to_numeric(table["q_value"]).astype(float)
+    keep = (overlap > 0) & (q_values <= q_threshold if q_threshold is not None else True)
+    shown = pd.DataFrame(
+        {
+            "dimension": table["dimension"][keep],
+            "gene_set": table["gene_set"][keep].astype(str),
+            "overlap": overlap[keep],
+            "q_value": q_values[keep],
+        }
+    )
+    if shown.empty:
+        fig, ax = _axes(ax, (4, 2))
+        ax.text(0.5, 0.5, _no_enrichment_message(overlap, q_threshold), ha="center", va="center")
+        ax.set_axis_off()
+        return fig if return_fig else ax
     best = shown.groupby("gene_set")["q_value"].min().sort_values(kind="stable")
     sets = list(best.index[:max_sets])
     shown = shown[shown["gene_set"].isin(sets)]
@@ -211,12 +247,12 @@ def enrichment(
     points = ax.scatter(
         x,
         y,
-        s=30 * shown["overlap"],
+        s=ENRICHMENT_DOT_AREA * shown["overlap"],
         c=colour,
         cmap="viridis",
         vmin=0,
         # at least q = 0.1 at the top, so that a plot without any hit does not look like one
-        vmax=max(1.0, float(colour.max()) if len(colour) else 1.0),
+        vmax=max(1.0, float(colour.max())),
     )
     ax.set_xticks(np.arange(len(dims)), dims, rotation=90, fontsize=7)
     ax.set_yticks(
@@ -225,5 +261,75 @@ def enrichment(
     ax.set_xlim(-0.7, max(len(dims), 1) - 0.3)
     ax.set_ylim(len(sets) - 0.5, -0.5)
     ax.set_xlabel("latent dimension")
+    _overlap_legend(ax, shown["overlap"].to_numpy())
     fig.colorbar(points, ax=ax, label="-log10 q (BH)")
     return fig if return_fig else ax
+
+
+def _no_enrichment_message(overlap: pd.Series, q_threshold: float | None) -> str:
+    lines = [] if q_threshold is None else [f"no set passes q ≤ {q_threshold:g}"]
+    if not (overlap > 0).any():
+        lines.append("(no set shares a perturbation with an active dimension)")
+    return "\n".join(lines)
+
+
+def _overlap_legend(ax, overlaps: np.ndarray, n_entries: int = 4) -> None:
+    """A legend of dot sizes, in a row above the axes (the colour bar takes the right)."""
+    from matplotlib.lines import Line2D
+
+    values = np.unique(overlaps.astype(int))
+    if len(values) > n_entries:
+        values = np.unique(np.round(np.linspace(values[0], values[-1], n_entries)).astype(int))
+    # A marker's size is its diameter in points; a scatter size is an area in points².
+    handles = [
+        Line2D(
+            [],
+            [],
+            linestyle="",
+            marker="o",
+            markersize=np.sqrt(ENRICHMENT_DOT_AREA * value),
+            markerfacecolor="grey",
+            markeredgecolor="grey",
+            label=str(value),
+        )
+        for value in values
+    ]
+    ax.legend(
+        handles=handles,
+        title="perturbations shared (overlap)",
+        loc="lower left",
+        bbox_to_anchor=(0.0, 1.02),
+        ncol=len(handles),
+        frameon=False,
+        fontsize=7,
+        title_fontsize=7,
+    )
+
+
+def save_figure(figure, path: str | os.PathLike, *, dpi: int = 120) -> None:
+    """Save ``figure`` to ``path`` cropped to its artists, and close it.
+
+    The crop (``bbox_inches="tight"``) keeps axis labels, colour bars and legends that
+    stick out of the figure's own area. The image is rendered in memory and written
+    atomically, so a figure that fails to render leaves no file behind.
+
+    Parameters
+    ----------
+    figure
+        A matplotlib figure (``return_fig=True`` of the plots here).
+    path
+        Output file; the format follows its suffix (``.png``, ``.pdf``, ``.svg``).
+    dpi
+        Resolution of raster formats.
+    """
+    from samsvae_plus._atomic import atomic_write_bytes
+
+    path = Path(path)
+    buffer = io.BytesIO()
+    try:
+        figure.savefig(
+            buffer, format=path.suffix.lstrip(".") or "png", dpi=dpi, bbox_inches="tight"
+        )
+    finally:
+        plt.close(figure)
+    atomic_write_bytes(path, buffer.getvalue())

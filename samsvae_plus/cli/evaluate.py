@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import argparse
 import re
+from functools import partial
 from pathlib import Path
 
 from samsvae_plus._atomic import atomic_directory
 from samsvae_plus.cli.common import add_output_args, check_output_dir, finish, read_h5ad, write_json
+from samsvae_plus.cli.optional_outputs import OptionalOutputs
 from samsvae_plus.errors import InputError
 
 # Kept here rather than imported from the model, so that building the parser stays light.
 SPLITS = ("train", "validation", "test", "all")
 BASALS = ("prior", "encoder")
-DPI = 120
 
 
 def add_parser(subparsers) -> None:
@@ -24,7 +25,8 @@ def add_parser(subparsers) -> None:
         "importance-weighted ELBO, ATE posterior-predictive check (agreement and calibration, "
         "per split of perturbations), masks against gene-set collections, and figures. Writes "
         "metrics.json, ate.csv, ate_per_perturbation.csv, masks.csv, enrichment_<sets>.csv and "
-        "figures/ to --out.",
+        "figures/ to --out. A figure or optional report that fails is logged, listed under "
+        "not_written in metrics.json and left out; the rest is written.",
     )
     parser.add_argument("--model", required=True, help="directory of a saved model (train --out)")
     parser.add_argument("--data", required=True, help="the h5ad file the model was trained on")
@@ -140,6 +142,9 @@ def run(args: argparse.Namespace) -> int:
         "ate": check.to_dict(),
         "options": {k: v for k, v in vars(args).items() if k != "run"},
     }
+    # From here on every part is optional: one that fails is logged and left out, and the
+    # IWELBO and ATE check above are written all the same (cli/optional_outputs.py).
+    outputs = OptionalOutputs("evaluate")
     truth = adata.uns.get("simulation")
     truth_check = None
     if isinstance(truth, dict) and isinstance(truth.get("true_ate"), pd.DataFrame):
@@ -147,77 +152,99 @@ def run(args: argparse.Namespace) -> int:
         # number of cells per context). Drawing the model's ATE the same way gives every
         # draw the same Monte Carlo error, so the intervals allow for the truth's own error.
         ate_cells = truth.get("params", {}).get("ate_cells", args.n_cells)
-        truth_check = model.check_ate(
-            reference=truth["true_ate"],
-            splits=splits,
-            n_draws=args.n_draws,
-            n_cells=int(ate_cells),
-            seed=args.seed,
-            progress=progress,
+        truth_check = outputs.attempt(
+            "ate_vs_truth",
+            lambda: model.check_ate(
+                reference=truth["true_ate"],
+                splits=splits,
+                n_draws=args.n_draws,
+                n_cells=int(ate_cells),
+                seed=args.seed,
+                progress=progress,
+            ),
         )
-        metrics["ate_vs_truth"] = truth_check.to_dict()
+        if truth_check is not None:
+            metrics["ate_vs_truth"] = truth_check.to_dict()
 
     has_masks = hasattr(model.module["guide"], "mask_probabilities")
     probabilities = model.mask_probabilities() if has_masks else None
     reports = {}
     if probabilities is not None:
         if isinstance(truth, dict) and "mask" in truth:
-            truth_probs = probabilities.loc[[str(p) for p in truth["perturbations"]]]
-            metrics["mask_recovery"] = mask_recovery(truth["mask"], truth_probs).to_dict()
-        for name, sets in gene_sets.items():
-            reports[name] = mask_pathway_report(
-                probabilities, sets, collection=name, seed=args.seed
+            recovery = outputs.attempt(
+                "mask_recovery",
+                lambda: mask_recovery(
+                    truth["mask"], probabilities.loc[[str(p) for p in truth["perturbations"]]]
+                ).to_dict(),
             )
+            if recovery is not None:
+                metrics["mask_recovery"] = recovery
+        for name, sets in gene_sets.items():
+            report = outputs.attempt(
+                f"gene-set report {name}",
+                partial(mask_pathway_report, probabilities, sets, collection=name, seed=args.seed),
+            )
+            if report is not None:
+                reports[name] = report
         metrics["masks"] = [report.summary() for report in reports.values()]
     else:
         metrics["masks"] = None
 
     with atomic_directory(out) as tmp:
-        write_json(tmp / "metrics.json", metrics)
         check.table.to_csv(tmp / "ate.csv", index=False)
         check.per_perturbation.to_csv(tmp / "ate_per_perturbation.csv")
         if truth_check is not None:
             truth_check.table.to_csv(tmp / "ate_vs_truth.csv", index=False)
-        figures = tmp / "figures"
-        figures.mkdir()
-        _save(
-            plotting.ate_scatter(check.reference, check.prediction, return_fig=True),
-            figures / "ate_scatter.png",
+        (tmp / "figures").mkdir()
+        outputs.figure(
+            tmp,
+            "figures/ate_scatter.png",
+            partial(plotting.ate_scatter, check.reference, check.prediction, return_fig=True),
         )
-        ax = plotting.calibration(check.calibration, label=f"data ATE ({check.interval})")
+        outputs.figure(
+            tmp, "figures/calibration.png", partial(_calibration_figure, check, truth_check)
+        )
         if truth_check is not None:
-            plotting.calibration(
-                truth_check.calibration, label=f"true ATE ({truth_check.interval})", ax=ax
-            )
-            _save(
-                plotting.ate_scatter(
+            outputs.figure(
+                tmp,
+                "figures/ate_scatter_truth.png",
+                partial(
+                    plotting.ate_scatter,
                     truth_check.reference,
                     truth_check.prediction,
                     xlabel="true ATE",
                     return_fig=True,
                 ),
-                figures / "ate_scatter_truth.png",
             )
-        _save(ax.figure, figures / "calibration.png")
         if model.history is not None:
-            _save(
-                plotting.training_curves(model.history, return_fig=True), figures / "training.png"
+            outputs.figure(
+                tmp,
+                "figures/training.png",
+                partial(plotting.training_curves, model.history, return_fig=True),
             )
         if probabilities is not None:
             table = probabilities.copy()
             for name, report in reports.items():
                 table[f"pathway_{name}"] = report.labels.reindex(table.index)
                 report.enrichment.to_csv(tmp / f"enrichment_{name}.csv", index=False)
-                _save(
-                    plotting.masks(probabilities, groups=report.labels, return_fig=True),
-                    figures / f"masks_{name}.png",
+                outputs.figure(
+                    tmp,
+                    f"figures/masks_{name}.png",
+                    partial(plotting.masks, probabilities, groups=report.labels, return_fig=True),
                 )
-                _save(
-                    plotting.enrichment(report.enrichment, return_fig=True),
-                    figures / f"enrichment_{name}.png",
+                outputs.figure(
+                    tmp,
+                    f"figures/enrichment_{name}.png",
+                    partial(plotting.enrichment, report.enrichment, return_fig=True),
                 )
             table.to_csv(tmp / "masks.csv")
-            _save(plotting.masks(probabilities, return_fig=True), figures / "masks.png")
+            outputs.figure(
+                tmp, "figures/masks.png", partial(plotting.masks, probabilities, return_fig=True)
+            )
+        if outputs.failed:
+            metrics["not_written"] = outputs.failed
+        # Last, so that it records what could not be written.
+        write_json(tmp / "metrics.json", metrics)
 
     ate_all = check.metrics.loc["all"]
     return finish(
@@ -225,12 +252,17 @@ def run(args: argparse.Namespace) -> int:
         f"{cells.n_obs} {args.split} cells: IWELBO {bound.mean():.2f} nats/cell "
         f"(S={args.n_samples}), ATE Pearson {ate_all['pearson']:.3f}, "
         f"{ate_all['coverage']:.2f} of data ATEs inside the {check.level:.0%} "
-        f"{check.interval} intervals -> {out}",
+        f"{check.interval} intervals -> {out}{outputs.summary()}",
     )
 
 
-def _save(figure, path: Path) -> None:
-    import matplotlib.pyplot as plt
+def _calibration_figure(check, truth_check):
+    """Calibration against the data's ATE and, on simulated data, the true ATE."""
+    from samsvae_plus import plotting
 
-    figure.savefig(path, dpi=DPI, bbox_inches="tight")
-    plt.close(figure)
+    ax = plotting.calibration(check.calibration, label=f"data ATE ({check.interval})")
+    if truth_check is not None:
+        plotting.calibration(
+            truth_check.calibration, label=f"true ATE ({truth_check.interval})", ax=ax
+        )
+    return ax.figure

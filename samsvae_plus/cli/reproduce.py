@@ -1,10 +1,12 @@
 """``samsvae-plus reproduce NAME|all``: regenerate the paper's tables from ``experiments/``.
 
-Each table is a script of the source checkout's ``experiments/`` folder, reading its
-versioned config from ``experiments/configs/NAME.yaml``; this command runs them and
-writes each table's outputs to ``--out/NAME/``. The folder is not part of the installed
-package, so it is looked up in ``--experiments``, ``$SAMSVAE_PLUS_EXPERIMENTS``, next to
-the package in a source checkout, and in the working directory, in that order.
+Each experiment is a versioned config of the source checkout's ``experiments/`` folder,
+``experiments/configs/NAME.yaml``, run by the script its ``script:`` key names (by
+default ``NAME.py``; a supplementary experiment reuses a table's script with a design of
+its own); this command runs them and writes each one's outputs to ``--out/NAME/``. The
+folder is not part of the installed package, so it is looked up in ``--experiments``,
+``$SAMSVAE_PLUS_EXPERIMENTS``, next to the package in a source checkout, and in the
+working directory, in that order.
 
 ``reproduce all`` runs ``--jobs`` processes side by side: one per table, except that the
 seeds of a table in :data:`SEED_JOBS` (T4) each get a job of their own, gathered into the
@@ -32,6 +34,16 @@ EXPERIMENTS = {
     "t4_unseen_cell_type": "T4, unseen cell type: held-out glioma lines and contexts",
     "t5_unseen_perturbations": "T5, unseen single perturbations: gene-embedding prior",
     "f1_masks_pathways": "F1, masks of the best T1 model against pathways",
+}
+# Run by name only, not by `all`: the README's other results, each a design of its own.
+SUPPLEMENTARY = {
+    "model_family": "T1's design on one larger simulation, 20 latent dims, 500 epochs",
+    "heldout_combinations": "T2's design at f = 0.75, larger simulation, demo budget",
+    "unseen_perturbations": "T5's design on one simulation at the demo's budget",
+    "masks_norman": "F1's analysis of SAMS-VAE at the demo's settings on Norman",
+    "ablation_mask_recovery": "mask recovery with one training choice switched off",
+    "ate_noise_ceiling": "data ATE of T1's training cells against its test cells",
+    "ate_ppc_simulation": "held-out IWELBO and ATE calibration, model and ensemble",
 }
 # Longest first, so that parallel workers finish together (measured wall times at one
 # thread: T1 and each of T4's seed jobs take about an hour, the others 5 to 40 minutes).
@@ -70,14 +82,16 @@ class Job:
 
 
 def add_parser(subparsers) -> None:
-    listing = "\n".join(f"  {name:<25} {text}" for name, text in EXPERIMENTS.items())
+    tables = "\n".join(f"  {name:<25} {text}" for name, text in EXPERIMENTS.items())
+    others = "\n".join(f"  {name:<25} {text}" for name, text in SUPPLEMENTARY.items())
     parser = subparsers.add_parser(
         "reproduce",
-        help="regenerate the paper's tables (experiments/NAME.py with configs/NAME.yaml)",
-        description="Run one table's experiment, or all of them, writing table.csv, "
-        "table.md, PNG and PDF figures, splits.json and run.json to OUT/NAME/.\n\n"
-        f"experiments:\n{listing}\n  {'all':<25} every one of them, --jobs at a time "
-        "(F1 after T1, whose best row it maps)",
+        help="regenerate the paper's tables (experiments/configs/NAME.yaml and its script)",
+        description="Run one experiment, or all the tables, writing their tables, run "
+        "records (run.json) and figures to OUT/NAME/.\n\n"
+        f"tables:\n{tables}\n  {'all':<25} every table, --jobs at a time "
+        f"(F1 after T1, whose best row it maps)\n\nsupplementary experiments (by name):\n"
+        f"{others}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("name", metavar="NAME", help="an experiment listed below, or 'all'")
@@ -121,22 +135,32 @@ def experiments_dir(path: str | None = None) -> Path:
 def selected(name: str) -> list[str]:
     if name == "all":
         return list(EXPERIMENTS)
-    if name not in EXPERIMENTS:
+    if name not in EXPERIMENTS and name not in SUPPLEMENTARY:
         raise InputError(
-            f"unknown experiment {name!r}; choose one of {', '.join(EXPERIMENTS)} or 'all'"
+            f"unknown experiment {name!r}; choose one of "
+            f"{', '.join([*EXPERIMENTS, *SUPPLEMENTARY])} or 'all'"
         )
     return [name]
+
+
+def _config(folder: Path, name: str) -> dict:
+    """``configs/NAME.yaml`` as written (empty when there is none)."""
+    import yaml
+
+    path = folder / "configs" / f"{name}.yaml"
+    config = yaml.safe_load(path.read_text()) if path.is_file() else None
+    return config if isinstance(config, dict) else {}
+
+
+def config_script(folder: Path, name: str) -> str:
+    """The script that runs experiment ``name``: its config's ``script:``, else NAME."""
+    return str(_config(folder, name).get("script", name))
 
 
 def config_seeds(folder: Path, table: str, smoke: bool) -> list[int] | None:
     """The seeds of ``configs/TABLE.yaml`` (its ``smoke:`` ones with ``smoke``), or None
     when the config does not list them."""
-    import yaml
-
-    path = folder / "configs" / f"{table}.yaml"
-    config = yaml.safe_load(path.read_text()) if path.is_file() else None
-    if not isinstance(config, dict):
-        return None
+    config = _config(folder, table)
     smoke_seeds = (config.get("smoke") or {}).get("seeds")
     seeds = smoke_seeds if smoke and smoke_seeds is not None else config.get("seeds")
     return [int(seed) for seed in seeds] if seeds else None
@@ -146,7 +170,8 @@ def plan(names: list[str], folder: Path, args: argparse.Namespace) -> list[Job]:
     """The jobs of ``names`` in start order: a table of :data:`SEED_JOBS` with several
     seeds becomes one rows-only job per seed and a gathering job after them."""
     jobs, gathers = [], []
-    for table in [name for name in START_ORDER if name in names]:
+    # tables start longest first; a supplementary experiment is run alone, by name
+    for table in [name for name in START_ORDER if name in names] or names:
         seeds = args.seeds or (
             config_seeds(folder, table, args.smoke) if table in SEED_JOBS else None
         )
@@ -161,7 +186,10 @@ def plan(names: list[str], folder: Path, args: argparse.Namespace) -> list[Job]:
 
 
 def _command(job: Job, folder: Path, target: Path, args: argparse.Namespace) -> list[str]:
-    command = [sys.executable, str(folder / f"{job.table}.py"), "--out", str(target)]
+    script = config_script(folder, job.table)
+    command = [sys.executable, str(folder / f"{script}.py"), "--out", str(target)]
+    if script != job.table:
+        command += ["--config", job.table]
     command += ["--device", args.device] + (["--smoke"] if args.smoke else [])
     if job.seeds:
         command += ["--seeds", *map(str, job.seeds)]
@@ -181,8 +209,20 @@ def _environment(jobs: int) -> dict:
     }
 
 
+def require_yaml() -> None:
+    """The experiments read YAML configs; PyYAML comes with the ``experiments`` extra."""
+    try:
+        import yaml  # noqa: F401
+    except ImportError:
+        raise InputError(
+            "reproduce reads the experiments' YAML configs and needs PyYAML, which is not "
+            "installed: pip install 'samsvae-plus[experiments]' (or pip install pyyaml)"
+        ) from None
+
+
 def run(args: argparse.Namespace) -> int:
     names = selected(args.name)
+    require_yaml()
     folder = experiments_dir(args.experiments)
     if args.jobs is not None and args.jobs < 1:
         raise InputError(f"--jobs must be at least 1, got {args.jobs}")

@@ -6,10 +6,12 @@ import argparse
 import os
 import shutil
 from dataclasses import fields
+from functools import partial
 from pathlib import Path
 
 from samsvae_plus._atomic import atomic_directory
 from samsvae_plus.cli.common import add_output_args, check_output_dir, finish, read_h5ad, write_json
+from samsvae_plus.cli.optional_outputs import OptionalOutputs
 from samsvae_plus.cli.options import add_options, option_values
 from samsvae_plus.errors import DivergenceError, InputError
 from samsvae_plus.inference.training_options import TrainingOptions
@@ -176,18 +178,21 @@ def run(args: argparse.Namespace) -> int:
         if history.validation_elbo
         else history.train_elbo[-1]
     )
+    outputs = OptionalOutputs("train")
     with atomic_directory(out) as tmp:
         model.save_into(tmp)
         write_json(tmp / "history.json", history.to_dict())
         write_json(tmp / "split.json", model.split.to_dict())
         (tmp / "figures").mkdir()
-        plotting.training_curves(history, return_fig=True).savefig(
-            tmp / "figures" / "training.png", dpi=120
+        outputs.figure(
+            tmp,
+            "figures/training.png",
+            partial(plotting.training_curves, history, return_fig=True),
         )
     # The finished model is in --out; the checkpoints only served to get there.
     shutil.rmtree(checkpoints, ignore_errors=True)
     return finish(
         "train",
         f"{adata.n_obs} cells, {len(history.train_elbo)} epochs, best validation ELBO "
-        f"{best:.2f} nats/cell at epoch {history.best_epoch} -> {out}",
+        f"{best:.2f} nats/cell at epoch {history.best_epoch} -> {out}{outputs.summary()}",
     )

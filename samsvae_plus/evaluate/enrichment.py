@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import hypergeom
+from scipy.stats import false_discovery_control, hypergeom
 
 ENRICHMENT_COLUMNS = [
     "dimension",
@@ -18,21 +18,6 @@ ENRICHMENT_COLUMNS = [
     "q_value",
     "members",
 ]
-
-
-def benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values (q-values), in the input order."""
-    p = np.asarray(p_values, dtype=float)
-    n = p.size
-    if n == 0:
-        return p.copy()
-    order = np.argsort(p, kind="stable")
-    ranked = p[order] * n / np.arange(1, n + 1)
-    # q_(i) = min over j >= i of p_(j) n / j, capped at 1
-    q_sorted = np.minimum.accumulate(ranked[::-1])[::-1].clip(max=1.0)
-    q = np.empty(n)
-    q[order] = q_sorted
-    return q
 
 
 def dimension_enrichment(
@@ -94,7 +79,10 @@ def dimension_enrichment(
                 }
             )
     table = pd.DataFrame(rows, columns=[c for c in ENRICHMENT_COLUMNS if c != "q_value"])
-    table.insert(8, "q_value", benjamini_hochberg(table["p_value"].to_numpy()))
+    # The scorer keeps its own bit-exact BH (challenge/differential_expression.py); this
+    # side has no such constraint and uses scipy's.
+    q_values = false_discovery_control(table["p_value"].to_numpy(dtype=float), method="bh")
+    table.insert(8, "q_value", q_values)
     return table.sort_values(["p_value", "dimension", "gene_set"], kind="stable").reset_index(
         drop=True
     )

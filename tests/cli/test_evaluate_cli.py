@@ -96,3 +96,86 @@ def test_data_that_is_not_the_training_data_is_refused(inputs, small_adata, tmp_
     args[args.index("--data") + 1] = str(tmp_path / "other.h5ad")
     assert main(args) == 2
     assert "the model's split covers" in capsys.readouterr().err
+
+
+def test_a_failing_figure_or_report_keeps_the_metrics(
+    inputs, tmp_path, capsys, caplog, monkeypatch
+):
+    """A figure or optional report that fails is logged and left out; the IWELBO and ATE
+    check computed before it are written all the same, and the summary says what is missing."""
+    from samsvae_plus import plotting
+    from samsvae_plus.evaluate import pathway_report
+
+    def broken(*args, **kwargs):
+        raise ValueError("s must be float, but has type object")
+
+    monkeypatch.setattr(plotting, "enrichment", broken)
+    monkeypatch.setattr(plotting, "training_curves", broken)
+    root, _ = inputs
+    (root / "other.json").write_text(json.dumps({"A": ["P000", "P001"]}))
+    real_report = pathway_report.mask_pathway_report
+
+    def report_failing_on_other(probabilities, sets, *, collection, **options):
+        if collection == "other":
+            raise RuntimeError("no such thing")
+        return real_report(probabilities, sets, collection=collection, **options)
+
+    monkeypatch.setattr(pathway_report, "mask_pathway_report", report_failing_on_other)
+    out = tmp_path / "out"
+    gene_sets = ["--gene-sets", str(root / "sets.json"), str(root / "other.json")]
+    with caplog.at_level("WARNING"):
+        assert main(_args(root, out, *gene_sets, "--n-cells", "20")) == 0
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert np.isfinite(metrics["iwelbo"]["mean"]) and "all" in metrics["ate"]["metrics"]
+    assert [m["collection"] for m in metrics["masks"]] == ["sets"]
+    assert metrics["not_written"] == {
+        "gene-set report other": "RuntimeError: no such thing",
+        "figures/training.png": "ValueError: s must be float, but has type object",
+        "figures/enrichment_sets.png": "ValueError: s must be float, but has type object",
+    }
+    figures = {p.name for p in (out / "figures").iterdir()}
+    assert "enrichment_sets.png" not in figures and "training.png" not in figures
+    assert {"ate_scatter.png", "calibration.png", "masks.png", "masks_sets.png"} <= figures
+    assert (out / "enrichment_sets.csv").exists() and (out / "ate.csv").exists()
+    assert not list(tmp_path.glob(".out*"))  # no temporary directory left behind
+
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("figures/enrichment_sets.png" in w and "s must be float" in w for w in warnings)
+    assert any("gene-set report other" in w and "no such thing" in w for w in warnings)
+    summary = capsys.readouterr().out.strip().splitlines()[-1]
+    assert summary.startswith("samsvae-plus evaluate:") and "IWELBO" in summary
+    assert "not written: gene-set report other, figures/training.png" in summary
+
+
+@pytest.mark.slow
+def test_evaluate_with_corum_and_gobp_on_norman(tmp_path, capsys):
+    """The README's evaluate command on real data: no Norman gene shares a CORUM complex, so
+    that collection's enrichment is empty, which once crashed the plot and lost the run."""
+    import samsvae_plus as sp
+
+    try:
+        data = sp.datasets.fetch("perturbseq/norman_mcfaline_devel.h5ad")
+        for name in ("corum", "gobp"):
+            sp.datasets.fetch(f"annotations/gene_sets/{name}.csv.gz")
+    except sp.InputError as err:
+        pytest.skip(f"real data not available: {err}")
+    model = tmp_path / "model"
+    train = ["train", "--data", str(data), "--perturbation-key", "condition"]
+    train += ["--control-label", "control", "--context-key", "cell_type", "--out", str(model)]
+    train += ["--max-epochs", "2", "--latent-dim", "5", "--n-particles", "1", "--no-progress"]
+    assert main(train) == 0
+    out = tmp_path / "evaluation"
+    evaluate = ["evaluate", "--model", str(model), "--data", str(data), "--split", "test"]
+    evaluate += ["--gene-sets", "corum", "gobp", "--out", str(out), "--n-samples", "2"]
+    evaluate += ["--n-draws", "2", "--n-cells", "10", "--no-progress"]
+    assert main(evaluate) == 0
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert "not_written" not in metrics
+    assert np.isfinite(metrics["iwelbo"]["mean"]) and metrics["n_cells"] > 0
+    assert [m["collection"] for m in metrics["masks"]] == ["corum", "gobp"]
+    assert metrics["masks"][0]["n_sets"] == 0  # CORUM: nothing to enrich
+    for name in ("enrichment_corum", "enrichment_gobp", "masks_corum", "masks_gobp"):
+        assert (out / "figures" / f"{name}.png").stat().st_size > 0, name
+    assert "samsvae-plus evaluate:" in capsys.readouterr().out

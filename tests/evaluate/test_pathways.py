@@ -11,7 +11,7 @@ import pytest
 from scipy.stats import false_discovery_control
 
 from samsvae_plus.errors import InputError
-from samsvae_plus.evaluate.enrichment import benjamini_hochberg, dimension_enrichment
+from samsvae_plus.evaluate.enrichment import dimension_enrichment
 from samsvae_plus.evaluate.gene_sets import assign_pathways, load_gene_sets, membership
 from samsvae_plus.evaluate.masks import _vote, knn_pathway_accuracy, mask_jaccard
 from samsvae_plus.evaluate.pathway_report import mask_pathway_report
@@ -118,11 +118,45 @@ def test_jaccard_within_and_between_pathways():
     assert (result.n_within_pairs, result.n_between_pairs) == (2, 4)
 
 
+def _benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:
+    """BH by its definition, q_(i) = min over j >= i of p_(j) n / j capped at 1, in the
+    input order (the package's own implementation before it took scipy's)."""
+    p = np.asarray(p_values, dtype=float)
+    n = p.size
+    order = np.argsort(p, kind="stable")
+    ranked = p[order] * n / np.arange(1, n + 1)
+    q = np.empty(n)
+    q[order] = np.minimum.accumulate(ranked[::-1])[::-1].clip(max=1.0)
+    return q
+
+
 def test_benjamini_hochberg_by_hand_and_against_scipy():
+    # enrichment's q-values are scipy's false_discovery_control
     p = np.array([0.01, 0.04, 0.03, 0.2])
-    np.testing.assert_allclose(benjamini_hochberg(p), [0.04, 0.16 / 3, 0.16 / 3, 0.2])
+    np.testing.assert_allclose(_benjamini_hochberg(p), [0.04, 0.16 / 3, 0.16 / 3, 0.2])
+    np.testing.assert_allclose(false_discovery_control(p), [0.04, 0.16 / 3, 0.16 / 3, 0.2])
     p = np.random.default_rng(0).random(50) ** 3
-    np.testing.assert_allclose(benjamini_hochberg(p), false_discovery_control(p))
+    np.testing.assert_allclose(_benjamini_hochberg(p), false_discovery_control(p))
+
+
+def test_enrichment_q_values_match_the_previous_benjamini_hochberg():
+    rng = np.random.default_rng(1)
+    perturbations = [f"P{i}" for i in range(60)]
+    probs = pd.DataFrame(
+        rng.random((60, 8)), index=perturbations, columns=[f"z{k}" for k in range(8)]
+    )
+    sets = {f"S{j}": list(rng.choice(perturbations, size=8, replace=False)) for j in range(15)}
+    table = dimension_enrichment(probs, membership(perturbations, sets))
+    assert len(table) == 8 * 15 and table["p_value"].min() < 0.05  # ties and small p-values
+    np.testing.assert_allclose(
+        table["q_value"], _benjamini_hochberg(table["p_value"].to_numpy()), rtol=1e-12
+    )
+    # and the q-values the scorer's bit-exact BH gives
+    from samsvae_plus.challenge.differential_expression import benjamini_hochberg
+
+    np.testing.assert_allclose(
+        table["q_value"], benjamini_hochberg(table["p_value"].to_numpy()), rtol=1e-12
+    )
 
 
 def test_hypergeometric_enrichment_by_hand():
@@ -139,7 +173,7 @@ def test_hypergeometric_enrichment_by_hand():
     assert row["fold_enrichment"] == pytest.approx((3 / 4) / (4 / 10))
     assert row["members"] == "P0;P1;P2"
     assert len(table) == 2  # z1 has no active perturbation and is not tested
-    np.testing.assert_allclose(table["q_value"], benjamini_hochberg(table["p_value"].to_numpy()))
+    np.testing.assert_allclose(table["q_value"], _benjamini_hochberg(table["p_value"].to_numpy()))
 
 
 def test_report_on_a_mapping_of_sets():

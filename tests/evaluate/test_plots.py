@@ -94,12 +94,131 @@ def test_enrichment_dots_have_overlap_sizes_and_q_colours():
             "q_value": [0.001, 1.0, 0.5, 0.01],
         }
     )
-    ax = plotting.enrichment(table)
+    ax = plotting.enrichment(table, q_threshold=None)  # every test, significant or not
     dots = ax.collections[0]
     assert len(dots.get_offsets()) == 3  # the test without overlap is not drawn
     np.testing.assert_allclose(dots.get_sizes(), [90, 30, 60])
     np.testing.assert_allclose(dots.get_array(), -np.log10([0.001, 0.5, 0.01]))
     assert [t.get_text() for t in ax.get_yticklabels()] == ["S", "T"]
+
+
+def test_enrichment_shows_only_tests_that_pass_q_by_default():
+    table = pd.DataFrame(
+        {
+            "dimension": ["z0", "z1", "z0", "z1"],
+            "gene_set": ["S", "S", "T", "T"],
+            "overlap": [3, 0, 1, 2],
+            "q_value": [0.001, 1.0, 0.5, 0.01],
+        }
+    )
+    ax = plotting.enrichment(table)  # q <= 0.1
+    dots = ax.collections[0]
+    np.testing.assert_allclose(dots.get_sizes(), [90, 60])
+    np.testing.assert_allclose(dots.get_array(), -np.log10([0.001, 0.01]))
+    np.testing.assert_allclose(
+        plotting.enrichment(table, q_threshold=0.005).collections[0].get_sizes(), [90]
+    )
+
+
+def test_enrichment_has_a_legend_of_dot_sizes():
+    table = pd.DataFrame(
+        {
+            "dimension": ["z0", "z1", "z2", "z0", "z1", "z2"],
+            "gene_set": ["S", "S", "S", "T", "T", "T"],
+            "overlap": [1, 2, 3, 4, 6, 9],
+            "q_value": [0.01] * 6,
+        }
+    )
+    ax = plotting.enrichment(table)
+    legend = ax.get_legend()
+    assert legend is not None and "overlap" in legend.get_title().get_text()
+    labels = [int(t.get_text()) for t in legend.get_texts()]
+    # at most four entries, from the smallest to the largest overlap shown
+    assert labels[0] == 1 and labels[-1] == 9 and len(labels) <= 4
+    # each entry's marker has the area of a dot of that overlap
+    dot_area = ax.collections[0].get_sizes()[0] / 1  # the overlap-1 dot
+    for handle, label in zip(legend.legend_handles, labels, strict=True):
+        assert handle.get_markersize() ** 2 == pytest.approx(dot_area * label)
+
+
+def _no_dots(ax) -> bool:
+    return not any(len(c.get_offsets()) for c in ax.collections)
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        # what dimension_enrichment returns when no set holds two perturbations (Norman and
+        # CORUM): no rows, object-typed columns
+        pd.DataFrame(
+            columns=["dimension", "gene_set", "overlap", "n_active", "q_value"], dtype=object
+        ),
+        # tests that share nothing
+        pd.DataFrame({"dimension": ["z0"], "gene_set": ["S"], "overlap": [0], "q_value": [1.0]}),
+    ],
+    ids=["no tests", "no overlap"],
+)
+def test_enrichment_without_any_overlap_says_so(table, tmp_path):
+    fig = plotting.enrichment(table, return_fig=True)
+    ax = fig.axes[0]
+    text = " ".join(t.get_text() for t in ax.texts)
+    assert "no set passes q ≤ 0.1" in text and "no set shares a perturbation" in text
+    assert _no_dots(ax)
+    plotting.save_figure(fig, tmp_path / "enrichment.png")
+    assert (tmp_path / "enrichment.png").stat().st_size > 0
+
+
+def test_enrichment_without_a_significant_set_draws_no_non_results():
+    # 25 sets, all at q = 1: the old plot drew 20 of them, alphabetically, as if they were hits
+    table = pd.DataFrame(
+        {
+            "dimension": ["z0"] * 25,
+            "gene_set": [f"SET{i:02d}" for i in range(25)],
+            "overlap": [1] * 25,
+            "q_value": [1.0] * 25,
+        }
+    )
+    ax = plotting.enrichment(table, q_threshold=0.05)
+    assert [t.get_text() for t in ax.texts] == ["no set passes q ≤ 0.05"]
+    assert _no_dots(ax)
+    assert not [t for t in ax.get_yticklabels() if t.get_text().startswith("SET")]
+
+
+def test_empty_enrichment_of_the_pipeline_plots():
+    from samsvae_plus.evaluate.enrichment import dimension_enrichment
+
+    probabilities = pd.DataFrame(np.eye(3) * 0.9, index=["a", "b", "c"], columns=["z0", "z1", "z2"])
+    no_sets = pd.DataFrame(index=["a", "b", "c"], columns=[], dtype=bool)
+    table = dimension_enrichment(probabilities, no_sets)
+    assert table.empty
+    ax = plotting.enrichment(table)
+    assert "no set passes" in ax.texts[0].get_text()
+
+
+def test_save_figure_keeps_labels_that_stick_out_of_the_figure(tmp_path):
+    # A y label far to the left of the axes lies outside the figure's own area; the saved
+    # image must be cropped to the artists (bbox_inches="tight"), not to the figure.
+    fig, ax = plt.subplots(figsize=(3, 2))
+    ax.plot([0, 1], [-123456789, 0])
+    ax.set_ylabel("a long label that sticks out", labelpad=60)
+    fig.canvas.draw()
+    tight = fig.get_tightbbox(fig.canvas.get_renderer())
+    assert tight.x0 < 0  # the label really is outside the figure
+    dpi = 50
+    plotting.save_figure(fig, tmp_path / "out.png", dpi=dpi)
+    height, width = plt.imread(tmp_path / "out.png").shape[:2]
+    pad = 2 * 0.1 * dpi  # savefig's pad_inches on both sides
+    assert width == pytest.approx(tight.width * dpi + pad, abs=2)
+    assert height == pytest.approx(tight.height * dpi + pad, abs=2)
+    assert not plt.fignum_exists(fig.number)  # closed after saving
+
+
+def test_save_figure_that_fails_leaves_no_file(tmp_path):
+    fig, ax = plt.subplots()
+    ax.text(0.5, 0.5, r"$\unknowncommand$")  # mathtext fails when drawn
+    with pytest.raises(ValueError):
+        plotting.save_figure(fig, tmp_path / "broken.png")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_training_curves_return_a_figure_on_request(trained_model):

@@ -14,7 +14,7 @@ import pytest
 
 import samsvae_plus as sp
 from samsvae_plus.cli.main import main
-from samsvae_plus.cli.reproduce import EXPERIMENTS
+from samsvae_plus.cli.reproduce import EXPERIMENTS, SUPPLEMENTARY
 
 ROOT = Path(__file__).resolve().parents[2]
 T1_ROWS = [
@@ -154,6 +154,7 @@ def test_unknown_experiment_is_a_one_line_error(capsys):
     assert main(["reproduce", "t9", "--out", "unused"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "unknown experiment 't9'" in err and "t1_models_guides" in err
+    assert "model_family" in err  # the supplementary experiments are named too
 
 
 def test_jobs_below_one_is_a_one_line_error(capsys):
@@ -169,11 +170,20 @@ def test_missing_experiments_folder_is_a_one_line_error(tmp_path, capsys, monkey
     assert "\n" not in err and "cannot find the experiments folder" in err
 
 
+def test_missing_pyyaml_says_how_to_install_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "yaml", None)  # `import yaml` raises ImportError
+    assert main(["reproduce", "t1_models_guides", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "needs PyYAML" in err
+    assert "pip install 'samsvae-plus[experiments]'" in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_help_lists_every_experiment(capsys):
     with pytest.raises(SystemExit):
         main(["reproduce", "--help"])
     text = capsys.readouterr().out
-    assert all(name in text for name in EXPERIMENTS)
+    assert all(name in text for name in [*EXPERIMENTS, *SUPPLEMENTARY])
 
 
 def test_load_config_merges_smoke_overrides_and_drops_the_full_data_section(monkeypatch):
@@ -285,3 +295,21 @@ def test_t4_seeds_run_as_jobs_of_their_own_then_one_job_gathers_them(tmp_path, c
     assert main([*command, "--smoke", "--out", str(tmp_path / "smoke")]) == 0
     (call,) = [json.loads(line) for line in record.read_text().splitlines()]
     assert "--rows-only" not in call[0] and "--seeds" not in call[0]
+
+
+def test_a_supplementary_experiment_runs_the_script_its_config_names(tmp_path, capsys):
+    # The fake T1 script records its arguments; model_family's config names T1's script.
+    record = tmp_path / "calls.jsonl"
+    script = f"import json, sys; open({str(record)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')"
+    folder = _fake_experiments(tmp_path, {"t1_models_guides": script})
+    (folder / "configs" / "model_family.yaml").write_text(
+        "version: 1\nscript: t1_models_guides\nseeds: [0, 1, 2]\n"
+    )
+    out = tmp_path / "out"
+    command = ["reproduce", "model_family", "--experiments", str(folder), "--out", str(out)]
+    assert main(command) == 0
+    (call,) = [json.loads(line) for line in record.read_text().splitlines()]
+    assert call[call.index("--config") + 1] == "model_family"
+    assert call[call.index("--out") + 1] == str(out.resolve() / "model_family")
+    assert (out / "model_family" / "log.txt").is_file()
+    assert "1 table(s)" in capsys.readouterr().out
