@@ -19,6 +19,7 @@ SUBCOMMANDS = [
     "demo",
     "simulate",
     "train",
+    "predict",
     "pretrain",
     "evaluate",
     "score",
