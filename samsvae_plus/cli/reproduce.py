@@ -35,7 +35,7 @@ EXPERIMENTS = {
     "t5_unseen_perturbations": "T5, unseen single perturbations: gene-embedding prior",
     "f1_masks_pathways": "F1, masks of the best T1 model against pathways",
 }
-# Run by name only, not by `all`: the README's other results, each a design of its own.
+# Run by name only, not by `all`: the other results of docs/results.md, each a design of its own.
 SUPPLEMENTARY = {
     "model_family": "T1's design on one larger simulation, 20 latent dims, 500 epochs",
     "heldout_combinations": "T2's design at f = 0.75, larger simulation, short budget",
