@@ -1,9 +1,9 @@
 """Which training choices make SAMS-VAE recover the simulator's masks? One table.
 
-Rows (the config's ``variants``) switch off one choice at a time, at the demo's settings
+Rows (the config's ``variants``) switch off one choice at a time, at the former demo's settings
 and budget (``configs/ablation_mask_recovery.yaml``):
 
-- ``full``: the demo (``samsvae-plus demo``): dense start + varimax rotation, the
+- ``full``: the former demo (before the defaults were retuned): dense start + varimax rotation, the
   ``correlated_basal`` guide (q(z_basal | x, sampled shift)), per-perturbation learning
   rate x30;
 - ``no dense start``: masks learned from random initial values (``dense_epochs=0``);

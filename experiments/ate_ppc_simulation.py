@@ -1,7 +1,7 @@
 """Held-out IWELBO and ATE posterior-predictive checks on the demo simulation.
 
-Trains SAMS-VAE with the demo's settings (``samsvae-plus demo``) on the demo's simulation,
-and a bootstrap ensemble of it (``sp.BootstrapEnsemble.fit``: the same model and settings fitted to
+Trains SAMS-VAE with the former demo's settings (10 latent dimensions, 150 epochs) on the
+demo's simulation, and a bootstrap ensemble of it (``sp.BootstrapEnsemble.fit``: the same model and settings fitted to
 resamples of the training cells, whose pooled draws are the bagged posterior), and
 reports:
 

@@ -12,7 +12,7 @@ within/between-pathway Jaccard, and per-dimension enrichment), drawn as
 
 A config with a ``model:`` section names the model instead (its row, latent dimensions
 and training; trained with ``train``'s own random split), and its ``datasets`` are data
-set entries of its own: ``configs/masks_norman.yaml`` is SAMS-VAE at the demo's settings
+set entries of its own: ``configs/masks_norman.yaml`` is SAMS-VAE at the former demo's settings
 on all of ``norman_mcfaline_devel``.
 
 Usage::

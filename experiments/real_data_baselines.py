@@ -244,7 +244,9 @@ def _cell_type_fold(adata, data: str, context: str, config: dict, seed: int, dev
     ):
         controls = adata[source].copy()
         real = log_normalised(adata[np.sort(np.concatenate([split.test, target_ctrl]))])
-        predicted = model.predict(controls, conditions, seed=seed)
+        # the control rows are the controls as observed (predict's factual rows, added here
+        # so that each row's draws are those of the perturbations alone)
+        predicted = model.predict(controls, conditions, seed=seed, include_control=False)
         factual = ad.AnnData(controls.X, obs=controls.obs[[KEY]].copy(), var=controls.var.copy())
         model_file = ad.concat(
             [factual, ad.AnnData(predicted.X, obs=predicted.obs[[KEY]], var=controls.var)],

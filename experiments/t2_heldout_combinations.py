@@ -20,7 +20,7 @@ are a check of the design, not evidence; the simulator (many combinations) carri
 trend.
 
 ``configs/heldout_combinations.yaml`` runs the design once, at f = 0.75, on a larger
-simulation at the demo's budget, with ``splits.held_out_combinations``, and also scores
+simulation at the former demo's budget, with ``splits.held_out_combinations``, and also scores
 against the held-out cells' data ATE and on the seen combinations.
 
 Usage::

@@ -10,7 +10,7 @@ the simulator's truth (its genes' embeddings are the simulator's own), or the he
 cells' data ATE per cell type (GO embeddings). Mean ± sd over seeds.
 
 ``configs/unseen_perturbations.yaml`` runs the same design on one simulation of 60
-perturbations at the demo's budget.
+perturbations at the former demo's budget.
 
 Usage::
 

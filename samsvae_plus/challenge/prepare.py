@@ -1,8 +1,10 @@
 """Put a prediction into the layout challenge scorers expect.
 
-That layout is: ``obs['target_gene']`` and nothing else, float32 CSR without stored
-zeros, the genes of the reference in the reference's order, and control cells included.
-Values are kept as they are (raw counts or log1p); scorers normalise counts themselves.
+That layout is: one ``obs`` column of perturbation labels and nothing else, float32 CSR
+without stored zeros, the genes of the reference in the reference's order, and control
+cells included. Values are kept as they are (raw counts or log1p); scorers normalise
+counts themselves. The Virtual Cell Challenge names the column ``target_gene`` and its
+controls ``non-targeting``; a user's own data keeps its own key and control label.
 """
 
 from __future__ import annotations
@@ -14,10 +16,9 @@ import pandas as pd
 import scipy.sparse as sp
 
 from samsvae_plus.challenge.inputs import as_matrix, detect_log1p, read_labels
+from samsvae_plus.challenge.layout import SCORER_KEY, VCC_CONTROL_LABEL
 from samsvae_plus.data import validate
 from samsvae_plus.errors import InputError
-
-SCORER_KEY = "target_gene"
 
 
 def _in_gene_order(adata, genes: pd.Index, name: str) -> sp.csr_matrix:
@@ -46,8 +47,10 @@ def prepare_prediction(
     genes: Sequence[str] | pd.Index,
     *,
     perturbation_key: str = SCORER_KEY,
-    control_label: str = "non-targeting",
+    control_label: str = VCC_CONTROL_LABEL,
     controls=None,
+    output_key: str = SCORER_KEY,
+    output_control_label: str | None = None,
 ):
     """Return ``pred`` in the layout challenge scorers expect.
 
@@ -66,11 +69,17 @@ def prepare_prediction(
         Optional AnnData whose control cells are appended, for predictions made without
         controls (e.g. the real data's control cells). Its labels are read from
         ``perturbation_key`` if it has that column, else from ``target_gene``.
+    output_key
+        The ``obs`` column the output holds its labels in; pass ``perturbation_key`` to
+        keep the input's.
+    output_control_label
+        The label the output gives control cells (``"non-targeting"`` for the Virtual Cell
+        Challenge); None keeps ``control_label``.
 
     Returns
     -------
     anndata.AnnData
-        ``obs['target_gene']`` only, float32 CSR, genes in the reference order.
+        ``obs[output_key]`` only, float32 CSR, genes in the reference order.
 
     Raises
     ------
@@ -110,8 +119,10 @@ def prepare_prediction(
             "controls= (--controls) to take them from another AnnData"
         )
     detect_log1p(X, "pred")
+    if output_control_label is not None:
+        labels = np.where(labels == control_label, output_control_label, labels)
     obs = pd.DataFrame(
-        {SCORER_KEY: pd.Categorical(labels)},
+        {output_key: pd.Categorical(labels)},
         index=pd.Index([str(i) for i in range(labels.size)]),
     )
     return ad.AnnData(X=X, obs=obs, var=pd.DataFrame(index=genes.copy()))

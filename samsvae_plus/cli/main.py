@@ -30,6 +30,7 @@ SUBCOMMANDS = [
     "demo",
     "simulate",
     "train",
+    "predict",
     "pretrain",
     "evaluate",
     "score",

@@ -1,6 +1,9 @@
 """``samsvae-plus prep``: write a prediction in the layout challenge scorers expect.
 
-``obs['target_gene']`` only, float32 CSR, genes in the reference order, controls included.
+One ``obs`` column of labels, float32 CSR, genes in the reference order, controls
+included. The labels keep the user's perturbation key and control label, so the file
+scores against the user's own real data with the same keys; ``--vcc`` writes the Virtual
+Cell Challenge's ``target_gene`` / ``non-targeting`` instead.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ import argparse
 from pathlib import Path
 
 from samsvae_plus._atomic import atomic_path
+from samsvae_plus.challenge.layout import SCORER_KEY, VCC_CONTROL_LABEL
 from samsvae_plus.cli.common import check_output_file, read_h5ad
 from samsvae_plus.errors import InputError
 
@@ -44,9 +48,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "prep",
         help="write a prediction in the layout challenge scorers expect",
         description=(
-            "Rewrite a predicted AnnData for challenge scorers: obs['target_gene'] only, "
-            "float32 CSR, the reference's genes in the reference's order, control cells "
-            "included. Values are kept (raw counts or log1p)."
+            "Rewrite a predicted AnnData for challenge scorers: one obs column of labels "
+            "(--perturbation-key, control cells labelled --control-label; with --vcc "
+            "obs['target_gene'] and 'non-targeting'), float32 CSR, the reference's genes in "
+            "the reference's order, control cells included. Values are kept (raw counts or "
+            "log1p)."
         ),
     )
     parser.add_argument("--pred", required=True, help="predicted AnnData (.h5ad)")
@@ -60,13 +66,20 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--perturbation-key",
-        default="target_gene",
-        help="obs column with perturbation labels in the input (default: %(default)s)",
+        default=SCORER_KEY,
+        help="obs column with perturbation labels, in the input and the output "
+        "(default: %(default)s)",
     )
     parser.add_argument(
         "--control-label",
-        default="non-targeting",
-        help="label of the control cells (default: %(default)s)",
+        default=VCC_CONTROL_LABEL,
+        help="label of the control cells, in the input and the output (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--vcc",
+        action="store_true",
+        help=f"write the Virtual Cell Challenge layout: labels in obs[{SCORER_KEY!r}], "
+        f"controls labelled {VCC_CONTROL_LABEL!r}",
     )
     parser.add_argument("--out", required=True, help="h5ad file to write")
     parser.set_defaults(run=run)
@@ -79,20 +92,25 @@ def run(args: argparse.Namespace) -> int:
     check_output_file(args.out)
     pred = read_h5ad(args.pred, "--pred")
     controls = read_h5ad(args.controls, "--controls") if args.controls else None
+    key, control = (
+        (SCORER_KEY, VCC_CONTROL_LABEL) if args.vcc else (args.perturbation_key, args.control_label)
+    )
     prepared = prepare_prediction(
         pred,
         read_genes(args.genes),
         perturbation_key=args.perturbation_key,
         control_label=args.control_label,
         controls=controls,
+        output_key=key,
+        output_control_label=control,
     )
     out = Path(args.out)
     with atomic_path(out) as staged:
         prepared.write_h5ad(staged)
-    n_perts = prepared.obs["target_gene"].nunique() - 1
+    n_perts = prepared.obs[key].nunique() - 1
     print(
         f"prepared {prepared.n_obs} cells ({n_perts} perturbations + "
-        f"{int((prepared.obs['target_gene'] == args.control_label).sum())} controls) x "
-        f"{prepared.n_vars} genes -> {out}"
+        f"{int((prepared.obs[key] == control).sum())} controls) x "
+        f"{prepared.n_vars} genes, labelled in obs[{key!r}] -> {out}"
     )
     return 0

@@ -35,15 +35,17 @@ EXPERIMENTS = {
     "t5_unseen_perturbations": "T5, unseen single perturbations: gene-embedding prior",
     "f1_masks_pathways": "F1, masks of the best T1 model against pathways",
 }
-# Run by name only, not by `all`: the README's other results, each a design of its own.
+# Run by name only, not by `all`: the other results of docs/results.md, each a design of its own.
 SUPPLEMENTARY = {
     "model_family": "T1's design on one larger simulation, 20 latent dims, 500 epochs",
-    "heldout_combinations": "T2's design at f = 0.75, larger simulation, demo budget",
-    "unseen_perturbations": "T5's design on one simulation at the demo's budget",
-    "masks_norman": "F1's analysis of SAMS-VAE at the demo's settings on Norman",
+    "heldout_combinations": "T2's design at f = 0.75, larger simulation, short budget",
+    "unseen_perturbations": "T5's design on one simulation at a short budget",
+    "masks_norman": "F1's analysis of SAMS-VAE (10 dims, short budget) on Norman",
     "ablation_mask_recovery": "mask recovery with one training choice switched off",
     "ate_noise_ceiling": "data ATE of T1's training cells against its test cells",
     "ate_ppc_simulation": "held-out IWELBO and ATE calibration, model and ensemble",
+    "real_data_baselines": "package defaults against the no-model baselines on real cells",
+    "default_selection": "how the defaults were chosen, on kept-out cells of trained genes",
 }
 # Longest first, so that parallel workers finish together (measured wall times at one
 # thread: T1 and each of T4's seed jobs take about an hour, the others 5 to 40 minutes).

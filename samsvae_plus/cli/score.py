@@ -15,6 +15,7 @@ import json
 import time
 
 from samsvae_plus._atomic import atomic_write_text
+from samsvae_plus.challenge.layout import SCORER_KEY, VCC_CONTROL_LABEL
 from samsvae_plus.cli.common import check_input_file, check_output_file, read_h5ad
 
 
@@ -39,13 +40,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     base.add_argument("--baseline", help="an already built baseline prediction (.h5ad)")
     parser.add_argument(
         "--perturbation-key",
-        default="target_gene",
-        help="obs column with perturbation labels (default: %(default)s)",
+        default=SCORER_KEY,
+        help="obs column with perturbation labels in every file, e.g. the one train and "
+        "predict used (default: %(default)s, the challenge's)",
     )
     parser.add_argument(
         "--control-label",
-        default="non-targeting",
-        help="label of the control cells (default: %(default)s)",
+        default=VCC_CONTROL_LABEL,
+        help="label of the control cells in every file (default: %(default)s)",
     )
     parser.add_argument("--out", required=True, help="JSON file to write")
     parser.set_defaults(run=run)
@@ -80,13 +82,27 @@ def run(args: argparse.Namespace) -> int:
         reference=reference,
     )
     atomic_write_text(args.out, json.dumps(result.to_dict(), indent=1) + "\n")
-    mean = result.mean
     line = (
-        f"scored {len(result.labels)} perturbations in "
-        f"{time.perf_counter() - start:.1f} s: PDS {mean['discrimination_score_l1']:.4f}, "
-        f"DES {mean['overlap_at_N']:.4f}, MAE {mean['mae']:.4f}"
+        f"scored {len(result.labels)} perturbations in {time.perf_counter() - start:.1f} s: "
+        + summary_means(result.mean, result.baseline_mean)
     )
     if result.score is not None:
         line += f", avg_score {result.score['avg_score']:.4f}"
     print(f"{line} -> {args.out}")
     return 0
+
+
+# The means the summary line shows, as (name in the line, metric).
+SUMMARY_METRICS = (("PDS", "discrimination_score_l1"), ("DES", "overlap_at_N"), ("MAE", "mae"))
+
+
+def summary_means(mean: dict, baseline_mean: dict | None) -> str:
+    """``PDS 0.61 (baseline 0.55), ...``: the model's means with the baseline's beside them,
+    so that the line cannot hide a baseline that did better."""
+    parts = []
+    for name, metric in SUMMARY_METRICS:
+        part = f"{name} {mean[metric]:.4f}"
+        if baseline_mean is not None:
+            part += f" (baseline {baseline_mean[metric]:.4f})"
+        parts.append(part)
+    return ", ".join(parts)

@@ -265,12 +265,44 @@ def check_control_cells(
     return check_cells(adata[rows], registry, actions=actions)
 
 
+def match_training_labels(labels: Sequence[str], registry: Registry) -> list[str]:
+    """Condition labels written as the training data writes them, each once.
+
+    A label the registry knows is kept. Another one names its genes in another order or
+    with a control token (``"MAP2K6+KLF1"``, ``"control+KLF1"``): it becomes the training
+    label with the same genes (``"KLF1+MAP2K6"``, ``"KLF1"``), or, for a condition never
+    seen in training, its genes sorted and joined by the registry's delimiter, so that
+    predictions carry the labels a real file of the same screen has. Labels that come out
+    the same are kept once, at the first place.
+
+    Raises
+    ------
+    InputError
+        For a label with an empty gene name or a gene named twice.
+    """
+    known = set(registry.conditions)
+    by_genes = {}
+    for condition in registry.conditions:
+        by_genes.setdefault(frozenset(registry.split_condition(condition)), condition)
+    matched: dict[str, None] = {}  # ordered, and each label once
+    for label in labels:
+        if label not in known:
+            genes = registry.split_condition(label)
+            label = by_genes.get(
+                frozenset(genes), registry.combination_delimiter.join(sorted(genes))
+            )
+        matched.setdefault(label)
+    return list(matched)
+
+
 def check_requested_conditions(
     perturbations: Sequence[str] | str | None,
     registry: Registry,
     actions: str = "genes",
     *,
     with_control: bool = False,
+    match_training: bool = False,
+    add_control: bool = False,
 ) -> CheckedConditions:
     """Condition labels a user asked for, with their dosage rows.
 
@@ -278,16 +310,30 @@ def check_requested_conditions(
     the control when ``with_control`` is set: scorers compare every perturbation with the
     prediction's own control cells.
 
+    Parameters
+    ----------
+    match_training
+        Write requested labels as the training data does
+        (:func:`match_training_labels`), each once.
+    add_control
+        Add the control label after the requested ones when they lack it.
+
     Raises
     ------
     InputError
         For labels that are not strings, not NFC or printable, or that name an action the
-        registry does not know.
+        registry does not know (named as the user wrote them).
     """
     if perturbations is None:
         labels = [c for c in registry.conditions if c != registry.control_label]
         if with_control:
             labels = [registry.control_label, *labels]
-    else:
-        labels = validate.check_request_labels(perturbations, "perturbations")
+        return CheckedConditions(tuple(labels), dosage_matrix(labels, registry, actions))
+    labels = validate.check_request_labels(perturbations, "perturbations")
+    if match_training:
+        # unknown genes are reported in the label the user wrote, before it is rewritten
+        dosage_matrix(labels, registry, "genes")
+        labels = match_training_labels(labels, registry)
+    if add_control and registry.control_label not in labels:
+        labels = [*labels, registry.control_label]
     return CheckedConditions(tuple(labels), dosage_matrix(labels, registry, actions))

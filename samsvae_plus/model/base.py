@@ -45,6 +45,14 @@ from samsvae_plus.inference.predictive_ate import context_ate_draws
 from samsvae_plus.inference.svi import TrainingHistory
 from samsvae_plus.inference.training_options import LOADERS, LR_SCALINGS, TrainingOptions
 from samsvae_plus.model.evaluation import EvaluationVerbs
+from samsvae_plus.model.prediction_output import (
+    FACTUAL_SOURCES,
+    factual_rows,
+    output_adata,
+    run_record,
+    source_cell_obs,
+)
+from samsvae_plus.model.representation import RepresentationVerbs
 from samsvae_plus.module.config import ModelConfig, field_default
 from samsvae_plus.settings import resolve_device, seeded, settings
 
@@ -85,7 +93,7 @@ def constructor_signature(
     return inspect.Signature(parameters, return_annotation="None")
 
 
-class PerturbationModel(EvaluationVerbs):
+class PerturbationModel(EvaluationVerbs, RepresentationVerbs):
     """Shared base of SAMS-VAE and its relatives (see :mod:`samsvae_plus.model.family`).
 
     A subclass sets ``CONFIG``, its configuration class: the constructor takes ``adata``
@@ -100,7 +108,10 @@ class PerturbationModel(EvaluationVerbs):
       ``"conditions"`` (each condition its own action);
     - ``HAS_EFFECT_PRIOR``: whether a perturbation without training cells can be predicted
       from the prior (masks and embeddings have one) or not (point estimates, decoder
-      inputs).
+      inputs);
+    - ``LATENT_SHIFT``: whether perturbations shift the latent state (``z = z_basal +
+      shift``) or enter the decoder (no shift: ``get_latent_representation`` gives only
+      the basal state).
 
     A class defined with ``register=True`` (``class MyModel(PerturbationModel,
     register=True)``) can be loaded by name through :meth:`load`; names are unique, since
@@ -428,13 +439,14 @@ class PerturbationModel(EvaluationVerbs):
         return {"actions": self.ACTIONS, "untrained": self._untrained()}
 
     def _conditions(
-        self, perturbations: Sequence[str] | None, *, with_control: bool = False
+        self, perturbations: Sequence[str] | None, **options: bool
     ) -> CheckedConditions:
         """The requested conditions, checked once (see
-        :func:`~samsvae_plus.data.checked.check_requested_conditions`), and refused where this
-        model has no prior for an action without training cells."""
+        :func:`~samsvae_plus.data.checked.check_requested_conditions`, which takes
+        ``options``), and refused where this model has no prior for an action without
+        training cells."""
         conditions = check_requested_conditions(
-            perturbations, self.registry, self.ACTIONS, with_control=with_control
+            perturbations, self.registry, self.ACTIONS, **options
         )
         if not self.HAS_EFFECT_PRIOR and self.trained_actions is not None:
             unseen = np.asarray(conditions.dosage[:, ~self.trained_actions].sum(axis=1)).ravel() > 0
@@ -460,6 +472,33 @@ class PerturbationModel(EvaluationVerbs):
             var=pd.DataFrame(index=pd.Index(self.registry.genes)),
         )
 
+    def _prediction_conditions(
+        self, perturbations: Sequence[str] | None, include_control: bool
+    ) -> CheckedConditions:
+        """The conditions ``predict`` and ``get_normalized_expression`` produce: requested
+        labels matched to the training labels
+        (:func:`~samsvae_plus.data.checked.match_training_labels`), with the control added
+        after them when ``include_control`` (by default: the control, then every condition
+        seen in training)."""
+        check_choice("include_control", include_control, (True, False))
+        return self._conditions(
+            perturbations,
+            with_control=include_control,
+            match_training=True,
+            add_control=include_control,
+        )
+
+    def _source_cells(self, adata_controls: ad.AnnData) -> CheckedCells:
+        """The cells a prediction starts from; cells without condition labels are read as
+        controls."""
+        return check_cells(
+            adata_controls,
+            self.registry,
+            actions=self.ACTIONS,
+            unlabelled_as_control=True,
+            where="adata_controls",
+        )
+
     @torch.no_grad()
     def predict(
         self,
@@ -469,6 +508,8 @@ class PerturbationModel(EvaluationVerbs):
         n_draws: int = 1,
         seed: int = 0,
         batch_size: int = 1024,
+        include_control: bool = True,
+        factual: str = "observed",
     ) -> ad.AnnData:
         """Counterfactual transcriptomes: the given cells, as if each perturbation had been applied.
 
@@ -484,34 +525,46 @@ class PerturbationModel(EvaluationVerbs):
         perturbations
             Condition labels to apply (``"A"``, ``"A+B"``; combinations of seen genes are
             allowed); by default the control and every condition seen in training, so
-            that the output can go straight into a scorer.
+            that the output can go straight into a scorer. Labels are written as the
+            training data writes them: ``"MAP2K6+KLF1"`` becomes ``"KLF1+MAP2K6"`` where
+            training has that label, and a combination never seen has its genes sorted
+            (:func:`~samsvae_plus.data.checked.match_training_labels`); a label given
+            twice is predicted once.
         n_draws
             Posterior draws of the global latents; each gives one copy of every cell.
         seed
             Seed of the sampling.
+        batch_size
+            Source cells encoded at a time.
+        include_control
+            Add the control label, after the requested ones, when ``perturbations`` lacks
+            it: scorers compare each perturbation with the prediction's own control cells.
+        factual
+            What a cell gets for its own condition (a control cell for the control label):
+            ``"observed"`` keeps its observed counts, ``"model"`` samples them like any other
+            condition. That outcome is a fact, not a counterfactual: abduction reads the
+            basal state from those very counts, so the model can only add its sampling
+            noise to them. The draws of every other row are the same either way.
 
         Returns
         -------
         AnnData
-            Sampled counts in ``X``; ``obs`` has the perturbation label (under the
-            registry's perturbation key), the context, ``control_cell`` (the source cell)
-            and ``draw``.
+            Counts in ``X``; ``obs`` has the condition label (under the registry's
+            perturbation key), ``control_cell`` (the source cell), ``draw`` and the
+            context; cells are named ``SOURCE_CONDITION_DRAW``, ``var`` is
+            ``adata_controls.var``, and ``uns["samsvae_plus_prediction"]`` records the
+            model class, package version, seed, draws and ``factual``.
         """
         self._require_trained()
         n_draws = validate.check_positive_int(n_draws, "n_draws")
         batch_size = validate.check_positive_int(batch_size, "batch_size")
         seed = validate.check_seed(seed)
-        conditions = self._conditions(perturbations, with_control=True)
-        # Cells without condition labels are encoded as controls.
-        cells = check_cells(
-            adata_controls,
-            self.registry,
-            actions=self.ACTIONS,
-            unlabelled_as_control=True,
-            where="adata_controls",
-        )
+        check_choice("factual", factual, FACTUAL_SOURCES)
+        conditions = self._prediction_conditions(perturbations, include_control)
+        cells = self._source_cells(adata_controls)
         data = encode(cells)
-        key = self.registry.perturbation_key
+        labels = list(conditions.labels)
+        observed = factual_rows(cells, labels) if factual == "observed" else None
         targets = self._dosage_tensor(conditions).to(self.device)
         model, guide = self.module["model"], self.module["guide"]
         # Each block is made sparse as soon as it is drawn: memory follows the non-zeros.
@@ -525,30 +578,26 @@ class PerturbationModel(EvaluationVerbs):
                     latents = posterior.encode_basal(guide, globals_trace, batch)
                     for j, target in enumerate(targets):
                         dosage = target.expand_as(batch.dosage)
+                        # drawn even where the observed counts replace them, so that the
+                        # random stream, and every other row, is the same for both choices
                         counts = posterior.sample_counts(
                             model, latents, replace(batch, dosage=dosage)
                         )
+                        if observed is not None and observed[rows, j].any():
+                            own = torch.from_numpy(observed[rows, j]).to(self.device)
+                            counts[own] = batch.counts[own]
                         blocks.setdefault((d, j), GrowingCSR(self.registry.n_genes)).append(
                             to_host_csr(counts)
                         )
-        n, labels = data.n_cells, list(conditions.labels)
-        obs = pd.DataFrame(
-            {
-                key: np.repeat(np.tile(labels, n_draws), n),
-                "control_cell": np.tile(np.asarray(cells.obs_names), n_draws * len(labels)),
-                "draw": np.repeat(np.arange(n_draws), n * len(labels)),
-            }
-        )
-        if self.registry.context_key is not None:
-            obs[self.registry.context_key] = np.tile(
-                np.asarray(self.registry.contexts)[data.context], n_draws * len(labels)
-            )
         # one matrix in (draw, condition) order; each part is released once moved
         counts = GrowingCSR(self.registry.n_genes)
         for d in range(n_draws):
             for j in range(len(labels)):
                 counts.extend(blocks.pop((d, j)))
-        return self._output_adata(counts, obs)
+        record = run_record(self, "predict", seed=seed, n_draws=n_draws, factual=factual)
+        return output_adata(
+            counts.to_csr(), source_cell_obs(cells, labels, n_draws), adata_controls, record
+        )
 
     def _context_ids(self, context: str | None) -> list[int]:
         if context is None:

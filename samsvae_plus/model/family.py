@@ -337,6 +337,7 @@ class ConditionalVAE(_FamilyModel, register=True):
     """
 
     HAS_EFFECT_PRIOR: ClassVar[bool] = False
+    LATENT_SHIFT: ClassVar[bool] = False
 
     CONFIG: ClassVar[type[ConditionalVAEConfig]] = ConditionalVAEConfig
     POSITIONAL: ClassVar[tuple[str, ...]] = ("latent_dim",)

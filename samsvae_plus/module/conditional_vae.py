@@ -43,6 +43,17 @@ class ConditionalVAEModel(LocalPyroModule):
         """There are no global latents."""
         return None
 
+    def prior_global_means(self) -> None:
+        """There are no global latents."""
+        return None
+
+    def log_proportions(
+        self, z: torch.Tensor, dosage: torch.Tensor, global_values: None = None
+    ) -> torch.Tensor:
+        """``log softmax(decoder([z, d]))``: the expression proportions of cells with latent
+        states ``z`` under ``dosage`` (the negative binomial's mean over the library size)."""
+        return self.likelihood.decoder(concat_broadcast(z, dosage))
+
     def forward(self, batch: Batch, n_cells: int) -> torch.Tensor:
         with pyro.plate("cells", n_cells, subsample=batch.index):
             z = pyro.sample("z", dist.Normal(self.basal_loc[batch.context], 1.0).to_event(1))
@@ -59,7 +70,17 @@ class ConditionalVAEGuide(LocalPyroModule):
     def sample_globals(self) -> None:
         return None
 
+    def global_means(self) -> None:
+        """There are no global latents."""
+        return None
+
+    def basal_parameters(
+        self, batch: Batch, global_values: None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Location and scale of ``q(z | x, d)`` for ``batch``."""
+        return self.encoder(batch.counts, batch.library_size, batch.dosage)
+
     def forward(self, batch: Batch, n_cells: int) -> None:
         with pyro.plate("cells", n_cells, subsample=batch.index):
-            loc, scale = self.encoder(batch.counts, batch.library_size, batch.dosage)
+            loc, scale = self.basal_parameters(batch)
             pyro.sample("z", dist.Normal(loc, scale).to_event(1))

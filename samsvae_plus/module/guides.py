@@ -200,18 +200,38 @@ class SAMSVAEGuide(LocalPyroModule):
         embedding = pyro.sample("embedding", dist.Normal(loc, F.softplus(raw_scale)).to_event(2))
         return mask, embedding
 
+    def global_means(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The masks and embeddings at their variational means, ``(q(m = 1), E[e])``.
+
+        With ``embedding_given_mask`` the embedding mean is taken at all masks on, as
+        :meth:`embedding_means` is.
+        """
+        return self.mask_probabilities(), self.embedding_means()
+
+    def basal_parameters(
+        self, batch: Batch, global_values: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Location and scale of ``q(z_basal | x, ...)`` for ``batch``.
+
+        ``global_values`` are the masks and embeddings a shift input is computed from
+        (sampled ones, or :meth:`global_means`); an ``"expected_shift"`` input always reads
+        the variational means.
+        """
+        mask, embedding = global_values
+        condition = shift = None
+        if self.basal_input == "expected_shift":
+            condition = shift = latent_shift(
+                batch.dosage, self.mask_probabilities(), self.embedding_means()
+            )
+        elif self.basal_input in ("sampled_shift", "subtract_sampled_shift"):
+            shift = latent_shift(batch.dosage, mask, embedding)
+            condition = shift if self.basal_input == "sampled_shift" else None
+        return self.basal_encoder(batch.counts, batch.library_size, condition, shift)
+
     def forward(self, batch: Batch, n_cells: int) -> None:
-        mask, embedding = self.sample_globals()
+        global_values = self.sample_globals()
         with pyro.plate("cells", n_cells, subsample=batch.index):
-            condition = shift = None
-            if self.basal_input == "expected_shift":
-                condition = shift = latent_shift(
-                    batch.dosage, self.mask_probabilities(), self.embedding_means()
-                )
-            elif self.basal_input in ("sampled_shift", "subtract_sampled_shift"):
-                shift = latent_shift(batch.dosage, mask, embedding)
-                condition = shift if self.basal_input == "sampled_shift" else None
-            loc, scale = self.basal_encoder(batch.counts, batch.library_size, condition, shift)
+            loc, scale = self.basal_parameters(batch, global_values)
             pyro.sample("z_basal", dist.Normal(loc, scale).to_event(1))
 
     # ---------------------------------------------------------------- dense start

@@ -154,6 +154,30 @@ class SAMSVAEModel(LocalPyroModule):
             return torch.sigmoid(self.prior()[1])
         return self.mask_prior.expand(shape)
 
+    def prior_global_means(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prior means of the masks (:meth:`prior_mask_probabilities`) and of the embeddings
+        (0, the gene-embedding prior's location, or the point embedding itself)."""
+        if self.embedding == "point":
+            embedding = self.point_embedding()
+        elif self.prior is not None:
+            embedding = self.prior()[0]
+        else:
+            embedding = torch.zeros(
+                self.n_perturbations, self.latent_dim, device=self.basal_loc.device
+            )
+        return self.prior_mask_probabilities(), embedding
+
+    def log_proportions(
+        self,
+        z_basal: torch.Tensor,
+        dosage: torch.Tensor,
+        global_values: tuple[torch.Tensor, torch.Tensor],
+    ) -> torch.Tensor:
+        """``log softmax(decoder(z_basal + d (m * e)))``: the expression proportions of cells
+        with basal states ``z_basal`` under ``dosage``, given masks and embeddings
+        ``global_values`` (the negative binomial's mean over the library size)."""
+        return self.likelihood.decoder(z_basal + latent_shift(dosage, *global_values))
+
     def sample_globals(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Sample (or return) the masks and embeddings, both perturbations x latent dims."""
         shape = (self.n_perturbations, self.latent_dim)

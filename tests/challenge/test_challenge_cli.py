@@ -148,6 +148,7 @@ def test_prep_writes_the_scorer_layout(files, run, tmp_path):
         str(folder / "real.h5ad"),
         "--perturbation-key",
         "condition",
+        "--vcc",
         "--out",
         str(out),
     )
@@ -168,6 +169,105 @@ def test_prep_writes_the_scorer_layout(files, run, tmp_path):
         challenge_score(prepared, real).per_perturbation,
         challenge_score(direct, real).per_perturbation,
     )
+
+
+def test_prep_and_score_keep_the_users_keys(files, run, tmp_path):
+    """Without --vcc, prep keeps the input's key and control label, and score reads them
+    in every file: the numbers are those of the challenge layout."""
+    folder, case = files
+
+    def relabel(adata):
+        adata = adata.copy()
+        labels = adata.obs.pop("target_gene").astype(str).replace({"non-targeting": "NT"})
+        adata.obs["gene"] = labels.astype("category")
+        return adata
+
+    relabel(case["noisy"]).write_h5ad(tmp_path / "pred.h5ad")
+    relabel(case["real"]).write_h5ad(tmp_path / "real.h5ad")
+    relabel(case["reference"]).write_h5ad(tmp_path / "reference.h5ad")
+    keys = ("--perturbation-key", "gene", "--control-label", "NT")
+    code, stdout, err = run(
+        "prep",
+        "--pred",
+        str(tmp_path / "pred.h5ad"),
+        "--genes",
+        str(tmp_path / "real.h5ad"),
+        *keys,
+        "--out",
+        str(tmp_path / "prepared.h5ad"),
+    )
+    assert code == 0, err
+    assert "obs['gene']" in stdout
+    prepared = ad.read_h5ad(tmp_path / "prepared.h5ad")
+    assert list(prepared.obs.columns) == ["gene"]
+    assert (prepared.obs["gene"] == "NT").sum() == (
+        case["noisy"].obs["target_gene"] == "non-targeting"
+    ).sum()
+    code, stdout, err = run(
+        "score",
+        "--pred",
+        str(tmp_path / "prepared.h5ad"),
+        "--real",
+        str(tmp_path / "real.h5ad"),
+        "--reference",
+        str(tmp_path / "reference.h5ad"),
+        *keys,
+        "--out",
+        str(tmp_path / "result.json"),
+    )
+    assert code == 0, err
+    want = challenge_score(case["noisy"], case["real"], reference=case["reference"])
+    assert json.loads((tmp_path / "result.json").read_text()) == json.loads(
+        json.dumps(want.to_dict())
+    )
+    # --vcc writes the challenge's key and control label from the user's
+    code, _, err = run(
+        "prep",
+        "--pred",
+        str(tmp_path / "pred.h5ad"),
+        "--genes",
+        str(tmp_path / "real.h5ad"),
+        *keys,
+        "--vcc",
+        "--out",
+        str(tmp_path / "vcc.h5ad"),
+    )
+    assert code == 0, err
+    vcc = ad.read_h5ad(tmp_path / "vcc.h5ad")
+    assert list(vcc.obs.columns) == ["target_gene"]
+    assert set(vcc.obs["target_gene"]) == set(case["noisy"].obs["target_gene"])
+
+
+def test_score_line_shows_the_baseline_beside_the_model(files, run):
+    folder, case = files
+    code, stdout, _ = run(
+        "score",
+        "--pred",
+        str(folder / "noisy.h5ad"),
+        "--real",
+        str(folder / "real.h5ad"),
+        "--reference",
+        str(folder / "reference.h5ad"),
+        "--out",
+        str(folder / "beside.json"),
+    )
+    assert code == 0
+    result = challenge_score(case["noisy"], case["real"], reference=case["reference"])
+    for name, metric in (("PDS", "discrimination_score_l1"), ("DES", "overlap_at_N")):
+        model, baseline = result.mean[metric], result.baseline_mean[metric]
+        assert f"{name} {model:.4f} (baseline {baseline:.4f})" in stdout
+    assert f"MAE {result.mean['mae']:.4f} (baseline {result.baseline_mean['mae']:.4f})" in stdout
+    # without a baseline there is nothing to show beside the model
+    code, stdout, _ = run(
+        "score",
+        "--pred",
+        str(folder / "noisy.h5ad"),
+        "--real",
+        str(folder / "real.h5ad"),
+        "--out",
+        str(folder / "alone.json"),
+    )
+    assert code == 0 and "baseline" not in stdout
 
 
 def test_prep_without_controls_is_rejected(files, run, tmp_path):

@@ -168,7 +168,7 @@ def test_a_failing_figure_or_report_keeps_the_metrics(
 
 @pytest.mark.slow
 def test_evaluate_with_corum_and_gobp_on_norman(tmp_path, capsys):
-    """The README's evaluate command on real data: no Norman gene shares a CORUM complex, so
+    """The evaluate command of docs/cli.md on real data: no Norman gene shares a CORUM complex, so
     that collection's enrichment is empty, which once crashed the plot and lost the run."""
     import samsvae_plus as sp
 

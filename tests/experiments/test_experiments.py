@@ -241,3 +241,60 @@ def test_t2_split_function_comes_from_its_config(monkeypatch):
     )
     with pytest.raises(ValueError, match="unknown split function 'random'"):
         t2.make_split({"split": {"function": "random"}})
+
+
+def _real_data_or_skip(*names: str) -> None:
+    try:
+        for name in names:
+            sp.datasets.fetch(name)
+    except sp.InputError as err:
+        pytest.skip(f"real data not available: {err}")
+
+
+@pytest.mark.slow
+def test_real_data_baselines_smoke_scores_every_design_against_its_baseline(tmp_path, monkeypatch):
+    _real_data_or_skip("perturbseq/norman_mcfaline_devel.h5ad", "perturbseq/papalexi2021_thp1.h5ad")
+    _run("real_data_baselines.py", tmp_path, monkeypatch)
+    runs = pd.read_csv(tmp_path / "runs.csv")
+    methods = runs.groupby(["part", "data", "controls"])["method"].apply(set)
+    assert methods[("combinations", "norman_k562", "shared")] == {"SAMS-VAE", "additive"}
+    assert methods[("unseen_genes", "papalexi", "independent")] == {
+        "SAMS-VAE, gene-embedding prior",
+        "mean of perturbations",
+    }
+    assert methods[("unseen_cell_type", "simulation", "shared")] == {
+        "SAMS-VAE",
+        "context-mean shift",
+    }
+    combos = runs[runs.part == "combinations"]
+    assert combos[["ate_pearson", "ate_pearson_top50"]].notna().all().all()
+    assert runs.loc[runs.part == "unseen_cell_type", "avg_score"].notna().all()
+    # the held-out combinations are exactly those whose genes were perturbed alone
+    splits = json.loads((tmp_path / "splits.json").read_text())
+    assert splits[0]["held_out_conditions"] == [
+        "KLF1+MAP2K6",
+        "KLF1+TGFBR2",
+        "MAP2K3+MAP2K6",
+        "MAP2K3+SLC38A2",
+        "MAPK1+TGFBR2",
+    ]
+    # the independent targets' controls never trained
+    assert not set(splits[0]["target_controls"]) & set(splits[0]["train"])
+    # a rerun reads the rows it kept instead of training again
+    kept = sorted(p.name for p in (tmp_path / "rows").iterdir())
+    assert kept[0].startswith("combinations_norman_seed0")
+    before = runs.copy()
+    _run("real_data_baselines.py", tmp_path, monkeypatch)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "runs.csv"), before)
+
+
+@pytest.mark.slow
+def test_default_selection_smoke_scores_candidates_on_kept_out_halves(tmp_path, monkeypatch):
+    _real_data_or_skip("perturbseq/norman_mcfaline_devel.h5ad")
+    _run("default_selection.py", tmp_path, monkeypatch)
+    runs = pd.read_csv(tmp_path / "runs.csv")
+    assert list(runs.candidate) == ["package defaults", "previous defaults"]
+    # the data-only reference does not depend on the candidate
+    assert runs.raw_split_half.nunique() == 1
+    (split, _) = json.loads((tmp_path / "splits.json").read_text())
+    assert not set(split["test"]) & (set(split["train"]) | set(split["validation"]))

@@ -1,10 +1,10 @@
-"""A catalogue of bad inputs, one per row of the README's "Bad inputs" table.
+"""A catalogue of bad inputs, one per row of the "Bad inputs" table in docs/reliability.md.
 
 Each entry builds a small valid input, breaks one thing and returns the one-line message
-the package answers with. ``tests/test_input_validation.py`` checks every message is an
-InputError (or, for the CLI, exit code 2 with one line) and appears verbatim in the
-README; ``python tests/bad_inputs.py`` prints the table, so the README is generated from
-the code, never written by hand.
+the package answers with. ``tests/model/test_input_validation.py`` checks every message is an
+InputError (or, for the CLI, exit code 2 with one line) and appears verbatim in that
+table; ``python tests/helpers/bad_inputs.py`` prints it, so the table is generated from the
+code, never written by hand.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Input validation: every bad input of the README table, and the bugs the fuzz suite found.
+"""Input validation: every bad input of the table in docs/reliability.md, and the bugs the fuzz suite found.
 
 Each bug below escaped as something other than an InputError (or was accepted silently)
 before the fix; the test pins the fixed behaviour.
@@ -22,13 +22,13 @@ from samsvae_plus.challenge.prepare import prepare_prediction
 from samsvae_plus.data.registry import get_registry
 from samsvae_plus.errors import InputError
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+RELIABILITY = Path(__file__).resolve().parents[2] / "docs" / "reliability.md"
 ENTRIES = [(where, what, message) for where, rows in CATALOGUE.items() for what, message in rows]
 
 
 @pytest.mark.parametrize(("where", "what", "message"), ENTRIES, ids=[e[1] for e in ENTRIES])
 def test_each_bad_input_has_its_readme_message(where, what, message):
-    """The message is one line, names a fix, and is the one the README table shows."""
+    """The message is one line, names a fix, and is the one docs/reliability.md shows."""
     text = message()
     assert "\n" not in text and "Traceback" not in text
     assert re.search(
@@ -36,9 +36,9 @@ def test_each_bad_input_has_its_readme_message(where, what, message):
         r"include|predict|give|replace|load|see|must|retrain",
         text,
     ), text
-    assert f"| {what} | `{text}` |" in README.read_text(encoding="utf-8"), (
-        f"README's Bad inputs table is out of date for {what!r}; regenerate it with "
-        "`python tests/bad_inputs.py`"
+    assert f"| {what} | `{text}` |" in RELIABILITY.read_text(encoding="utf-8"), (
+        f"docs/reliability.md's Bad inputs table is out of date for {what!r}; regenerate it with "
+        "`python tests/helpers/bad_inputs.py`"
     )
 
 

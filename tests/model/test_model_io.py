@@ -41,13 +41,16 @@ def test_round_trip_restores_predictions_for_the_same_seed(trained_model, saved,
 def test_load_without_data_still_predicts(saved, small_adata):
     loaded = sp.SAMSVAE.load(saved)
     assert loaded.adata is None
-    assert loaded.predict(controls(small_adata, 5), ["P003"]).n_obs == 5
+    # P003 and the control, which predict adds
+    assert loaded.predict(controls(small_adata, 5), ["P003"]).n_obs == 10
 
 
 def test_predict_output_layout(trained_model, small_adata):
     cells = controls(small_adata, 12)
     out = trained_model.predict(cells, ["P001", "P004+P005"], n_draws=2, seed=0)
-    assert out.n_obs == 12 * 2 * 2 and list(out.var_names) == list(small_adata.var_names)
+    # two conditions and the control, which predict adds after them
+    assert out.n_obs == 12 * 3 * 2 and list(out.var_names) == list(small_adata.var_names)
+    assert list(out.obs["condition"].cat.categories) == ["P001", "P004+P005", "control"]
     assert sps.isspmatrix_csr(out.X) and out.X.dtype == np.float32
     np.testing.assert_array_equal(out.X.data, np.round(out.X.data))
     assert out.obs.groupby(["condition", "draw"], observed=True).size().eq(12).all()
@@ -64,7 +67,8 @@ def test_predict_refuses_unknown_perturbations(trained_model, small_adata):
 
 def test_predicted_library_sizes_follow_the_source_cells(trained_model, small_adata):
     cells = controls(small_adata, 40)
-    out = trained_model.predict(cells, ["control"], seed=1)
+    # sampled by the model, not the observed counts a control cell keeps by default
+    out = trained_model.predict(cells, ["control"], seed=1, factual="model")
     source = np.asarray(cells.X.sum(axis=1)).ravel()
     predicted = np.asarray(out.X.sum(axis=1)).ravel()
     assert np.corrcoef(np.log(source), np.log(predicted))[0, 1] > 0.8

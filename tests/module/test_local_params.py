@@ -25,6 +25,8 @@ def _use_the_package(adata, path):
     model.train(max_epochs=2, dense_epochs=1, batch_size=64, n_particles=1, progress=False)
     controls = adata[adata.obs["condition"] == "control"][:5].copy()
     model.predict(controls, ["P001"], seed=1)
+    model.get_latent_representation(kind="z", give_mean=False)
+    model.get_normalized_expression(controls, ["P001"])
     model.average_treatment_effect(["P001"], n_draws=1, n_cells=5)
     model.save(path)
     return sp.SAMSVAE.load(path, adata=adata)
@@ -63,7 +65,9 @@ def test_using_a_model_keeps_the_users_setting(tiny_adata, tmp_path, user_value)
         assert pyro.settings.get(SETTING) is user_value
         # the loaded model still runs with local parameters under the user's setting
         controls = tiny_adata[tiny_adata.obs["condition"] == "control"][:3].copy()
-        assert loaded.predict(controls, ["P002"]).n_obs == 3
+        # P002 and the control, which predict adds
+        assert loaded.predict(controls, ["P002"]).n_obs == 6
+        assert loaded.get_latent_representation(controls, kind="z", give_mean=False).shape == (3, 2)
         assert pyro.settings.get(SETTING) is user_value
 
 
