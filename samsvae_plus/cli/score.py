@@ -42,7 +42,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "--perturbation-key",
         default=SCORER_KEY,
         help="obs column with perturbation labels in every file, e.g. the one train and "
-        "predict used (default: %(default)s, the challenge's)",
+        "predict used; the default is the challenge's (default: %(default)s)",
     )
     parser.add_argument(
         "--control-label",
