@@ -252,7 +252,8 @@ def test_train_command_on_unicode_labels_round_trips(tmp_path):
     assert model.registry.perturbations == ("ÉPÉE", "基因")
     assert model.registry.contexts == ("ctx", "細胞")
     prediction = model.predict(adata[:4].copy(), ["ÉPÉE+基因"], seed=1)
-    assert set(prediction.obs["condition"]) == {"ÉPÉE+基因"}
+    # predict adds the control's rows, so that the output can go straight to a scorer
+    assert set(prediction.obs["condition"]) == {"ÉPÉE+基因", CONTROL}
     assert set(prediction.obs["cell_type"]) == {"細胞", "ctx"}
     effect = model.average_treatment_effect(["基因"], context="細胞", n_draws=2, n_cells=5)
     assert list(effect.index) == ["基因"] and np.isfinite(effect.to_numpy()).all()
