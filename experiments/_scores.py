@@ -23,6 +23,22 @@ from samsvae_plus.evaluate.pathway_report import mask_pathway_report
 TOP_N = 20
 
 
+def data_space_ate(
+    model, train: ad.AnnData, conditions, *, n_draws: int, seed: int, by_context: bool = False
+) -> pd.DataFrame:
+    """The model's ATE of ``conditions`` in the data's space, ``log1p(1e4 x / total)``,
+    drawn at the observed depths of ``train``'s control cells (the cells a baseline built
+    from ``train`` would subtract)."""
+    return model.average_treatment_effect(
+        conditions,
+        by_context=by_context,
+        space="data",
+        adata_controls=train[train.obs[KEY] == CONTROL],
+        n_draws=n_draws,
+        seed=seed,
+    )
+
+
 def test_iwelbo(model, cells: ad.AnnData, n_samples: int, seed: int) -> float:
     """Mean IWELBO of ``cells``, nats per cell."""
     return float(np.mean(model.iwelbo(cells, n_samples=n_samples, seed=seed, progress=False)))

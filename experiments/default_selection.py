@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from _common import seed_summary, split_record, table_args, write_outputs
 from _data import CONTEXT, CONTROL, KEY, load_dataset
+from _scores import data_space_ate
 
 import samsvae_plus as sp
 from samsvae_plus.data.splits import Split
@@ -72,13 +73,7 @@ def candidate_row(adata, candidate: dict, config: dict, seed: int, device: str) 
     seconds = time.perf_counter() - started
     train = adata[split.train]
     singles = sorted(set(train.obs[KEY].astype(str)) - {CONTROL})
-    predicted = model.average_treatment_effect(
-        singles,
-        space="data",
-        adata_controls=train[train.obs[KEY] == CONTROL],
-        n_draws=config["n_draws"],
-        seed=seed,
-    )
+    predicted = data_space_ate(model, train, singles, n_draws=config["n_draws"], seed=seed)
     trained_ate = data_ate(train, KEY, CONTROL).loc[singles]
     held_ate = data_ate(adata[kept_out], KEY, CONTROL).loc[singles]
     return {

@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 from _common import seed_summary, split_record, table_args, write_outputs
 from _data import CONTEXT, CONTROL, KEY, load_dataset
+from _scores import data_space_ate
 from t4_unseen_cell_type import scores as challenge_scores
 from t5_unseen_perturbations import mean_effect
 
@@ -148,13 +149,7 @@ def combinations(spec: dict, config: dict, seed: int, device: str):
     )
     model, seconds = fit_defaults(adata, config, split, seed, device)
     train = adata[split.train]
-    predicted = model.average_treatment_effect(
-        held,
-        space="data",
-        adata_controls=train[train.obs[KEY] == CONTROL],
-        n_draws=config["n_draws"],
-        seed=seed,
-    )
+    predicted = data_space_ate(model, train, held, n_draws=config["n_draws"], seed=seed)
     seen = data_ate(train, KEY, CONTROL)
     additive = pd.DataFrame(
         [seen.loc[c.split("+")].sum(axis=0).to_numpy() for c in held],
@@ -191,13 +186,8 @@ def unseen_genes(data: str, spec: dict, config: dict, seed: int, device: str):
         adata, config, split, seed, device, perturbation_prior="gene_embedding", gene_embedding="go"
     )
     train = adata[split.train]
-    predicted = model.average_treatment_effect(
-        held,
-        by_context=True,
-        space="data",
-        adata_controls=train[train.obs[KEY] == CONTROL],
-        n_draws=config["n_draws"],
-        seed=seed,
+    predicted = data_space_ate(
+        model, train, held, n_draws=config["n_draws"], seed=seed, by_context=True
     )
     targets = target_ates(adata, split.test, held_controls, True)
     rows_index = predicted.index.intersection(targets["shared"].index)
