@@ -33,8 +33,8 @@ class TrainingOptions:
         metadata={"help": "upper bound on passes over the training cells, dense start included"},
     )
     batch_size: int = field(default=512, metadata={"help": "cells per step"})
-    # One particle at a higher rate reaches a better fit in the same time than five at 3e-4,
-    # which stopped on the validation ELBO before the effects were learned (docs/results.md).
+    # One particle at lr 2e-3 fitted Norman's trained effects more closely than five at 3e-4
+    # and agreed better with kept-out cells (docs/results.md, "Choosing the defaults").
     n_particles: int = field(default=1, metadata={"help": "vectorized ELBO particles per step"})
     lr: float = field(default=2e-3, metadata={"help": "Adam learning rate"})
     lr_scaling: str | None = field(
