@@ -143,9 +143,23 @@ def training_for(config: dict, spec: dict) -> dict:
     return training
 
 
+def cache_folder(out: str | Path, settings: dict, seed: int) -> Path:
+    """``OUT/cache/DIGEST``: rows are only reused under the same settings and seed, so the
+    folder is named by them (not by the data sets chosen, whose rows are files of their
+    own)."""
+    import hashlib
+
+    settings = {k: v for k, v in settings.items() if k not in ("data", "seeds")} | {"seed": seed}
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+    folder = Path(out) / "cache" / digest
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def split_record(split, **extra) -> dict:
     """A split as saved beside a table: its name, seed, index arrays and ``extra`` labels
-    (held-out conditions, kept fractions)."""
+    (held-out conditions, kept fractions, further cell indices), arrays as lists."""
+    extra = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in extra.items()}
     return {**split.to_dict(), **extra}
 
 

@@ -26,13 +26,14 @@ the target: a baseline built as ``P - C`` shares the sampling noise of ``C`` wit
 target ``P' - C``, which rewards it for reproducing noise that no model can predict
 (docs/results.md).
 
-Each (part, data set, seed) row is kept in ``OUT/rows/`` and reused by a rerun, so that
-seeds can run side by side (``--seeds 0``, ``--seeds 1``, ...) and a last run with every
-seed writes the table; the splits are saved beside it.
+Each (part, data set, seed) set of rows is kept in ``OUT/cache/DIGEST/`` (named by the
+settings and the seed) and reused by a rerun with the same settings: seeds can run side by
+side with ``--rows-only`` (``--seeds 0 --rows-only``, ...) and a last run with every seed
+writes the table; the splits are saved beside it.
 
 Usage::
 
-    python experiments/real_data_baselines.py [--out figures/real_data_baselines] [--seeds 0 1 2] [--parts combinations] [--smoke]
+    python experiments/real_data_baselines.py [--out figures/real_data_baselines] [--seeds 0 1 2] [--parts combinations] [--rows-only] [--smoke]
 """
 
 from __future__ import annotations
@@ -45,9 +46,10 @@ from pathlib import Path
 import anndata as ad
 import numpy as np
 import pandas as pd
-from _common import seed_summary, split_record, table_args, write_outputs
+from _common import cache_folder, seed_summary, split_record, table_args, write_outputs
 from _data import CONTEXT, CONTROL, KEY, load_dataset
 from _scores import data_space_ate
+from t2_heldout_combinations import predictable
 from t4_unseen_cell_type import scores as challenge_scores
 from t5_unseen_perturbations import mean_effect
 
@@ -104,12 +106,14 @@ def fit_defaults(adata: ad.AnnData, config: dict, split: Split, seed: int, devic
     return fitted, time.perf_counter() - started
 
 
-def target_ates(adata, test: np.ndarray, held_controls: np.ndarray, by_context: bool) -> dict:
-    """Data ATEs of the ``test`` cells against every control but the held-out ones
-    (``shared``: the controls the model and the baselines use) and against the held-out
-    controls only (``independent``)."""
+def target_ates(
+    adata, test: np.ndarray, train: np.ndarray, held_controls: np.ndarray, by_context: bool
+) -> dict:
+    """Data ATEs of the ``test`` cells against the training controls (``shared``: the
+    controls the model and the baselines use) and against the held-out controls only
+    (``independent``)."""
     controls = np.flatnonzero(adata.obs[KEY].to_numpy(dtype=str) == CONTROL)
-    shared = np.setdiff1d(controls, held_controls)
+    shared = np.intersect1d(controls, train)
     return {
         name: data_ate(
             adata[np.sort(np.concatenate([test, cells]))],
@@ -139,11 +143,11 @@ def combinations(spec: dict, config: dict, seed: int, device: str):
     adata = adata[adata.obs[CONTEXT] == spec["context"]].copy()
     sp.setup_anndata(adata, KEY, CONTROL, context_key=CONTEXT)
     labels = adata.obs[KEY].to_numpy(dtype=str)
-    singles = {c for c in labels if "+" not in c}
-    held = sorted(c for c in set(labels) if "+" in c and set(c.split("+")) <= singles)
+    held = predictable(labels)
     test = np.flatnonzero(np.isin(labels, held))
     held_controls = target_controls(adata, config["target_control_fraction"], seed)
-    split = random_split(adata.n_obs, seed=seed)
+    # every other cell trains or validates: the test set is the held-out combinations
+    split = random_split(adata.n_obs, (0.9, 0.1, 0.0), seed=seed)
     split = without(
         Split("held_out_combinations", seed, *_move_to_test(split, test)), held_controls
     )
@@ -156,7 +160,8 @@ def combinations(spec: dict, config: dict, seed: int, device: str):
         index=held,
         columns=adata.var_names,
     )
-    targets = {k: v.loc[held] for k, v in target_ates(adata, test, held_controls, False).items()}
+    targets = target_ates(adata, test, split.train, held_controls, False)
+    targets = {k: v.loc[held] for k, v in targets.items()}
     base = {"part": "combinations", "data": "norman_k562", "seed": seed, "train_s": seconds}
     rows = correlation_rows(
         base, {"SAMS-VAE": predicted, "additive": additive}, targets, config["top_n"]
@@ -189,7 +194,7 @@ def unseen_genes(data: str, spec: dict, config: dict, seed: int, device: str):
     predicted = data_space_ate(
         model, train, held, n_draws=config["n_draws"], seed=seed, by_context=True
     )
-    targets = target_ates(adata, split.test, held_controls, True)
+    targets = target_ates(adata, split.test, split.train, held_controls, True)
     rows_index = predicted.index.intersection(targets["shared"].index)
     predicted = predicted.loc[rows_index]
     seen = data_ate(train, KEY, CONTROL, context_key=CONTEXT, by_context=True)
@@ -197,7 +202,9 @@ def unseen_genes(data: str, spec: dict, config: dict, seed: int, device: str):
     methods["mean of perturbations"] = mean_effect(seen, rows_index)
     base = {"part": "unseen_genes", "data": data, "seed": seed, "train_s": seconds}
     rows = correlation_rows(base, methods, targets, None)
-    return rows, [split_record(split, data=data, held_out_conditions=held)]
+    return rows, [
+        split_record(split, data=data, held_out_conditions=held, target_controls=held_controls)
+    ]
 
 
 def unseen_cell_type(data: str, spec: dict, config: dict, seed: int, device: str):
@@ -234,14 +241,8 @@ def _cell_type_fold(adata, data: str, context: str, config: dict, seed: int, dev
     ):
         controls = adata[source].copy()
         real = log_normalised(adata[np.sort(np.concatenate([split.test, target_ctrl]))])
-        # the control rows are the controls as observed (predict's factual rows, added here
-        # so that each row's draws are those of the perturbations alone)
-        predicted = model.predict(controls, conditions, seed=seed, include_control=False)
-        factual = ad.AnnData(controls.X, obs=controls.obs[[KEY]].copy(), var=controls.var.copy())
-        model_file = ad.concat(
-            [factual, ad.AnnData(predicted.X, obs=predicted.obs[[KEY]], var=controls.var)],
-            index_unique="-",
-        )
+        # predict adds the control rows as observed (its factual outcome)
+        model_file = model.predict(controls, conditions, seed=seed)
         shift = context_mean_shift(
             train,
             controls,
@@ -279,18 +280,18 @@ def run(part: str, data: str, spec: dict, config: dict, seed: int, device: str):
     return unseen_cell_type(data, spec, config, seed, device)
 
 
-def cached_rows(out: Path, part: str, data: str, seed: int, compute) -> tuple[list, list]:
-    """The (part, data set, seed) rows from ``OUT/rows/``, computed and kept there first
-    when missing: a full run takes hours on two cores, and a killed one should not start
-    over."""
-    path = out / "rows" / f"{part}_{data}_seed{seed}.json"
+def cached_rows(cache: Path, part: str, data: str, seed: int, compute) -> tuple[list, list, bool]:
+    """The (part, data set, seed) rows from ``cache`` (a folder named by the settings and
+    the seed, :func:`_common.cache_folder`), computed and kept there first when missing:
+    a full run takes an hour on two cores, and a killed one should not start over. The
+    third value says whether they came from the cache."""
+    path = cache / f"{part}_{data}.json"
     if path.is_file():
         kept = json.loads(path.read_text())
-        return kept["rows"], kept["splits"]
+        return kept["rows"], kept["splits"], True
     rows, splits = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps({"rows": rows, "splits": splits}, default=_plain))
-    return rows, splits
+    return rows, splits, False
 
 
 def _plain(value):
@@ -302,33 +303,33 @@ def _plain(value):
 
 
 def main() -> None:
-    args, config = table_args(NAME, __doc__, options=part_options)
+    args, config = table_args(NAME, __doc__, rows_only=True, options=part_options)
     started = time.perf_counter()
-    out = Path(args.out)
-    rows, splits = [], []
-    for part in args.parts or config["parts"]:
-        datasets = config[part]["datasets"]
-        for data, spec in datasets.items():
-            for seed in args.seeds:
+    rows, splits, cached = [], [], 0
+    for seed in args.seeds:
+        cache = cache_folder(args.out, {**config, "smoke": args.smoke}, seed)
+        for part in args.parts or config["parts"]:
+            part_config = {**config, **config[part]}
+            for data, spec in config[part]["datasets"].items():
                 print(f"{part} / {data} / seed {seed}", flush=True)
-                part_config = {**config, **config[part]}
-                r, s = cached_rows(
-                    out,
-                    part,
-                    data,
-                    seed,
-                    partial(run, part, data, spec, part_config, seed, args.device),
-                )
-                rows += r
-                splits += s
+                compute = partial(run, part, data, spec, part_config, seed, args.device)
+                part_rows, part_splits, from_cache = cached_rows(cache, part, data, seed, compute)
+                rows += part_rows
+                splits += part_splits
+                cached += from_cache
+    if args.rows_only:
+        print(f"rows of seeds {args.seeds} kept in {Path(args.out) / 'cache'}")
+        return
     runs = pd.DataFrame(rows)
     metrics = [c for c in runs.columns if c.startswith(("ate_pearson", "avg_score"))]
     by = ["part", "data", "controls", "method"]
     # a seed's value of the cell-type design is its mean over the folds, as in T4
     per_seed = runs.groupby([*by, "seed"], sort=False)[metrics].mean().reset_index()
     table = seed_summary(per_seed, by, metrics)
+    # with rows from the cache, the wall time is not that of computing them (train_s is)
     meta = {**config, "smoke": args.smoke, "seeds": args.seeds, "splits": splits}
-    write_outputs(out, table, runs, meta, started)
+    meta["row_sets_from_cache"] = cached
+    write_outputs(args.out, table, runs, meta, started)
     print(table.round(3).to_string())
 
 

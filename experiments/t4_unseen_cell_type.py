@@ -41,14 +41,20 @@ Usage::
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _common import save_figure, seed_summary, split_record, table_args, write_outputs
+from _common import (
+    cache_folder,
+    save_figure,
+    seed_summary,
+    split_record,
+    table_args,
+    write_outputs,
+)
 from _data import CONTEXT, CONTROL, KEY, load_dataset
 from _models import fit
 from _plots import bars
@@ -231,17 +237,6 @@ def summary(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean and sd over seeds of every metric, one row per (data, method) (``runs.csv``
     keeps every fold)."""
     return seed_summary(fold_means(runs), ["data", "method"], METRICS)
-
-
-def cache_folder(out: str, settings: dict, seed: int) -> Path:
-    """``OUT/cache/DIGEST``: rows are only reused under the same settings and seed, so the
-    folder is named by them (not by the data sets chosen, whose rows are files of their
-    own)."""
-    settings = {k: v for k, v in settings.items() if k not in ("data", "seeds")} | {"seed": seed}
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
-    folder = Path(out) / "cache" / digest
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def main() -> None:

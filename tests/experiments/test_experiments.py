@@ -278,14 +278,18 @@ def test_real_data_baselines_smoke_scores_every_design_against_its_baseline(tmp_
         "MAP2K3+SLC38A2",
         "MAPK1+TGFBR2",
     ]
-    # the independent targets' controls never trained
-    assert not set(splits[0]["target_controls"]) & set(splits[0]["train"])
-    # a rerun reads the rows it kept instead of training again
-    kept = sorted(p.name for p in (tmp_path / "rows").iterdir())
-    assert kept[0].startswith("combinations_norman_seed0")
+    # the independent targets' controls never trained, and no cell is in two parts
+    combination = splits[0]
+    assert not set(combination["target_controls"]) & set(combination["train"])
+    parts = ["train", "validation", "test", "target_controls"]
+    assert sum(len(combination[p]) for p in parts) == len(set().union(*map(combination.get, parts)))
+    # a rerun with the same settings reads the rows it kept instead of training again
+    (cache,) = (tmp_path / "cache").iterdir()
+    assert sorted(p.name for p in cache.iterdir())[0] == "combinations_norman.json"
     before = runs.copy()
     _run("real_data_baselines.py", tmp_path, monkeypatch)
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "runs.csv"), before)
+    assert json.loads((tmp_path / "run.json").read_text())["row_sets_from_cache"] == 5
 
 
 @pytest.mark.slow
