@@ -37,15 +37,16 @@ def main() -> int:
     from samsvae_plus.challenge import compiled
     from samsvae_plus.challenge.files import read_scorer_file
     from samsvae_plus.challenge.inputs import check_pair
+    from samsvae_plus.challenge.layout import SCORER_KEY, VCC_CONTROL_LABEL
     from samsvae_plus.challenge.summary import summarise_file, summarise_file_per_group
 
     if not (args.data / "real.h5ad").exists():
         sys.exit(f"no data in {args.data}: run benchmarks/challenge_speed.py first")
     load_before = os.getloadavg()
-    real = read_scorer_file(args.data / "real.h5ad", "target_gene")
-    pred = read_scorer_file(args.data / "pred.h5ad", "target_gene")
-    inputs = check_pair(pred, real, perturbation_key="target_gene", control_label="non-targeting")
-    control = "non-targeting"
+    real = read_scorer_file(args.data / "real.h5ad", SCORER_KEY)
+    pred = read_scorer_file(args.data / "pred.h5ad", SCORER_KEY)
+    inputs = check_pair(pred, real, perturbation_key=SCORER_KEY, control_label=VCC_CONTROL_LABEL)
+    control = VCC_CONTROL_LABEL
     if compiled.kernels is None:
         sys.exit("the C extension is not built: pip install -e . with a C compiler")
     extension = compiled.kernels

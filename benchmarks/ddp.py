@@ -2,8 +2,8 @@
 
     python benchmarks/ddp.py [--epochs 20] [--smoke]
 
-Trains SAMS-VAE with the demo's model on the demo's simulation (global batch 512, one
-particle) once in a single process with 2 threads and once as 2 ``torchrun`` processes
+Trains SAMS-VAE with the former demo's model (``_former_demo.py``) on the demo's
+simulation (global batch 512, one particle) once in a single process with 2 threads and once as 2 ``torchrun`` processes
 with 1 thread each (gloo), each in a fresh process, alternating twice, and reports the
 training wall time (from ``train``'s history), the steps per second, the best validation
 ELBO of each and the speed ratio. Writes ``benchmarks/results/ddp.json``.
@@ -20,6 +20,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import _former_demo as former_demo
+
 RESULT = Path(__file__).resolve().parent / "results" / "ddp.json"
 
 WORKER = """
@@ -29,16 +31,16 @@ import samsvae_plus as sp
 from samsvae_plus.data.splits import random_split
 
 threads, epochs, out, smoke = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4] == "1"
+config = json.loads(sys.argv[5])
 torch.set_num_threads(threads)
 simulation = dict(n_perturbations=8, n_genes=50, cells_per_condition=20, n_control_cells=60) if smoke else {}
 adata = sp.datasets.simulate(seed=0, **simulation)
 sp.setup_anndata(adata, "condition", "control", context_key="cell_type")
-# the configuration results/ddp.json was measured with
-model = sp.SAMSVAE(adata, latent_dim=10, guide="correlated_basal")
+model = sp.SAMSVAE(adata, **config["model"])
 distributed = "RANK" in os.environ
 history = model.train(
-    max_epochs=epochs, dense_epochs=2 * epochs // 5, batch_size=64 if smoke else 512,
-    n_particles=1, lr=2e-3, seed=0, progress=False, distributed=distributed,
+    **{**config["training"], **({"batch_size": 64} if smoke else {})},
+    max_epochs=epochs, dense_epochs=2 * epochs // 5, seed=0, progress=False, distributed=distributed,
     split=random_split(adata.n_obs, (0.8, 0.1, 0.1), seed=0),
 )
 if int(os.environ.get("RANK", "0")) == 0:
@@ -57,7 +59,8 @@ def run_once(processes: int, epochs: int, smoke: bool, directory: Path) -> dict:
     worker.write_text(WORKER)
     out = directory / f"result-{processes}.json"
     threads = 2 // processes if processes <= 2 else 1
-    arguments = [str(worker), str(threads), str(epochs), str(out), "1" if smoke else "0"]
+    config = json.dumps({"model": former_demo.MODEL, "training": former_demo.TRAINING})
+    arguments = [str(worker), str(threads), str(epochs), str(out), "1" if smoke else "0", config]
     if processes == 1:
         command = [sys.executable, *arguments]
     else:

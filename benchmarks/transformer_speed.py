@@ -4,7 +4,7 @@
         [--rounds 20] [--warmup 3] [--smoke] [--out PATH]
 
 Both encoders are built as a model builds them (latent 20, head MLP 128 x 128; the
-transformer with the default architecture ``nn.transformer.ARCHITECTURE`` and a 128-d
+transformer with the default architecture ``nn.encoder_options.ARCHITECTURE`` and a 128-d
 fixed gene embedding) and timed side by side in one process: each round times one step of
 each, in alternating order, on the same batch of ``--cells`` cells x ``--genes`` genes of
 negative-binomial-like counts deep enough that every cell has at least ``--tokens``
@@ -29,8 +29,9 @@ import torch
 
 from samsvae_plus import __version__
 from samsvae_plus._atomic import atomic_write_text
+from samsvae_plus.nn.encoder_options import ARCHITECTURE
 from samsvae_plus.nn.encoders import MLPBasalEncoder
-from samsvae_plus.nn.transformer import ARCHITECTURE, TransformerBasalEncoder
+from samsvae_plus.nn.transformer import TransformerBasalEncoder
 
 RESULT = Path(__file__).resolve().parent / "results" / "transformer_speed.json"
 LATENT_DIM = 20

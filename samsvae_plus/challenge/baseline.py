@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from samsvae_plus.challenge.inputs import ScorerInput, check_input, check_same_genes
+from samsvae_plus.challenge.layout import SCORER_KEY, VCC_CONTROL_LABEL
 from samsvae_plus.challenge.pseudobulk import Normalised, block_sums, group_cells, group_means
 from samsvae_plus.challenge.summary import FileSummary, summarise_constant
 
@@ -62,8 +63,8 @@ def cell_mean_baseline(
     reference,
     real,
     *,
-    perturbation_key: str = "target_gene",
-    control_label: str = "non-targeting",
+    perturbation_key: str = SCORER_KEY,
+    control_label: str = VCC_CONTROL_LABEL,
 ):
     """Materialise the cell-mean baseline as an AnnData, in the scorer layout.
 

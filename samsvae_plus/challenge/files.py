@@ -102,10 +102,8 @@ def read_scorer_file(path: str | os.PathLike, key: str) -> ScorerFile | None:
         None when the file is not in a layout read here (the caller falls back to
         ``anndata.read_h5ad``, which also produces the messages for unreadable files).
     """
-    try:
-        import h5py
-    except ImportError:  # pragma: no cover - h5py comes with anndata
-        return None
+    import h5py  # here, so that importing the scorer stays cheap
+
     try:
         with h5py.File(path, "r") as f:
             if _encoding(f) != "anndata" or "X" not in f:

@@ -219,7 +219,7 @@ def median(values: np.ndarray):
 
 def value_spans(offsets: np.ndarray, limit: int) -> list[tuple[int, int]]:
     """Consecutive ranges [lo, hi) of positions holding about ``limit`` values each, where
-    position i holds ``offsets[i]:offsets[i + 1]`` (a CSR indptr: rows; or genes' starts),
+    position i holds ``offsets[i]:offsets[i + 1]`` (a CSR indptr: rows),
     covering every position."""
     n = offsets.size - 1
     if n <= 0:

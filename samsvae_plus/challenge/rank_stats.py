@@ -95,8 +95,8 @@ def count_source(
     data: np.ndarray, indptr: np.ndarray, scale: np.ndarray, n_buckets: int
 ) -> CountSource:
     """The :class:`CountSource` of raw CSR counts whose rows are divided by ``scale``
-    before ``log1p``: the same float operations as
-    :meth:`~samsvae_plus.challenge.pseudobulk.Normalised.csr`, so the same bits."""
+    before ``log1p``: the same float operations as ``pseudobulk._scale_log1p``, which
+    :meth:`~samsvae_plus.challenge.pseudobulk.Normalised.block` uses, so the same bits."""
     if compiled.kernels is None:
         raise RuntimeError(_NOT_BUILT)
     width = table_width(int(indptr[-1]), scale.size)

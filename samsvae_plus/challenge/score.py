@@ -23,6 +23,7 @@ import numpy as np
 
 from samsvae_plus.challenge.baseline import baseline_summary
 from samsvae_plus.challenge.inputs import check_input, check_pair, check_same_genes
+from samsvae_plus.challenge.layout import SCORER_KEY, VCC_CONTROL_LABEL
 from samsvae_plus.challenge.metrics import (
     REGISTRY,
     significant,
@@ -200,8 +201,8 @@ def challenge_score(
     pred,
     real,
     *,
-    perturbation_key: str = "target_gene",
-    control_label: str = "non-targeting",
+    perturbation_key: str = SCORER_KEY,
+    control_label: str = VCC_CONTROL_LABEL,
     baseline=None,
     reference=None,
 ) -> ChallengeResult:
@@ -254,8 +255,8 @@ def score_tables(
     pred,
     real,
     *,
-    perturbation_key: str = "target_gene",
-    control_label: str = "non-targeting",
+    perturbation_key: str = SCORER_KEY,
+    control_label: str = VCC_CONTROL_LABEL,
     baseline=None,
     reference=None,
 ) -> ScoreTables:

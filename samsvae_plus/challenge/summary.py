@@ -40,7 +40,8 @@ if TYPE_CHECKING:
 COUNT_BUCKETS = 16
 # Files with more stored values are summarised one group at a time: the compiled pass
 # lays the whole file out at once, while the per-group path's memory stays near one
-# group's (measured at 100k cells x 18k genes, benchmarks/challenge_scale.py).
+# group's. The limit was measured for a numpy whole-file pass since removed
+# (benchmarks/README.md, Scale); the compiled pass above it has not been measured.
 JOINT_MAX_ENTRIES = 1 << 24
 
 

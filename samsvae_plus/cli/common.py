@@ -30,13 +30,14 @@ def read_h5ad(path: str | os.PathLike, what: str = "--data"):
         ) from None
 
 
-def check_input_file(path: str | os.PathLike, what: str = "--data") -> Path:
-    """Require an existing file, as an InputError naming the flag otherwise."""
+def check_input_file(
+    path: str | os.PathLike, what: str = "--data", expected: str = "the path of an .h5ad file"
+) -> Path:
+    """Require an existing file, as an InputError naming the flag (and what to pass)
+    otherwise."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(
-            f"{what} {path} does not exist or is not a file; pass the path of an .h5ad file"
-        )
+        raise InputError(f"{what} {path} does not exist or is not a file; pass {expected}")
     return path
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from samsvae_plus.cli.common import check_output_file, finish
+from samsvae_plus.cli.common import check_input_file, check_output_file, finish
+from samsvae_plus.data.go_recipe import MAX_GENES, MIN_GENES, N_COMPONENTS
 from samsvae_plus.errors import InputError
 
 
@@ -28,27 +28,24 @@ def add_parser(subparsers) -> None:
         help="output .npz file (default: the cache, where sp.datasets.go_gene_embedding looks)",
     )
     parser.add_argument(
-        "--n-components", type=int, default=128, help="embedding width (default: %(default)s)"
+        "--n-components",
+        type=int,
+        default=N_COMPONENTS,
+        help="embedding width (default: %(default)s)",
     )
     parser.add_argument(
         "--min-genes",
         type=int,
-        default=5,
+        default=MIN_GENES,
         help="drop GO terms with fewer genes than this (default: %(default)s)",
     )
     parser.add_argument(
         "--max-genes",
         type=int,
-        default=1000,
+        default=MAX_GENES,
         help="drop GO terms with more genes than this (default: %(default)s)",
     )
     parser.set_defaults(run=run)
-
-
-def _input(path: str, flag: str, example: str) -> Path:
-    if not Path(path).is_file():
-        raise InputError(f"{flag} {path} does not exist or is not a file; pass {example}")
-    return Path(path)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,8 +58,16 @@ def run(args: argparse.Namespace) -> int:
     if not 0 < args.min_genes <= args.max_genes:
         raise InputError("--min-genes must be positive and at most --max-genes")
     out = check_output_file(args.out or datasets.cache_dir() / datasets.GO_EMBEDDING)
-    obo = _input(args.obo, "--obo", "an ontology such as go-basic.obo") if args.obo else None
-    gaf = _input(args.gaf, "--gaf", "a GAF file such as goa_human.gaf.gz") if args.gaf else None
+    obo = (
+        check_input_file(args.obo, "--obo", "an ontology such as go-basic.obo")
+        if args.obo
+        else None
+    )
+    gaf = (
+        check_input_file(args.gaf, "--gaf", "a GAF file such as goa_human.gaf.gz")
+        if args.gaf
+        else None
+    )
     # Downloads come after every check, so that a bad flag costs no download.
     obo = obo or datasets.download("go_basic")
     gaf = gaf or datasets.download("goa_human")

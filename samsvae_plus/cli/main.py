@@ -109,9 +109,10 @@ def command_messages(verbosity: str, parser: argparse.ArgumentParser) -> Iterato
     """Show the package's log at ``verbosity``, and warnings as one log line each in the
     words of ``parser``'s flags, while a command runs; both are restored after it (tests
     run many commands in one process)."""
-    before = settings.verbosity
-    settings.verbosity = verbosity
     log = logging.getLogger(_logging.LOGGER_NAME)
+    # the level itself, not its name: a level set from outside may have none
+    before = log.level
+    settings.verbosity = verbosity
 
     def one_line(message, category, filename, lineno, file=None, line=None) -> None:
         log.warning("%s", in_flags(str(message).strip(), parser))
@@ -121,7 +122,7 @@ def command_messages(verbosity: str, parser: argparse.ArgumentParser) -> Iterato
             warnings.showwarning = one_line
             yield
     finally:
-        settings.verbosity = before
+        log.setLevel(before)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -72,7 +72,9 @@ def add_parser(subparsers) -> None:
 def requested_labels(args: argparse.Namespace) -> list[str] | None:
     """The labels asked for, or None for all of them."""
     if args.perturbations_file is not None:
-        path = check_input_file(args.perturbations_file, "--perturbations-file")
+        path = check_input_file(
+            args.perturbations_file, "--perturbations-file", "a text file of labels, one per line"
+        )
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except UnicodeDecodeError:
@@ -93,16 +95,11 @@ def requested_labels(args: argparse.Namespace) -> list[str] | None:
 def control_cells(adata, registry):
     """The source cells of ``--controls``: its control cells, or every cell where it has no
     column of condition labels."""
-    key, control = registry.perturbation_key, registry.control_label
-    if key not in adata.obs:
+    from samsvae_plus.data.checked import control_rows  # here: the parser stays cheap
+
+    if registry.perturbation_key not in adata.obs:
         return adata
-    rows = (adata.obs[key].astype(str) == control).to_numpy()
-    if not rows.any():
-        raise InputError(
-            f"--controls has no cells labelled {control!r} in obs[{key!r}]; pass a file with "
-            "control cells (or one without that column, whose cells are all read as controls)"
-        )
-    return adata[rows].copy()
+    return adata[control_rows(adata.obs[registry.perturbation_key], registry)].copy()
 
 
 def run(args: argparse.Namespace) -> int:

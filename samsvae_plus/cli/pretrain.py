@@ -6,6 +6,7 @@ import argparse
 
 from samsvae_plus._atomic import atomic_directory
 from samsvae_plus.cli.common import add_output_args, check_output_dir, finish, read_h5ad, write_json
+from samsvae_plus.nn.encoder_options import ARCHITECTURE, DEFAULT_TOKENS, EncoderOptions
 
 WEIGHTS_FILE = "encoder_weights.pt"
 
@@ -24,13 +25,17 @@ def add_parser(subparsers) -> None:
     model = parser.add_argument_group("encoder")
     model.add_argument(
         "--gene-embedding",
-        default="go",
+        default=EncoderOptions.gene_embedding,
         help="gene vectors of the tokens: 'go', 'learned' or 'random'",
     )
-    model.add_argument("--n-tokens", type=int, default=256, help="genes read per cell")
-    model.add_argument("--d-model", type=int, default=64, help="token width")
-    model.add_argument("--n-heads", type=int, default=4, help="attention heads per layer")
-    model.add_argument("--n-layers", type=int, default=2, help="transformer layers")
+    model.add_argument("--n-tokens", type=int, default=DEFAULT_TOKENS, help="genes read per cell")
+    model.add_argument("--d-model", type=int, default=ARCHITECTURE["d_model"], help="token width")
+    model.add_argument(
+        "--n-heads", type=int, default=ARCHITECTURE["n_heads"], help="attention heads per layer"
+    )
+    model.add_argument(
+        "--n-layers", type=int, default=ARCHITECTURE["n_layers"], help="transformer layers"
+    )
     training = parser.add_argument_group("training")
     training.add_argument(
         "--mask-fraction", type=float, default=0.15, help="share of tokens hidden per cell"

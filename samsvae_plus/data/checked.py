@@ -248,7 +248,7 @@ def control_rows(conditions: np.ndarray, registry: Registry) -> np.ndarray:
     if len(rows) == 0:
         raise InputError(
             f"no cells labelled {registry.control_label!r} in obs[{registry.perturbation_key!r}] "
-            "to encode basal states from"
+            "to encode basal states from; pass cells with that label"
         )
     return rows
 

@@ -116,7 +116,7 @@ def _manifest(directory: Path) -> dict[str, str]:
 
 def _verify(path: Path, directory: Path, relative_path: str) -> None:
     """Check a data-directory file against the manifest and, if downloadable, the registry."""
-    expected = _manifest(directory).get(os.path.normpath(relative_path))
+    expected = _manifest(directory).get(relative_path)
     if expected is not None and not file_matches(path, f"sha256:{expected}"):
         raise InputError(
             f"data file {path} does not match its sha256 in MANIFEST.sha256; "
@@ -154,13 +154,15 @@ def fetch(
     InputError
         If its checksum differs, or its download fails.
     """
+    # one spelling for every lookup below (the manifest, the registry, the hints)
+    relative_path = os.path.normpath(relative_path)
     directory = _chosen_data_dir(data_dir_path)
     if directory is not None and (directory / relative_path).is_file():
         path = directory / relative_path
         if verify:
             _verify(path, directory, relative_path)
         return path
-    remote = remote_file_for_path(os.path.normpath(relative_path))
+    remote = remote_file_for_path(relative_path)
     if remote is not None:
         return download(remote)
     cached = cache_dir() / relative_path
@@ -220,9 +222,7 @@ def norman2019(
     backed
         ``"r"`` to leave ``X`` on disk (anndata's backed mode).
     """
-    return ad.read_h5ad(
-        fetch("perturbseq/NormanWeissman2019_filtered.h5ad", data_dir), backed=backed
-    )
+    return ad.read_h5ad(fetch(REMOTE_FILES["norman2019"].path, data_dir), backed=backed)
 
 
 def replogle2022(

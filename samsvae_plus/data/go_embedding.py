@@ -39,6 +39,7 @@ import scipy.sparse as sp
 
 from samsvae_plus._atomic import atomic_write_bytes
 from samsvae_plus.data.go_files import read_gaf, read_obo
+from samsvae_plus.data.go_recipe import MAX_GENES, MIN_GENES, N_COMPONENTS
 from samsvae_plus.errors import InputError
 
 __all__ = [
@@ -106,8 +107,8 @@ def annotation_matrix(
     annotations: pd.DataFrame,
     parents: Mapping[str, Iterable[str]],
     *,
-    min_genes: int = 5,
-    max_genes: int = 1000,
+    min_genes: int = MIN_GENES,
+    max_genes: int = MAX_GENES,
 ) -> tuple[sp.csr_matrix, pd.Index, pd.Index]:
     """The propagated, filtered binary annotation matrix.
 
@@ -176,9 +177,9 @@ def embedding_from_annotations(
     annotations: pd.DataFrame,
     parents: Mapping[str, Iterable[str]],
     *,
-    n_components: int = 128,
-    min_genes: int = 5,
-    max_genes: int = 1000,
+    n_components: int = N_COMPONENTS,
+    min_genes: int = MIN_GENES,
+    max_genes: int = MAX_GENES,
 ) -> GoEmbedding:
     """The GO embedding of direct annotations (columns ``gene``, ``go_id``) under the term
     graph ``parents``; see the module's description for the recipe."""
@@ -206,9 +207,9 @@ def build_go_embedding(
     obo: str | os.PathLike,
     gaf: str | os.PathLike,
     *,
-    n_components: int = 128,
-    min_genes: int = 5,
-    max_genes: int = 1000,
+    n_components: int = N_COMPONENTS,
+    min_genes: int = MIN_GENES,
+    max_genes: int = MAX_GENES,
 ) -> GoEmbedding:
     """Build the GO gene embedding from an ontology and an annotation file.
 

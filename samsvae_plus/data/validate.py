@@ -204,7 +204,7 @@ def check_count_dtype(dtype, where: str) -> None:
 LAYER_FIX = "pass raw counts with layer='counts' (or whichever layer holds them)"
 
 
-def check_counts(matrix, where: str, *, fix: str | None = None) -> None:
+def check_counts(matrix, where: str, *, fix: str = LAYER_FIX) -> None:
     """Require finite, non-negative, integer-valued counts of a usable dtype, each of which
     fits an int32.
 
@@ -230,13 +230,10 @@ def check_counts(matrix, where: str, *, fix: str | None = None) -> None:
             )
         if values.min() < 0:
             raise InputError(
-                f"{where} contains negative values; SAMS-VAE models raw UMI counts, so "
-                f"{fix or LAYER_FIX}"
+                f"{where} contains negative values; SAMS-VAE models raw UMI counts, so {fix}"
             )
         if not is_integer_dtype and (values != np.round(values)).any():
-            raise InputError(
-                f"{where} contains non-integer values, so it looks normalised; {fix or LAYER_FIX}"
-            )
+            raise InputError(f"{where} contains non-integer values, so it looks normalised; {fix}")
         check_count_range(values.max(), where)
 
 

@@ -50,7 +50,7 @@ logger = logging.getLogger(__name__)
 # "auto" keeps a data set on the GPU when its CSR arrays take at most this share of the
 # free device memory; the rest is left to activations and the optimizer.
 RESIDENT_SHARE = 0.5
-LOADERS = {"memory": InMemoryLoader, "resident": ResidentLoader, "backed": BackedLoader}
+LOADER_CLASSES = {"memory": InMemoryLoader, "resident": ResidentLoader, "backed": BackedLoader}
 
 
 def learns_masks(pair: nn.ModuleDict) -> bool:
@@ -123,9 +123,10 @@ def prepare(
         # the minibatch order (numpy, seeded above) is shared; the particles are not
         torch.manual_seed(parallel.sampling_seed(options.seed))
     backed = options.loader == "backed"
-    make_loader = _loader_class(
+    loader = _resolved_loader(
         options.loader, data, np.concatenate([split.train, split.validation]), device
     )
+    make_loader = LOADER_CLASSES[loader]
     shard = {} if parallel is None else {"shard": parallel.shard}
     train_loader = make_loader(
         data, split.train, batch_size=options.batch_size, seed=options.seed, device=device, **shard
@@ -140,7 +141,7 @@ def prepare(
         len(split.validation),
         len(split.test),
         device,
-        next(name for name, kind in LOADERS.items() if isinstance(train_loader, kind)),
+        loader,
     )
     say("computing the encoder's input and library-size statistics of the training cells")
     _standardise_encoders(pair, data, split.train, train_loader if backed else None)
@@ -283,9 +284,9 @@ def _standardise_encoders(
             module.set_statistics(mean, std)
 
 
-def _loader_class(loader: str, data: EncodedData, rows: np.ndarray, device: torch.device):
-    """The loader class for ``loader``: ``"auto"`` keeps the cells on a CUDA device when
-    they fit (:data:`RESIDENT_SHARE`), else slices them on the host per batch."""
+def _resolved_loader(loader: str, data: EncodedData, rows: np.ndarray, device: torch.device) -> str:
+    """The loader ``loader`` names: ``"auto"`` keeps the cells on a CUDA device when they
+    fit (:data:`RESIDENT_SHARE`), else slices them on the host per batch."""
     if loader == "auto":
         fits = (
             device.type == "cuda"
@@ -293,4 +294,4 @@ def _loader_class(loader: str, data: EncodedData, rows: np.ndarray, device: torc
             <= RESIDENT_SHARE * torch.cuda.mem_get_info(device)[0]
         )
         loader = "resident" if fits else "memory"
-    return LOADERS[loader]
+    return loader

@@ -214,7 +214,7 @@ class SAMSVAE(_MaskedShiftModel, register=True):
         Transformer: genes read per cell, 1 to 2048 (default 256).
     transformer
         Transformer architecture, a dict of ``d_model``, ``n_heads``, ``n_layers``,
-        ``n_bins``, ``dropout`` (defaults in ``nn.transformer.ARCHITECTURE``).
+        ``n_bins``, ``dropout`` (defaults in ``nn.encoder_options.ARCHITECTURE``).
     encoder_weights
         Transformer: a file of pretrained weights (:func:`samsvae_plus.pretrain_encoder`);
         the architecture is the file's, and weights transfer by gene symbol.

@@ -80,7 +80,9 @@ class RepresentationVerbs:
         Returns
         -------
         ndarray
-            ``float32``, cells x ``latent_dim``, in the order of ``adata``'s cells.
+            ``float32``, cells x ``latent_dim``, in the order of ``adata``'s cells; cells
+            whose labels the registry excludes (``setup_anndata(exclude=...)``) are left
+            out, so such an AnnData needs subsetting before the result goes to ``obsm``.
 
         Examples
         --------

@@ -138,7 +138,8 @@ class _LatentShift(_Networks):
     NAMES_MLP_ENCODER: ClassVar[bool] = True
 
     # The basal encoder reads the sampled shift and subtracts it: an x-only encoder absorbs
-    # the effects into z_basal (docs/results.md, "Choosing the defaults").
+    # the effects into z_basal (docs/results.md: the ablation's x-only encoder, and
+    # "Choosing the defaults").
     guide: str = field(
         default="correlated_basal",
         metadata={"help": "variational family", "choices": tuple(GUIDES)},

@@ -19,6 +19,7 @@ import numpy as np
 
 from samsvae_plus.errors import InputError, check_choice
 from samsvae_plus.nn.encoder_options import (
+    ARCHITECTURE,
     BASAL_ENCODERS,
     DEFAULT_TOKENS,
     MAX_TOKENS,
@@ -27,7 +28,7 @@ from samsvae_plus.nn.encoder_options import (
 from samsvae_plus.nn.encoder_weights import apply_encoder_weights, read_encoder_weights
 from samsvae_plus.nn.encoders import MLPBasalEncoder
 from samsvae_plus.nn.gene_embeddings import gene_embedding
-from samsvae_plus.nn.transformer import ARCHITECTURE, TransformerBasalEncoder
+from samsvae_plus.nn.transformer import TransformerBasalEncoder
 
 
 def check_n_tokens(n_tokens) -> int:

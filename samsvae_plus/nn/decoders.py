@@ -17,7 +17,7 @@ class SoftmaxDecoder(nn.Module):
     decoder only has to explain composition, not sequencing depth.
     """
 
-    def __init__(self, in_features: int, n_genes: int, hidden: Sequence[int] = (128, 128)) -> None:
+    def __init__(self, in_features: int, n_genes: int, hidden: Sequence[int]) -> None:
         super().__init__()
         self.net = MLP(in_features, n_genes, hidden)
 

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 BASAL_ENCODERS = ("mlp", "transformer")
 MAX_TOKENS = 2048
 DEFAULT_TOKENS = 256
+# Architecture of the token transformer; every key is saved in the model config.
+ARCHITECTURE = dict(d_model=64, n_heads=4, n_layers=2, n_bins=16, dropout=0.0)
 # Keys a transformer adds to a saved config, in the order they were always written.
 TRANSFORMER_KEYS = (
     "basal_encoder",

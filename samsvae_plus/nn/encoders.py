@@ -140,7 +140,7 @@ class MLPBasalEncoder(GaussianEncoder):
         *,
         condition_features: int = 0,
         subtract_shift: bool = False,
-        hidden: Sequence[int] = (128, 128),
+        hidden: Sequence[int],
     ) -> None:
         super().__init__()
         self.standardize = ExpressionStandardizer(n_genes)

@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from samsvae_plus.errors import InputError, check_choice
+from samsvae_plus.errors import InputError, MissingDataFileError, check_choice
 
 SOURCES = ("go", "esm2", "learned", "random")
 
@@ -104,7 +104,6 @@ def _aliases(data_dir) -> dict[str, str]:
     """The alias map of the data directory's gene table; without the table, a warning that
     names it and an empty map, so that the embedding still works by exact symbol."""
     from samsvae_plus.data import datasets
-    from samsvae_plus.errors import MissingDataFileError
 
     try:
         return alias_map(datasets.human_genes(data_dir))

@@ -25,15 +25,13 @@ import torch
 from torch import nn
 
 from samsvae_plus.data.transforms import ENCODER_TARGET_SUM
-from samsvae_plus.nn.encoder_options import DEFAULT_TOKENS
+from samsvae_plus.nn.encoder_options import ARCHITECTURE, DEFAULT_TOKENS
 from samsvae_plus.nn.encoders import GaussianEncoder
 from samsvae_plus.nn.expression_encoding import SoftBinExpression
 from samsvae_plus.nn.gene_embeddings import GeneEmbeddingTable
 from samsvae_plus.nn.mlp import MLP
 
 CHUNK_CELLS = 128
-# Architecture of the token transformer; every key is saved in the model config.
-ARCHITECTURE = dict(d_model=64, n_heads=4, n_layers=2, n_bins=16, dropout=0.0)
 
 
 def tie_break_keys(genes: Sequence[str]) -> np.ndarray:
@@ -70,11 +68,11 @@ class GeneTokenTransformer(nn.Module):
         embedding_dim: int,
         *,
         n_tokens: int = DEFAULT_TOKENS,
-        d_model: int = 64,
-        n_heads: int = 4,
-        n_layers: int = 2,
-        n_bins: int = 16,
-        dropout: float = 0.0,
+        d_model: int = ARCHITECTURE["d_model"],
+        n_heads: int = ARCHITECTURE["n_heads"],
+        n_layers: int = ARCHITECTURE["n_layers"],
+        n_bins: int = ARCHITECTURE["n_bins"],
+        dropout: float = ARCHITECTURE["dropout"],
         n_datasets: int = 0,
     ) -> None:
         super().__init__()
@@ -202,7 +200,7 @@ class TransformerBasalEncoder(GaussianEncoder):
         *,
         condition_features: int = 0,
         subtract_shift: bool = False,
-        hidden: Sequence[int] = (128, 128),
+        hidden: Sequence[int],
         n_tokens: int = DEFAULT_TOKENS,
         **architecture,
     ) -> None:

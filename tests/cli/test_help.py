@@ -78,3 +78,17 @@ def test_verbosity_sets_the_log_level_for_the_command_only(monkeypatch, caplog):
     assert seen == ["warning", "info"]
     assert [r.getMessage() for r in caplog.records] == ["said"]  # only at info
     assert sp.settings.verbosity == before
+
+
+def test_a_command_restores_a_log_level_that_has_no_name(monkeypatch):
+    import samsvae_plus.cli.simulate as simulate
+
+    monkeypatch.setattr(simulate, "run", lambda args: 0)
+    package_logger = logging.getLogger("samsvae_plus")
+    before = package_logger.level
+    package_logger.setLevel(25)  # set by the application, between info and warning
+    try:
+        assert main(["simulate", "--out", "x.h5ad"]) == 0
+        assert package_logger.level == 25
+    finally:
+        package_logger.setLevel(before)
