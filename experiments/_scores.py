@@ -39,6 +39,42 @@ def data_space_ate(
     )
 
 
+def observed_arm_ate(
+    model,
+    train: ad.AnnData,
+    conditions,
+    *,
+    n_draws: int,
+    seed: int,
+    n_cells: int = 200,
+    by_context: bool = False,
+) -> pd.DataFrame:
+    """The model's predicted cells of ``conditions`` minus ``train``'s *observed* control
+    cells, both in ``log1p(1e4 x / total)``: a prediction scored as the package's scorer
+    and cell-eval score a prediction file, with the control arm every baseline built from
+    ``train`` subtracts. The cells are drawn by :meth:`predict` (``n_draws`` copies) from up
+    to ``n_cells`` of each context's training controls, at their library sizes."""
+    controls = train[train.obs[KEY] == CONTROL]
+    rng = np.random.default_rng(seed)
+    contexts = controls.obs[CONTEXT].to_numpy(dtype=str)
+    sources = np.sort(
+        np.concatenate(
+            [rng.permutation(np.flatnonzero(contexts == c))[:n_cells] for c in np.unique(contexts)]
+        )
+    )
+    predicted = model.predict(
+        controls[sources].copy(),
+        list(conditions),
+        n_draws=n_draws,
+        seed=seed,
+        include_control=False,
+    )
+    observed = ad.AnnData(X=controls.X, obs=controls.obs[[KEY, CONTEXT]], var=controls.var)
+    cells = ad.concat([predicted[:, controls.var_names], observed], index_unique="-")
+    cells.obs[KEY] = cells.obs[KEY].astype(str)
+    return data_ate(cells, KEY, CONTROL, context_key=CONTEXT, by_context=by_context)
+
+
 def test_iwelbo(model, cells: ad.AnnData, n_samples: int, seed: int) -> float:
     """Mean IWELBO of ``cells``, nats per cell."""
     return float(np.mean(model.iwelbo(cells, n_samples=n_samples, seed=seed, progress=False)))
