@@ -98,8 +98,8 @@ def importance_weighted_bound(
     the number of cells, is a lower bound on ``log p(X)`` of these cells as a data set
     under the prior. Costs ``n_global_draws`` times more.
 
-    ``untrained`` flags perturbations without training cells: in the predictive bound they
-    take the common response (see :func:`~samsvae_plus.inference.posterior.global_draw`);
+    ``untrained`` flags perturbations without training cells: in the predictive bound their
+    globals are drawn from the prior (see :func:`~samsvae_plus.inference.posterior.global_draw`);
     the full-model bound scores the guide as it is.
 
     Memory stays at one batch x genes: importance samples are processed one at a time and

@@ -14,7 +14,6 @@ import torch
 from torch import nn
 
 from samsvae_plus.data.loaders import Batch
-from samsvae_plus.inference.posterior import untrained_effects
 from samsvae_plus.module.sams_vae import latent_shift
 
 # What get_latent_representation returns: the basal state, the perturbation's shift
@@ -24,12 +23,13 @@ LATENT_KINDS = ("basal", "z", "shift")
 
 def global_means(pair: nn.ModuleDict, untrained: torch.Tensor | None = None):
     """The masks and embeddings at their variational means; rows of actions flagged in
-    ``untrained`` (no training cells) take the common response of those means, as
-    :func:`~samsvae_plus.inference.posterior.global_draw` does in a draw."""
+    ``untrained`` (no training cells) take their prior means instead, as
+    :func:`~samsvae_plus.inference.posterior.global_draw` takes their prior draws."""
     means = pair["guide"].global_means()
     if means is None or untrained is None or not bool(untrained.any()):
         return means
-    return untrained_effects(means, pair["model"].prior_global_means(), untrained)
+    prior = pair["model"].prior_global_means()
+    return tuple(torch.where(untrained[:, None], p, m) for p, m in zip(prior, means, strict=True))
 
 
 def global_values(guide: nn.Module, globals_trace: poutine.Trace):

@@ -24,52 +24,20 @@ def global_draw(
 ) -> poutine.Trace:
     """One joint draw of the global latents (masks, embeddings) from the guide.
 
-    Rows of perturbations flagged in ``untrained`` (no training cells) have no posterior of
-    their own (their variational parameters never saw data); they get the common response
-    of this draw instead (:func:`untrained_effects`).
+    Rows of perturbations flagged in ``untrained`` (no training cells) are drawn from the
+    model's prior instead: their variational parameters never saw data and are whatever
+    they were initialised to.
     """
     trace = poutine.trace(guide.sample_globals).get_trace()
     if model is None or untrained is None or not bool(untrained.any()):
         return trace
-    if "embedding" not in trace.nodes or model.prior_global_means() is None:
-        return trace  # point embeddings are learned for every action: nothing to fill in
-    with torch.no_grad():
-        mask, embedding = poutine.replay(guide.sample_globals, trace=trace)()
-        mask, embedding = untrained_effects(
-            (mask, embedding), model.prior_global_means(), untrained
-        )
-    if "mask" in trace.nodes:
-        trace.nodes["mask"]["value"] = mask
-    trace.nodes["embedding"]["value"] = embedding
+    prior = poutine.trace(model.sample_globals).get_trace()
+    for name, node in trace.nodes.items():
+        if node["type"] == "sample" and name in prior.nodes:
+            node["value"] = torch.where(
+                untrained[:, None], prior.nodes[name]["value"], node["value"]
+            )
     return trace
-
-
-def untrained_effects(
-    values: tuple[torch.Tensor, torch.Tensor],
-    prior_means: tuple[torch.Tensor, torch.Tensor],
-    untrained: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Masks and embeddings (``values``) whose ``untrained`` rows carry the common response.
-
-    An untrained row's effect ``m * e`` becomes the mean effect of the trained rows (an
-    empirical-Bayes estimate of the population mean: most perturbations of a screen move
-    cells in one shared direction), plus how the prior's mean effect for that row differs
-    from its mean over the trained rows (``prior_means``; the part a gene embedding
-    predicts, and zero under a prior that is the same for every perturbation). Drawing the
-    row from the prior instead gives an effect of a few percent of a real one's size, made
-    mostly of the noise of the draw (docs/results.md). The row's mask becomes 1 and its
-    embedding the effect, so that every reader of ``m * e`` sees it.
-    """
-    mask, embedding = values
-    trained = ~untrained
-    prior_effect = prior_means[0] * prior_means[1]
-    own = prior_effect - prior_effect[trained].mean(0) if trained.any() else prior_effect
-    common = (mask * embedding)[..., trained, :].mean(-2, keepdim=True) if trained.any() else 0.0
-    rows = untrained[:, None]
-    return (
-        torch.where(rows, torch.ones_like(mask), mask),
-        torch.where(rows, common + own, embedding),
-    )
 
 
 def draw_seed(seed: int, draw: int) -> int:
@@ -181,8 +149,7 @@ def ate_draws(
     n_genes
         Number of genes the model observes.
     untrained
-        Perturbations without training cells, which take the common response (see
-        :func:`global_draw`).
+        Perturbations without training cells, drawn from the prior (see :func:`global_draw`).
     per_context
         Keep the contexts apart instead of averaging them.
     basal_cells

@@ -116,8 +116,7 @@ def replicated_group_means(
         of ``data`` (a control cell of the same context) whose encoded basal state it
         takes: the guide's encoder is applied to that cell's real counts.
     untrained
-        Perturbations without training cells, which take the common response
-        (:func:`~samsvae_plus.inference.posterior.untrained_effects`).
+        Perturbations without training cells, whose globals come from the prior.
 
     Returns
     -------
