@@ -257,9 +257,14 @@ def test_real_data_baselines_smoke_scores_every_design_against_its_baseline(tmp_
     _run("real_data_baselines.py", tmp_path, monkeypatch)
     runs = pd.read_csv(tmp_path / "runs.csv")
     methods = runs.groupby(["part", "data", "controls"])["method"].apply(set)
-    assert methods[("combinations", "norman_k562", "shared")] == {"SAMS-VAE", "additive"}
+    assert methods[("combinations", "norman_k562", "shared")] == {
+        "SAMS-VAE",
+        "SAMS-VAE, observed controls",
+        "additive",
+    }
     assert methods[("unseen_genes", "papalexi", "independent")] == {
         "SAMS-VAE, gene-embedding prior",
+        "SAMS-VAE, gene-embedding prior, observed controls",
         "mean of perturbations",
     }
     assert methods[("unseen_cell_type", "simulation", "shared")] == {
