@@ -18,6 +18,12 @@ library sizes, beside the baseline that needs no model. Three designs (``parts``
   holds those control cells as observed (the factual outcome). Challenge ``avg_score``
   against the context-mean shift.
 
+Each model row comes twice: the model's ATE proper (its perturbed draws minus its own
+control draws), and, named ``..., observed controls``, its predicted cells (``predict``
+from the training controls) minus the training controls as observed, the control arm
+every baseline subtracts and the way a prediction file is scored (the cell-type design
+scores that way only).
+
 Every comparison is made twice. With **shared** controls, the target ATE subtracts the
 same control cells that the baselines subtract (and that the model saw), as in the
 designs above. With **independent** controls, a random ``target_control_fraction`` of
