@@ -40,6 +40,46 @@ def global_draw(
     return trace
 
 
+def population_dosage(
+    dosage: torch.Tensor,
+    contexts: torch.Tensor,
+    population: torch.Tensor | None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """``dosage`` (cells x actions) where each cell's dose of an action without training
+    cells goes to one action trained in the cell's context, drawn at random for that cell.
+
+    ``population`` (contexts x actions) says which actions had training cells in which
+    context; None when every action had some. A perturbation the model never saw is thus
+    predicted as the population of those it saw in that context (the posterior predictive
+    of an exchangeable one), and its ATE is the mean of theirs: most perturbations of a
+    screen share one response, which is why the mean of perturbations is a strong
+    baseline. Drawing its own effect from the prior instead gave effects of a few percent
+    of a real one's size, mostly draw noise (docs/results.md). A context without trained
+    actions draws from those of every context.
+    """
+    if population is None:
+        return dosage
+    population = population.to(dosage.device)
+    untrained = ~population.any(0)
+    unseen = torch.nonzero(untrained & (dosage != 0).any(0)).flatten()
+    if len(unseen) == 0:
+        return dosage
+    dosage = dosage.clone()
+    everywhere = torch.nonzero(~untrained).flatten()
+    for context in contexts.unique():
+        cells = torch.nonzero(contexts == context).flatten()
+        pool = torch.nonzero(population[context]).flatten()
+        pool = pool if len(pool) else everywhere
+        for action in unseen:
+            picks = torch.randint(
+                len(pool), (len(cells),), generator=generator, device=dosage.device
+            )
+            dosage[cells, pool[picks]] += dosage[cells, action]
+    dosage[:, unseen] = 0
+    return dosage
+
+
 def draw_seed(seed: int, draw: int) -> int:
     """The torch seed of posterior draw ``draw``: every verb that indexes draws by ``seed``
     and draw number sees the same globals for the same pair."""
@@ -125,6 +165,7 @@ def ate_draws(
     target_sum: float = 1e4,
     seed: int = 0,
     untrained: torch.Tensor | None = None,
+    population: torch.Tensor | None = None,
     per_context: bool = False,
     basal_cells: dict[int, Batch] | None = None,
     space: str = "model",
@@ -149,7 +190,10 @@ def ate_draws(
     n_genes
         Number of genes the model observes.
     untrained
-        Perturbations without training cells, drawn from the prior (see :func:`global_draw`).
+        Perturbations without training cells, for the globals (see :func:`global_draw`).
+    population
+        Contexts x actions with training cells: an untrained action's dose goes to a
+        trained one per cell (:func:`population_dosage`).
     per_context
         Keep the contexts apart instead of averaging them.
     basal_cells
@@ -210,9 +254,21 @@ def ate_draws(
             common = (model, latents, batch, gamma, generator, noise_seed + 1, target_sum)
             common += (space == "data",)
             control = _mean_log_expression(torch.zeros(n_actions, device=device), *common)
+            # its own stream: the count noise must stay common to condition and control
+            picks = torch.Generator(device=device)
+            picks.manual_seed(noise_seed + 2)
             per_context_draw.append(
                 torch.stack(
-                    [_mean_log_expression(row, *common) - control for row in condition_dosage]
+                    [
+                        _mean_log_expression(
+                            population_dosage(
+                                row.expand_as(batch.dosage), batch.context, population, picks
+                            ),
+                            *common,
+                        )
+                        - control
+                        for row in condition_dosage
+                    ]
                 )
             )
         stacked = torch.stack(per_context_draw)
@@ -221,7 +277,7 @@ def ate_draws(
 
 
 def _mean_log_expression(
-    dosage_row: torch.Tensor,
+    dosage: torch.Tensor,
     model: nn.Module,
     latents: poutine.Trace,
     batch: Batch,
@@ -231,11 +287,10 @@ def _mean_log_expression(
     target_sum: float,
     natural: bool = False,
 ) -> torch.Tensor:
-    """Mean log-normalised expression under one dosage, with the shared gamma variates and a
-    reseeded Poisson stream (the common random numbers of :func:`ate_draws`)."""
-    nb = count_distribution(
-        model, latents, replace(batch, dosage=dosage_row.expand_as(batch.dosage))
-    )
+    """Mean log-normalised expression under ``dosage`` (one row for every cell, or a row per
+    cell), with the shared gamma variates and a reseeded Poisson stream (the common random
+    numbers of :func:`ate_draws`)."""
+    nb = count_distribution(model, latents, replace(batch, dosage=dosage.expand_as(batch.dosage)))
     generator.manual_seed(poisson_seed)
     counts = nb.sample_given_gamma(gamma, generator)
     return log_normalize_torch(counts, target_sum, natural=natural).mean(dim=0)

@@ -33,6 +33,7 @@ from samsvae_plus.inference.posterior import (
     encode_basal,
     global_draws,
     log_normalize_torch,
+    population_dosage,
     sample_counts,
     trace_prior,
 )
@@ -50,14 +51,15 @@ def context_ate_draws(
     basal_cells: dict[int, Batch] | None = None,
     actions: str = "genes",
     untrained: torch.Tensor | None = None,
+    population: torch.Tensor | None = None,
     space: str = "model",
 ) -> np.ndarray:
     """Population ATE draws of ``(context label, condition)`` pairs.
 
     Draw ``d`` uses the same globals for every pair (all contexts are seeded alike), so
     pooling pairs over contexts keeps draws joint. ``actions`` is the model's dosage
-    encoding and ``untrained`` its perturbations without training cells (see
-    :func:`~samsvae_plus.inference.posterior.ate_draws`).
+    encoding, ``untrained`` its perturbations without training cells and ``population``
+    which had cells in which context (see :func:`~samsvae_plus.inference.posterior.ate_draws`).
 
     Returns
     -------
@@ -81,6 +83,7 @@ def context_ate_draws(
             target_sum=target_sum,
             seed=seed,
             untrained=untrained,
+            population=population,
             basal_cells=basal_cells,
             space=space,
         ).numpy()
@@ -102,6 +105,7 @@ def replicated_group_means(
     device: torch.device | str = "cpu",
     progress: bool = True,
     untrained: torch.Tensor | None = None,
+    population: torch.Tensor | None = None,
 ) -> np.ndarray:
     """Group means of ``log2(1e4 x / sum x + 1)`` over replicates of the observed cells.
 
@@ -115,8 +119,10 @@ def replicated_group_means(
         ``None`` draws every basal state from the prior. Otherwise, for each cell, the row
         of ``data`` (a control cell of the same context) whose encoded basal state it
         takes: the guide's encoder is applied to that cell's real counts.
-    untrained
-        Perturbations without training cells, whose globals come from the prior.
+    untrained, population
+        Perturbations without training cells, and which actions had cells in which
+        context: an untrained action's dose goes to a trained one per cell
+        (:func:`~samsvae_plus.inference.posterior.population_dosage`).
 
     Returns
     -------
@@ -137,6 +143,8 @@ def replicated_group_means(
             for start in starts:
                 rows = np.arange(start, min(start + batch_size, data.n_cells))
                 batch = make_batch(data, rows, rows - start, device)
+                dosage = population_dosage(batch.dosage, batch.context, population)
+                batch = replace(batch, dosage=dosage)
                 if basal_source is None:
                     unobserved = replace(batch, counts=None)  # so that the model samples them
                     counts = trace_prior(model, globals_trace, unobserved).nodes["x"]["value"]

@@ -80,6 +80,7 @@ class PreparedRun:
     validation_loader: MinibatchLoader
     library_stats: dict[str, list[float]]
     trained_actions: np.ndarray
+    trained_by_context: np.ndarray  # contexts x actions: had training cells in the context
     parallel: DataParallel | None
     backed: bool
 
@@ -152,8 +153,17 @@ def prepare(
         validation_loader=validation_loader,
         library_stats=library_statistics(data, split.train, n_contexts),
         trained_actions=np.asarray(data.dosage[split.train].sum(axis=0)).ravel() > 0,
+        trained_by_context=trained_in_contexts(data, split.train, n_contexts),
         parallel=parallel,
         backed=backed,
+    )
+
+
+def trained_in_contexts(data: EncodedData, cells: np.ndarray, n_contexts: int) -> np.ndarray:
+    """Contexts x actions: which actions have any of ``cells`` in which context."""
+    dosage, contexts = data.dosage[cells], np.asarray(data.context)[cells]
+    return np.stack(
+        [np.asarray(dosage[contexts == c].sum(axis=0)).ravel() > 0 for c in range(n_contexts)]
     )
 
 

@@ -169,6 +169,8 @@ class PerturbationModel(EvaluationVerbs, RepresentationVerbs):
         self.split: Split | None = None
         self.library_stats: dict[str, list[float]] | None = None
         self.trained_actions: np.ndarray | None = None
+        # contexts x actions with training cells: the population an unseen action is drawn from
+        self.trained_by_context: np.ndarray | None = None
         self.device = torch.device("cpu")
 
     def _build(self, registry: Registry, config: ModelConfig, inputs: Any) -> nn.ModuleDict:
@@ -387,6 +389,7 @@ class PerturbationModel(EvaluationVerbs, RepresentationVerbs):
         )
         self.split, self.device = run.split, run.device
         self.library_stats, self.trained_actions = run.library_stats, run.trained_actions
+        self.trained_by_context = run.trained_by_context
         checkpoints = None
         if checkpoint_dir is not None:
             checkpoints = trainer.open_checkpoints(
@@ -430,13 +433,29 @@ class PerturbationModel(EvaluationVerbs, RepresentationVerbs):
             return None
         return torch.as_tensor(~self.trained_actions, device=self.device)
 
+    def _population(self) -> torch.Tensor | None:
+        """Contexts x actions with training cells, as a device tensor (see
+        :func:`~samsvae_plus.inference.posterior.population_dosage`), or None when every
+        action had cells. A model saved before this table existed uses its
+        ``trained_actions`` in every context."""
+        if self._untrained() is None:
+            return None
+        table = self.trained_by_context
+        if table is None:
+            table = np.tile(self.trained_actions, (self.registry.n_contexts, 1))
+        return torch.as_tensor(table, device=self.device)
+
     def _global_draw(self):
         """One draw of the globals: the guide for trained actions, the prior for the rest."""
         return posterior.global_draw(self.module["guide"], self.module["model"], self._untrained())
 
     def _draw_context(self) -> dict:
         """What every function drawing globals for this model needs besides the pair."""
-        return {"actions": self.ACTIONS, "untrained": self._untrained()}
+        return {
+            "actions": self.ACTIONS,
+            "untrained": self._untrained(),
+            "population": self._population(),
+        }
 
     def _conditions(
         self, perturbations: Sequence[str] | None, **options: bool
@@ -566,6 +585,7 @@ class PerturbationModel(EvaluationVerbs, RepresentationVerbs):
         labels = list(conditions.labels)
         observed = factual_rows(cells, labels) if factual == "observed" else None
         targets = self._dosage_tensor(conditions).to(self.device)
+        population = self._population()
         model, guide = self.module["model"], self.module["guide"]
         # Each block is made sparse as soon as it is drawn: memory follows the non-zeros.
         blocks: dict[tuple[int, int], GrowingCSR] = {}
@@ -577,7 +597,9 @@ class PerturbationModel(EvaluationVerbs, RepresentationVerbs):
                     batch = make_batch(data, rows, rows - start, self.device)
                     latents = posterior.encode_basal(guide, globals_trace, batch)
                     for j, target in enumerate(targets):
-                        dosage = target.expand_as(batch.dosage)
+                        dosage = posterior.population_dosage(
+                            target.expand_as(batch.dosage), batch.context, population
+                        )
                         # drawn even where the observed counts replace them, so that the
                         # random stream, and every other row, is the same for both choices
                         counts = posterior.sample_counts(
@@ -654,6 +676,7 @@ class PerturbationModel(EvaluationVerbs, RepresentationVerbs):
         ids = self._context_ids(context)
         contexts = np.asarray(ids)[np.arange(n_cells) % len(ids)]
         targets = self._dosage_tensor(conditions).to(self.device)
+        population = self._population()
         model = self.module["model"]
         if library_size is None:
             log_mean = torch.tensor(self.library_stats["log_mean"])[contexts]
@@ -670,11 +693,14 @@ class PerturbationModel(EvaluationVerbs, RepresentationVerbs):
                             library = torch.exp(log_mean[cells] + log_sd[cells] * torch.randn(n))
                         else:
                             library = torch.full((n,), float(library_size))
+                        context = torch.from_numpy(contexts[cells]).to(self.device)
                         batch = Batch(
                             counts=None,
-                            dosage=target.expand(n, -1),
+                            dosage=posterior.population_dosage(
+                                target.expand(n, -1), context, population
+                            ),
                             library_size=library.float().to(self.device),
-                            context=torch.from_numpy(contexts[cells]).to(self.device),
+                            context=context,
                             index=torch.arange(n, device=self.device),
                         )
                         trace = posterior.trace_prior(model, globals_trace, batch)
@@ -798,6 +824,7 @@ class PerturbationModel(EvaluationVerbs, RepresentationVerbs):
                 target_sum=ATE_TARGET_SUM,
                 seed=seed,
                 untrained=self._untrained(),
+                population=self._population(),
                 basal_cells=basal_cells,
                 space=space,
             ).numpy()
@@ -825,6 +852,9 @@ class PerturbationModel(EvaluationVerbs, RepresentationVerbs):
             "trained_actions": None
             if self.trained_actions is None
             else self.trained_actions.tolist(),
+            "trained_by_context": None
+            if self.trained_by_context is None
+            else self.trained_by_context.tolist(),
         }
 
     @classmethod
@@ -864,6 +894,8 @@ class PerturbationModel(EvaluationVerbs, RepresentationVerbs):
             model.split = Split.from_dict(metadata["split"])
         if metadata.get("trained_actions") is not None:
             model.trained_actions = np.asarray(metadata["trained_actions"], dtype=bool)
+        if metadata.get("trained_by_context") is not None:
+            model.trained_by_context = np.asarray(metadata["trained_by_context"], dtype=bool)
         model.device = resolve_device(device)
         model.module.to(model.device)
         return model

@@ -2,6 +2,7 @@
 should; CPA-VAE is SAMS-VAE with masks pinned to 1; unseen perturbations use the prior."""
 
 import numpy as np
+import pandas as pd
 import pyro.poutine as poutine
 import pytest
 import torch
@@ -12,6 +13,8 @@ from samsvae_plus.data.encode import encode
 from samsvae_plus.data.loaders import make_batch
 from samsvae_plus.data.splits import held_out_perturbations
 from samsvae_plus.errors import InputError
+from samsvae_plus.inference.posterior import population_dosage
+from samsvae_plus.model.base import PerturbationModel
 
 PAIRS = [
     (sp.SAMSVAE, {"guide": "mean_field"}),
@@ -170,11 +173,14 @@ def held_out_model(small_adata):
 
 
 @pytest.mark.slow
-def test_perturbations_without_training_cells_fall_back_to_the_prior(held_out_model):
+def test_perturbations_without_training_cells_are_predicted_as_the_trained_population(
+    held_out_model, tmp_path
+):
     model, split = held_out_model
     untrained = [
         a for a, seen in zip(model.actions, model.trained_actions, strict=True) if not seen
     ]
+    trained = [a for a, seen in zip(model.actions, model.trained_actions, strict=True) if seen]
     assert untrained, "the split should hold out at least one perturbation"
     row = model.actions.index(untrained[0])
     guide = model.module["guide"]
@@ -183,19 +189,41 @@ def test_perturbations_without_training_cells_fall_back_to_the_prior(held_out_mo
         guide.mask_logits[row] = 10.0
     probabilities = model.mask_probabilities().loc[untrained[0]]
     np.testing.assert_allclose(probabilities.to_numpy(), 0.01, rtol=1e-5)
-    torch.manual_seed(0)
-    draws = torch.stack(
-        [model._global_draw().nodes["embedding"]["value"][row].detach() for _ in range(200)]
+    # each cell takes one random trained perturbation's effect, so the ATE of an unseen
+    # one is the mean of the trained ones' ATEs (up to the draw of which cell takes which)
+    options = {"n_draws": 2, "n_cells": 3000, "seed": 0}
+    unseen = model.average_treatment_effect([untrained[0]], **options).to_numpy()[0]
+    population = model.average_treatment_effect(trained, **options).to_numpy().mean(axis=0)
+    assert np.corrcoef(unseen, population)[0, 1] > 0.95
+    np.testing.assert_allclose(np.linalg.norm(unseen), np.linalg.norm(population), rtol=0.15)
+    cells = model.sample([untrained[0]], n_cells=5, seed=0)
+    assert np.isfinite(cells.X.toarray()).all() and cells.X.sum() > 0
+    # the table of which actions trained where is saved with the model
+    loaded = PerturbationModel.load(model.save(tmp_path / "model"))
+    np.testing.assert_array_equal(loaded.trained_by_context, model.trained_by_context)
+    small = {"n_draws": 1, "n_cells": 50, "seed": 1}
+    pd.testing.assert_frame_equal(
+        loaded.average_treatment_effect([untrained[0]], **small),
+        model.average_treatment_effect([untrained[0]], **small),
     )
-    assert draws.abs().max() < 10  # drawn from N(0, 1), not from the guide's 100
-    assert abs(float(draws.std()) - 1.0) < 0.15
-    trained_row = model.actions.index(
-        next(a for a, s in zip(model.actions, model.trained_actions, strict=True) if s)
-    )
-    assert torch.allclose(
-        model._global_draw().nodes["embedding"]["value"][trained_row],
-        guide.embedding_loc[trained_row],
-        atol=1.0,
+
+
+def test_population_dosage_moves_an_unseen_dose_to_an_action_trained_in_the_cell_s_context():
+    # actions 0-2 trained in context 0, only action 2 in context 1; action 3 never
+    population = torch.tensor([[True, True, True, False], [False, False, True, False]])
+    combination = torch.tensor([1.0, 0.0, 0.0, 1.0])  # trained 0 with unseen 3
+    contexts = torch.tensor([0] * 3000 + [1] * 10)
+    generator = torch.Generator().manual_seed(0)
+    dosage = population_dosage(combination.expand(3010, -1), contexts, population, generator)
+    assert bool((dosage[:, 3] == 0).all())
+    np.testing.assert_array_equal(dosage.sum(1).numpy(), np.full(3010, 2.0))
+    picked = (dosage - torch.tensor([1.0, 0.0, 0.0, 0.0])).argmax(1)
+    np.testing.assert_allclose(np.bincount(picked[:3000].numpy(), minlength=3), 1000, rtol=0.1)
+    assert bool((picked[3000:] == 2).all())  # context 1's only trained action
+    seen = torch.tensor([0.0, 1.0, 0.0, 0.0]).expand(4, -1)
+    torch.testing.assert_close(population_dosage(seen, contexts[:4], population), seen)
+    torch.testing.assert_close(
+        population_dosage(combination[None], contexts[:1], None), combination[None]
     )
 
 
