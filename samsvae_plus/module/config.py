@@ -152,7 +152,7 @@ class _LatentShift(_Networks):
         default="normal",
         metadata={
             "help": "prior of the effects: free per perturbation, or a learned function of a "
-            "fixed gene embedding (predicts perturbations without training cells)",
+            "fixed gene embedding",
             "choices": PERTURBATION_PRIORS,
         },
     )
