@@ -258,8 +258,10 @@ def _cell_type_fold(adata, data: str, context: str, config: dict, seed: int, dev
     ):
         controls = adata[source].copy()
         real = log_normalised(adata[np.sort(np.concatenate([split.test, target_ctrl]))])
-        # predict adds the control rows as observed (its factual outcome)
-        model_file = model.predict(controls, conditions, seed=seed)
+        # predict adds the control rows as observed (its factual outcome); n_draws copies of
+        # each cell, as one copy leaves Monte Carlo noise in the pseudobulks that the
+        # context-mean shift, a deterministic shift of real cells, does not have
+        model_file = model.predict(controls, conditions, n_draws=config["n_draws"], seed=seed)
         shift = context_mean_shift(
             train,
             controls,
