@@ -57,6 +57,7 @@ from _data import CONTEXT, CONTROL, KEY, load_dataset
 from _scores import data_space_ate, observed_arm_ate
 from t2_heldout_combinations import predictable
 from t4_unseen_cell_type import scores as challenge_scores
+from t4_unseen_cell_type import shift_prediction
 from t5_unseen_perturbations import mean_effect
 
 import samsvae_plus as sp
@@ -68,7 +69,7 @@ from samsvae_plus.data.splits import (
     random_split,
 )
 from samsvae_plus.evaluate.ate import ate_pearson, data_ate
-from samsvae_plus.evaluate.context_shift import context_mean_shift, log_normalised
+from samsvae_plus.evaluate.context_shift import log_normalised
 
 NAME = "real_data_baselines"
 PARTS = ("combinations", "unseen_genes", "unseen_cell_type")
@@ -262,14 +263,7 @@ def _cell_type_fold(adata, data: str, context: str, config: dict, seed: int, dev
         # each cell, as one copy leaves Monte Carlo noise in the pseudobulks that the
         # context-mean shift, a deterministic shift of real cells, does not have
         model_file = model.predict(controls, conditions, n_draws=config["n_draws"], seed=seed)
-        shift = context_mean_shift(
-            train,
-            controls,
-            [CONTROL, *conditions],
-            perturbation_key=KEY,
-            context_key=CONTEXT,
-            control_label=CONTROL,
-        )
+        shift = shift_prediction(train, controls, conditions)
         for method, pred_log in (
             ("SAMS-VAE", log_normalised(model_file)),
             ("context-mean shift", shift),

@@ -100,6 +100,19 @@ def scores(pred_log, real_log, reference_log) -> dict:
     return row
 
 
+def shift_prediction(train, controls, conditions: list[str]):
+    """The context-mean shift's log-normalised prediction of ``conditions`` (and the
+    control) for the cells ``controls``, from the training cells ``train``."""
+    return context_mean_shift(
+        train,
+        controls,
+        [CONTROL, *conditions],
+        perturbation_key=KEY,
+        context_key=CONTEXT,
+        control_label=CONTROL,
+    )
+
+
 def true_ate(adata, context: str, conditions: list[str]) -> pd.DataFrame | None:
     """The simulator's true ATE in ``context`` (None for real data)."""
     simulation = adata.uns.get("simulation")
@@ -148,14 +161,7 @@ def run_fold(
                 reference_log, real_log, perturbation_key=KEY, control_label=CONTROL
             )
         elif method == "context-mean shift":
-            pred = context_mean_shift(
-                train,
-                controls,
-                [CONTROL, *conditions],
-                perturbation_key=KEY,
-                context_key=CONTEXT,
-                control_label=CONTROL,
-            )
+            pred = shift_prediction(train, controls, conditions)
         else:
             raise ValueError(f"unknown baseline {method!r}; choose from {list(BASELINES)}")
         return row(method, pred, log_ate(pred, KEY, CONTROL))

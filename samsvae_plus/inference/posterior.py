@@ -61,7 +61,7 @@ def population_dosage(
     if population is None:
         return dosage
     population = population.to(dosage.device)
-    untrained = ~population.any(0)
+    untrained = untrained_actions(population)
     unseen = torch.nonzero(untrained & (dosage != 0).any(0)).flatten()
     if len(unseen) == 0:
         return dosage
@@ -78,6 +78,12 @@ def population_dosage(
             dosage[cells, pool[picks]] += dosage[cells, action]
     dosage[:, unseen] = 0
     return dosage
+
+
+def untrained_actions(population: torch.Tensor | None) -> torch.Tensor | None:
+    """Actions without training cells in any context, from the contexts x actions table of
+    :func:`population_dosage` (None when every action had cells)."""
+    return None if population is None else ~population.any(0)
 
 
 def draw_seed(seed: int, draw: int) -> int:
@@ -164,7 +170,6 @@ def ate_draws(
     n_cells: int,
     target_sum: float = 1e4,
     seed: int = 0,
-    untrained: torch.Tensor | None = None,
     population: torch.Tensor | None = None,
     per_context: bool = False,
     basal_cells: dict[int, Batch] | None = None,
@@ -189,11 +194,10 @@ def ate_draws(
         Context ids to average over with equal weight.
     n_genes
         Number of genes the model observes.
-    untrained
-        Perturbations without training cells, for the globals (see :func:`global_draw`).
     population
         Contexts x actions with training cells: an untrained action's dose goes to a
-        trained one per cell (:func:`population_dosage`).
+        trained one per cell (:func:`population_dosage`), and its globals come from the
+        prior (:func:`global_draw`).
     per_context
         Keep the contexts apart instead of averaging them.
     basal_cells
@@ -217,7 +221,8 @@ def ate_draws(
     n_actions = condition_dosage.shape[1]
     generator = torch.Generator(device=device)
     draws = []
-    for d, globals_trace in enumerate(global_draws(guide, n_draws, seed, model, untrained)):
+    draws_of_globals = global_draws(guide, n_draws, seed, model, untrained_actions(population))
+    for d, globals_trace in enumerate(draws_of_globals):
         per_context_draw = []
         for c in contexts:
             if basal_cells is not None and c in basal_cells:

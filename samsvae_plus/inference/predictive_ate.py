@@ -36,6 +36,7 @@ from samsvae_plus.inference.posterior import (
     population_dosage,
     sample_counts,
     trace_prior,
+    untrained_actions,
 )
 
 
@@ -50,7 +51,6 @@ def context_ate_draws(
     target_sum: float = 1e4,
     basal_cells: dict[int, Batch] | None = None,
     actions: str = "genes",
-    untrained: torch.Tensor | None = None,
     population: torch.Tensor | None = None,
     space: str = "model",
 ) -> np.ndarray:
@@ -58,8 +58,8 @@ def context_ate_draws(
 
     Draw ``d`` uses the same globals for every pair (all contexts are seeded alike), so
     pooling pairs over contexts keeps draws joint. ``actions`` is the model's dosage
-    encoding, ``untrained`` its perturbations without training cells and ``population``
-    which had cells in which context (see :func:`~samsvae_plus.inference.posterior.ate_draws`).
+    encoding and ``population`` which actions had training cells in which context (see
+    :func:`~samsvae_plus.inference.posterior.ate_draws`).
 
     Returns
     -------
@@ -82,7 +82,6 @@ def context_ate_draws(
             n_genes=registry.n_genes,
             target_sum=target_sum,
             seed=seed,
-            untrained=untrained,
             population=population,
             basal_cells=basal_cells,
             space=space,
@@ -104,7 +103,6 @@ def replicated_group_means(
     batch_size: int = 1024,
     device: torch.device | str = "cpu",
     progress: bool = True,
-    untrained: torch.Tensor | None = None,
     population: torch.Tensor | None = None,
 ) -> np.ndarray:
     """Group means of ``log2(1e4 x / sum x + 1)`` over replicates of the observed cells.
@@ -119,9 +117,9 @@ def replicated_group_means(
         ``None`` draws every basal state from the prior. Otherwise, for each cell, the row
         of ``data`` (a control cell of the same context) whose encoded basal state it
         takes: the guide's encoder is applied to that cell's real counts.
-    untrained, population
-        Perturbations without training cells, and which actions had cells in which
-        context: an untrained action's dose goes to a trained one per cell
+    population
+        Which actions had training cells in which context: an untrained action's dose
+        goes to a trained one per cell
         (:func:`~samsvae_plus.inference.posterior.population_dosage`).
 
     Returns
@@ -137,7 +135,7 @@ def replicated_group_means(
     with tqdm(
         total=n_draws * len(starts), desc="replicates", disable=not progress, leave=False
     ) as bar:
-        draws = global_draws(guide, n_draws, seed, model, untrained)
+        draws = global_draws(guide, n_draws, seed, model, untrained_actions(population))
         for d, globals_trace in enumerate(draws):
             sums = torch.zeros(n_groups, data.counts.shape[1], device=device)
             for start in starts:

@@ -79,7 +79,6 @@ class PreparedRun:
     train_loader: MinibatchLoader
     validation_loader: MinibatchLoader
     library_stats: dict[str, list[float]]
-    trained_actions: np.ndarray
     trained_by_context: np.ndarray  # contexts x actions: had training cells in the context
     parallel: DataParallel | None
     backed: bool
@@ -152,7 +151,6 @@ def prepare(
         train_loader=train_loader,
         validation_loader=validation_loader,
         library_stats=library_statistics(data, split.train, n_contexts),
-        trained_actions=np.asarray(data.dosage[split.train].sum(axis=0)).ravel() > 0,
         trained_by_context=trained_in_contexts(data, split.train, n_contexts),
         parallel=parallel,
         backed=backed,

@@ -388,8 +388,8 @@ class PerturbationModel(EvaluationVerbs, RepresentationVerbs):
             parallel=parallel,
         )
         self.split, self.device = run.split, run.device
-        self.library_stats, self.trained_actions = run.library_stats, run.trained_actions
-        self.trained_by_context = run.trained_by_context
+        self.library_stats, self.trained_by_context = run.library_stats, run.trained_by_context
+        self.trained_actions = run.trained_by_context.any(axis=0)
         checkpoints = None
         if checkpoint_dir is not None:
             checkpoints = trainer.open_checkpoints(
@@ -451,11 +451,7 @@ class PerturbationModel(EvaluationVerbs, RepresentationVerbs):
 
     def _draw_context(self) -> dict:
         """What every function drawing globals for this model needs besides the pair."""
-        return {
-            "actions": self.ACTIONS,
-            "untrained": self._untrained(),
-            "population": self._population(),
-        }
+        return {"actions": self.ACTIONS, "population": self._population()}
 
     def _conditions(
         self, perturbations: Sequence[str] | None, **options: bool
@@ -823,7 +819,6 @@ class PerturbationModel(EvaluationVerbs, RepresentationVerbs):
                 n_genes=self.registry.n_genes,
                 target_sum=ATE_TARGET_SUM,
                 seed=seed,
-                untrained=self._untrained(),
                 population=self._population(),
                 basal_cells=basal_cells,
                 space=space,

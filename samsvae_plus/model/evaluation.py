@@ -386,7 +386,6 @@ class EvaluationVerbs:
                 basal_source=None
                 if basal == "prior"
                 else _control_sources(data, codes, groups, self.registry.control_label, seed),
-                untrained=self._untrained(),
                 population=self._population(),
                 batch_size=batch_size,
                 device=self.device,
