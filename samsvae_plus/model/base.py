@@ -51,6 +51,7 @@ from samsvae_plus.model.prediction_output import (
     output_adata,
     run_record,
     source_cell_obs,
+    with_categories,
 )
 from samsvae_plus.model.representation import RepresentationVerbs
 from samsvae_plus.module.config import ModelConfig, field_default
@@ -478,12 +479,9 @@ class PerturbationModel(EvaluationVerbs, RepresentationVerbs):
 
     def _output_adata(self, counts: GrowingCSR, obs: pd.DataFrame) -> ad.AnnData:
         obs.index = pd.Index([f"cell{i}" for i in range(len(obs))])
-        for key in obs.columns:
-            if obs[key].dtype == object:
-                obs[key] = pd.Categorical(obs[key])
         return ad.AnnData(
             X=counts.to_csr(),
-            obs=obs,
+            obs=with_categories(obs),
             var=pd.DataFrame(index=pd.Index(self.registry.genes)),
         )
 

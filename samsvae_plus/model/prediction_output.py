@@ -47,6 +47,11 @@ def source_cell_obs(
             np.asarray(registry.contexts)[cells.context], repeats * len(labels)
         )
     obs.index = pd.Index(names.to_numpy(), dtype=object)
+    return with_categories(obs)
+
+
+def with_categories(obs: pd.DataFrame) -> pd.DataFrame:
+    """``obs`` with its string columns as categoricals, as AnnData writes them."""
     for column in obs.columns:
         if obs[column].dtype == object:
             obs[column] = pd.Categorical(obs[column])
